@@ -1,0 +1,30 @@
+"""The engine's library entry point: what the CLI and the Celery task call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from grader.result import GradeResult
+from grader.settings import GraderSettings
+
+ProgressCallback = Callable[[str], None]
+"""Called with the id of the check being run (e.g. "numpy_nn.Linear.backward") as grading proceeds."""
+
+
+def grade_submission(
+    *,
+    zip_path: Path,
+    assignment: str,
+    settings: GraderSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> GradeResult:
+    """Grade one uploaded zip against an assignment spec and return the typed result.
+
+    Never raises for anything the student did: unusable uploads come back with status "rejected",
+    broken code as failed checks. Host problems (no sandbox limits available, hidden data missing)
+    come back with status "error" and a message for the instructor.
+    """
+    from grader.engine import run_grading
+
+    return run_grading(zip_path=zip_path, assignment=assignment, settings=settings, progress=progress)

@@ -1,0 +1,138 @@
+"""Typed grading results: the JSON of DESIGN.md ("schema": 1) and nothing else.
+
+A `GradeResult` is what `grade_submission` returns, what `autograder grade --json` prints and what the
+server stores. Outcomes form a closed set; infrastructure failures become values, not exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class Status(StrEnum):
+    """Outcome of a whole grading."""
+
+    GRADED = "graded"  # unpacked and checked; failed checks are still "graded"
+    REJECTED = "rejected"  # the upload itself is unusable (not a zip, unsafe paths, too big, ...)
+    ERROR = "error"  # the grader failed, not the student
+
+
+class CheckStatus(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"  # the student's code raised, crashed, hung or returned garbage
+    SKIPPED = "skipped"  # not run (e.g. a prerequisite is missing)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    id: str
+    target: str
+    status: CheckStatus
+    points: float
+    max_points: float
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status is CheckStatus.PASSED
+
+
+@dataclass(frozen=True, slots=True)
+class GradeResult:
+    assignment: str
+    status: Status
+    message: str = ""
+    score: float = 0.0
+    max_score: float = 0.0
+    passed: bool = False
+    checks: tuple[CheckResult, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notices: tuple[str, ...] = ()
+    schema: int = SCHEMA_VERSION
+
+    @classmethod
+    def from_checks(
+        cls,
+        *,
+        assignment: str,
+        checks: list[CheckResult],
+        metrics: dict[str, float],
+        timings: dict[str, float],
+        notices: list[str],
+        required: frozenset[str] | None = None,
+    ) -> GradeResult:
+        """Sum points; `passed` when every required check (default: every check) passed."""
+        score = round(sum(c.points for c in checks), 4)
+        max_score = round(sum(c.max_points for c in checks), 4)
+        needed = [c for c in checks if required is None or c.id in required]
+        return cls(
+            assignment=assignment,
+            status=Status.GRADED,
+            score=score,
+            max_score=max_score,
+            passed=all(c.passed for c in needed),
+            checks=tuple(checks),
+            metrics=metrics,
+            timings=timings,
+            notices=tuple(notices),
+        )
+
+    @classmethod
+    def rejected(cls, *, assignment: str, message: str, max_score: float,
+                 timings: dict[str, float] | None = None) -> GradeResult:
+        return cls(assignment=assignment, status=Status.REJECTED, message=message,
+                   max_score=max_score, timings=timings or {})
+
+    @classmethod
+    def error(cls, *, assignment: str, message: str, max_score: float = 0.0) -> GradeResult:
+        return cls(assignment=assignment, status=Status.ERROR, message=message, max_score=max_score)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        # Field order as in DESIGN.md, "schema" first.
+        ordered = {"schema": d.pop("schema")}
+        ordered.update(d)
+        ordered["checks"] = [dict(c, status=str(c["status"])) for c in ordered["checks"]]
+        ordered["status"] = str(self.status)
+        ordered["notices"] = list(self.notices)
+        ordered["metrics"] = {k: _finite(v) for k, v in self.metrics.items()}
+        return ordered
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GradeResult:
+        if d.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"unsupported result schema {d.get('schema')!r}")
+        checks = tuple(
+            CheckResult(id=c["id"], target=c["target"], status=CheckStatus(c["status"]),
+                        points=float(c["points"]), max_points=float(c["max_points"]),
+                        message=c.get("message", ""))
+            for c in d.get("checks", [])
+        )
+        return cls(
+            assignment=d["assignment"], status=Status(d["status"]), message=d.get("message", ""),
+            score=float(d.get("score", 0.0)), max_score=float(d.get("max_score", 0.0)),
+            passed=bool(d.get("passed", False)), checks=checks,
+            metrics={k: float(v) for k, v in d.get("metrics", {}).items()},
+            timings={k: float(v) for k, v in d.get("timings", {}).items()},
+            notices=tuple(d.get("notices", ())),
+        )
+
+    @property
+    def exit_code(self) -> int:
+        """CLI convention: 0 graded (even with failed checks), 2 rejected, 1 internal error."""
+        return {Status.GRADED: 0, Status.REJECTED: 2, Status.ERROR: 1}[self.status]
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None

@@ -1,0 +1,55 @@
+"""Grader settings, read once from the environment (prefix ``AUTOGRADER_``) into one typed object."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class GraderSettings:
+    hidden_data: Path
+    """Instructor-only data (labels!). Never bound into the sandbox."""
+    shared_data: Path
+    """Where `autograder data prepare` finds the raw sources (../shared/data)."""
+    work_dir: Path
+    """Scratch space for unpacked submissions and sandbox job folders (host side)."""
+    cgroup_root: Path
+    """Root of the cgroup hierarchies (v1: <root>/{memory,pids,cpu}; v2: <root>/unified or <root>)."""
+    cgroup_name: str
+    """Name of the parent cgroup this grader creates per-run groups under."""
+    python: Path
+    """Interpreter the sandbox runs (a venv's python with numpy and torch)."""
+    bwrap: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GraderSettings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            return env.get(f"AUTOGRADER_{name}", default)
+
+        return cls(
+            hidden_data=Path(get("HIDDEN_DATA", str(PROJECT_ROOT / "hidden_data"))),
+            shared_data=Path(get("SHARED_DATA", str(PROJECT_ROOT.parent / "shared" / "data"))),
+            work_dir=Path(get("WORK_DIR", "/tmp/nn-autograder")),
+            cgroup_root=Path(get("CGROUP_ROOT", "/sys/fs/cgroup")),
+            cgroup_name=get("CGROUP_NAME", "nn-autograder"),
+            python=Path(get("SANDBOX_PYTHON", sys.executable)),
+            bwrap=get("BWRAP", "bwrap"),
+        )
+
+    def with_(self, **changes: object) -> GraderSettings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@cache
+def settings() -> GraderSettings:
+    """The process-wide settings, read from the environment on first use."""
+    return GraderSettings.from_env()
