@@ -1,0 +1,21 @@
+"""Assignment specs: one declarative TOML file per assignment in this folder."""
+
+from grader.assignments.spec import (
+    AssignmentSpec,
+    CheckSpec,
+    LeaderboardColumn,
+    Limits,
+    UnknownAssignment,
+    list_assignments,
+    load_assignment,
+)
+
+__all__ = [
+    "AssignmentSpec",
+    "CheckSpec",
+    "LeaderboardColumn",
+    "Limits",
+    "UnknownAssignment",
+    "list_assignments",
+    "load_assignment",
+]

@@ -1,0 +1,121 @@
+"""Typed view of an assignment's TOML spec (files, checks, points, thresholds, limits, leaderboard)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+SPEC_DIR = Path(__file__).resolve().parent
+GiB = 2**30
+
+
+class UnknownAssignment(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-run sandbox limits and upload limits."""
+
+    memory_bytes: int = 4 * GiB
+    pids: int = 256
+    cpus: float = 2.0
+    wall_s: float = 600.0
+    output_bytes: int = 64 * 2**20
+    tmpfs_bytes: int = 512 * 2**20
+    upload_bytes: int = 100 * 2**20
+    max_members: int = 2000
+    unpacked_bytes: int = 1 * GiB
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    id: str
+    kind: str
+    target: str
+    points: float
+    module: str = ""
+    """Student module the check needs (e.g. "numpy_nn"); its file is `<module>.py`."""
+    needs: tuple[str, ...] = ()
+    """Submission files the check needs besides the module (e.g. "model.pt")."""
+    required: bool = True
+    """Whether the lab counts as passed only if this check passes."""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderboardColumn:
+    metric: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentSpec:
+    name: str
+    title: str
+    files: tuple[str, ...]
+    checks: tuple[CheckSpec, ...]
+    limits: Limits
+    reference: str
+    """Folder under reference/ holding the trusted reference solution."""
+    leaderboard_metric: str | None
+    leaderboard_columns: tuple[LeaderboardColumn, ...]
+    page: str
+    """Student-facing description (Markdown): what to submit, what is checked, limits."""
+    path: Path
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(c.points for c in self.checks), 4)
+
+    @property
+    def required_checks(self) -> frozenset[str]:
+        return frozenset(c.id for c in self.checks if c.required)
+
+    def check(self, check_id: str) -> CheckSpec:
+        for c in self.checks:
+            if c.id == check_id:
+                return c
+        raise KeyError(check_id)
+
+
+def list_assignments() -> list[str]:
+    return sorted(p.stem.replace("_", "-") for p in SPEC_DIR.glob("*.toml"))
+
+
+@cache
+def load_assignment(name: str) -> AssignmentSpec:
+    path = SPEC_DIR / f"{name.replace('-', '_')}.toml"
+    if not path.is_file():
+        known = ", ".join(list_assignments())
+        raise UnknownAssignment(f"unknown assignment {name!r} (known: {known})")
+    return parse_spec(tomllib.loads(path.read_text()), path=path)
+
+
+def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:
+    a = raw["assignment"]
+    checks = tuple(
+        CheckSpec(
+            id=c["id"], kind=c["kind"], target=c["target"], points=float(c.get("points", 0.0)),
+            module=c.get("module", ""), needs=tuple(c.get("needs", ())),
+            required=bool(c.get("required", True)), params=dict(c.get("params", {})),
+        )
+        for c in raw.get("checks", [])
+    )
+    ids = [c.id for c in checks]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"{path.name}: duplicate check ids")
+    lb = raw.get("leaderboard", {})
+    limits = Limits(**{k: (int(v) if k != "cpus" and k != "wall_s" else float(v))
+                       for k, v in raw.get("limits", {}).items()})
+    return AssignmentSpec(
+        name=a["name"], title=a["title"], files=tuple(a["files"]), checks=checks, limits=limits,
+        reference=a.get("reference", a["name"].replace("-", "_")),
+        leaderboard_metric=lb.get("metric"),
+        leaderboard_columns=tuple(LeaderboardColumn(metric=c["metric"], label=c["label"])
+                                  for c in lb.get("columns", [])),
+        page=a.get("page", ""), path=path,
+    )
