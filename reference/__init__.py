@@ -1,0 +1,1 @@
+"""Reference solutions of the assignments and the scripts that train their checkpoints."""
