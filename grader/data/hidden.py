@@ -1,0 +1,99 @@
+"""Loading a prepared hidden set at grading time (numpy only: cheap to import, fast to call)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grader.data.arrays import read_manifest
+from grader.data.catalog import ALL_SETS, PREPARE_HINT, arrays_dir, default_size
+from grader.data.errors import DataUnavailable
+from grader.data.folders import list_image_folder, stat_digest
+from grader.settings import GraderSettings
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class HiddenSet:
+    """A hidden test set as the judge holds it. Labels stay on the judge's side, always."""
+
+    name: str
+    images: np.ndarray
+    """uint8 (N, C, H, W); divide by 255 for transforms.ToTensor()'s values. Read-only (memory-mapped)."""
+    labels: np.ndarray
+    """int64 (N,), indices into classes."""
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def permutation(self, rng: np.random.Generator | None = None) -> np.ndarray:
+        """A fresh random order for one run (OS entropy unless rng is given): show images[perm] only."""
+        return (rng or np.random.default_rng()).permutation(len(self.labels))
+
+
+def load_hidden(
+    settings: GraderSettings,
+    name: str,
+    *,
+    image_size: tuple[int, int] | None = None,
+    mmap: bool = True,
+    check_fresh: bool = True,
+) -> HiddenSet:
+    """Load set `name` ("fashion_mnist", "dogs_and_cats/orig", ".../aug", ".../new") at image_size (H, W).
+
+    image_size defaults to 28x28 for fashion_mnist and 96x96 for image folders. With check_fresh, the
+    source folder's listing (names, sizes, mtimes) must still match what the arrays were built from.
+    Raises DataUnavailable, with what to do, when the set is missing, stale or inconsistent.
+    """
+    size = tuple(image_size or default_size(name))
+    hidden = Path(settings.hidden_data)
+    folder = arrays_dir(hidden, name, size)  # type: ignore[arg-type]
+    manifest = read_manifest(folder)
+    if manifest is None:
+        known = "" if name in ALL_SETS else f" (known sets: {', '.join(ALL_SETS)})"
+        raise DataUnavailable(
+            f"hidden set {name!r} at {size[0]}x{size[1]} is not prepared in {hidden}{known}: {PREPARE_HINT}"
+            + ("" if size == default_size(name) else f" with sizes including {size}")
+        )
+    if check_fresh:
+        _check_fresh(hidden, name, manifest)
+    try:
+        images = np.load(folder / "images.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+        labels = np.load(folder / "labels.npy", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataUnavailable(
+            f"hidden set {name!r}: cannot read arrays in {folder} ({exc}): {PREPARE_HINT}"
+        ) from exc
+    classes = tuple(manifest["classes"])
+    n = manifest["count"]
+    if (
+        images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != n or tuple(images.shape[2:]) != size
+        or labels.dtype != np.int64 or labels.shape != (n,)
+        or (n and (labels.min() < 0 or labels.max() >= len(classes)))
+    ):  # fmt: skip
+        raise DataUnavailable(
+            f"hidden set {name!r}: arrays in {folder} ({images.dtype} {images.shape}, labels {labels.dtype} "
+            f"{labels.shape}) do not match the manifest ({n} images, {size}): {PREPARE_HINT} --force"
+        )
+    labels.setflags(write=False)
+    return HiddenSet(name=name, images=images, labels=labels, classes=classes)
+
+
+def _check_fresh(hidden: Path, name: str, manifest: dict) -> None:
+    source = manifest["source"]
+    root = hidden / source["dir"]
+    try:
+        if source["kind"] == "idx":
+            digest = stat_digest(root, source["files"])
+        else:
+            digest = list_image_folder(root).digest()
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise DataUnavailable(
+            f"hidden set {name!r}: its source {root} is gone ({exc}): {PREPARE_HINT}"
+        ) from exc
+    if digest != source["digest"]:
+        raise DataUnavailable(
+            f"hidden set {name!r}: the files in {root} changed since the arrays were built: {PREPARE_HINT}"
+        )
