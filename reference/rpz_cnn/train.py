@@ -210,14 +210,19 @@ def train_finetune(
     net = FinetuneNet(load_pretrained=True)
     net.freeze_backbone()
     images, labels = load_images(data_dir / "train")
-    print(f"[finetune] {len(images)} training images loaded ({time.perf_counter() - start:.0f} s)", flush=True)
+    print(
+        f"[finetune] {len(images)} training images loaded ({time.perf_counter() - start:.0f} s)", flush=True
+    )
 
     feats = [embed_images(net, images, eval_transform())]
     augment = train_transform()
     for copy in range(augmented_copies):
         feats.append(embed_images(net, images, augment))
-        print(f"[finetune] features of augmented copy {copy + 1}/{augmented_copies} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"[finetune] features of augmented copy {copy + 1}/{augmented_copies} "
+            f"({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     x = torch.cat(feats)
     y = labels.repeat(len(feats))
     embed_s = time.perf_counter() - start
@@ -243,8 +248,11 @@ def train_finetune(
     train_s = time.perf_counter() - start
     path = out_dir / "finetuned.pt"
     torch.save(net.state_dict(), path)
-    print(f"[finetune] features {embed_s:.0f} s, total training {train_s:.0f} s, {path} "
-          f"({path.stat().st_size} bytes)", flush=True)
+    print(
+        f"[finetune] features {embed_s:.0f} s, total training {train_s:.0f} s, {path} "
+        f"({path.stat().st_size} bytes)",
+        flush=True,
+    )
 
     metrics = {"finetune.train_s": train_s}
     for part in ("orig", "new"):
@@ -255,14 +263,20 @@ def train_finetune(
         aug = metrics["finetune.orig"]
     else:
         metrics["finetune.aug"] = aug
-    weighted = WEIGHTS["orig"] * metrics["finetune.orig"] + WEIGHTS["aug"] * aug + WEIGHTS["new"] * metrics["finetune.new"]
+    weighted = (
+        WEIGHTS["orig"] * metrics["finetune.orig"]
+        + WEIGHTS["aug"] * aug
+        + WEIGHTS["new"] * metrics["finetune.new"]
+    )
     metrics["finetune.weighted"] = weighted
     print("[finetune] " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if not k.endswith("_s")))
     return metrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reference.rpz_cnn.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m reference.rpz_cnn.train", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--only", choices=("mynet", "finetune"), help="train only one of the two checkpoints")
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
