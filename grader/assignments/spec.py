@@ -66,6 +66,8 @@ class AssignmentSpec:
     page: str
     """Student-facing description (Markdown): what to submit, what is checked, limits."""
     path: Path
+    layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Descriptions of hand-written layers that layer checks refer to (``[layers.NAME]``)."""
 
     @property
     def max_score(self) -> float:
@@ -117,5 +119,5 @@ def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:
         leaderboard_metric=lb.get("metric"),
         leaderboard_columns=tuple(LeaderboardColumn(metric=c["metric"], label=c["label"])
                                   for c in lb.get("columns", [])),
-        page=a.get("page", ""), path=path,
+        page=a.get("page", ""), path=path, layers=dict(raw.get("layers", {})),
     )

@@ -1,0 +1,126 @@
+"""Orchestration of one grading: unpack -> plan checks -> sandbox + reference -> judge -> result."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from grader.archive import ArchiveLimits, ArchiveRejected, unpack_submission
+from grader.assignments import AssignmentSpec, CheckSpec, UnknownAssignment, load_assignment
+from grader.judge.context import GroupRun, Inputs, Verdict
+from grader.judge.execute import GraderFault, Task, run_in_sandbox, run_reference
+from grader.judge.kinds import KINDS
+from grader.result import CheckResult, CheckStatus, GradeResult
+from grader.sandbox import RunLimits, SandboxUnavailable, host_backend
+from grader.settings import GraderSettings
+from grader.settings import settings as default_settings
+
+log = logging.getLogger(__name__)
+
+
+def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | None = None,
+                progress: Callable[[str], None] | None = None) -> GradeResult:
+    t0 = time.perf_counter()
+    cfg = settings or default_settings()
+    try:
+        spec = load_assignment(assignment)
+    except UnknownAssignment as exc:
+        return GradeResult.error(assignment=assignment, message=str(exc))
+    try:
+        backend = host_backend(cfg.bwrap, cfg.cgroup_root, cfg.cgroup_name)
+    except SandboxUnavailable as exc:
+        return GradeResult.error(assignment=spec.name, max_score=spec.max_score,
+                                 message=f"The grader refuses to run student code: {exc}")
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=cfg.work_dir))
+    try:
+        return _grade(zip_path, spec, cfg, backend, job_dir, t0, progress)
+    except GraderFault as exc:
+        log.exception("grader fault")
+        return GradeResult.error(assignment=spec.name, max_score=spec.max_score, message=str(exc))
+    finally:
+        shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: object, job_dir: Path,
+           t0: float, progress: Callable[[str], None] | None) -> GradeResult:
+    lim = spec.limits
+    try:
+        unpacked = unpack_submission(zip_path, job_dir / "submission", expected=spec.files, limits=ArchiveLimits(
+            upload_bytes=lim.upload_bytes, max_members=lim.max_members, unpacked_bytes=lim.unpacked_bytes))
+    except ArchiveRejected as exc:
+        return GradeResult.rejected(assignment=spec.name, message=exc.message, max_score=spec.max_score,
+                                    timings={"total_s": round(time.perf_counter() - t0, 3)})
+    t_unpacked = time.perf_counter()
+    if not unpacked.found:
+        return GradeResult.rejected(
+            assignment=spec.name, max_score=spec.max_score,
+            message=f"The zip contains none of the files this assignment asks for ({', '.join(spec.files)}). "
+                    "Put them at the root of the zip.",
+            timings={"total_s": round(time.perf_counter() - t0, 3)})
+
+    rng = np.random.default_rng(secrets.randbits(64))
+    inputs = Inputs(cfg)
+    verdicts: dict[str, Verdict] = {}
+    tasks: list[Task] = []
+    for index, check in enumerate(spec.checks):
+        missing = [f for f in _files_needed(check) if f not in unpacked.found]
+        if missing:
+            verdicts[check.id] = Verdict.fail(
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from your zip "
+                "(files belong at the zip root)")
+            continue
+        try:
+            plan = KINDS[check.kind].plan(check, spec, inputs, rng)
+        except Exception as exc:  # hidden data missing and the like: the grader's problem
+            from grader.data import DataUnavailable
+
+            if isinstance(exc, DataUnavailable):
+                return GradeResult.error(assignment=spec.name, max_score=spec.max_score, message=str(exc))
+            raise
+        tasks.append(Task(index=index, check_id=check.id, plan=plan))
+
+    limits = RunLimits(memory_bytes=lim.memory_bytes, pids=lim.pids, cpus=lim.cpus, wall_s=lim.wall_s,
+                       output_bytes=lim.output_bytes, tmpfs_bytes=lim.tmpfs_bytes)
+    runs, stats = run_in_sandbox(tasks, inputs=inputs, job_dir=job_dir, submission=unpacked.root, limits=limits,
+                                 backend=backend, bwrap=cfg.bwrap, python=cfg.python, progress=progress) \
+        if tasks else ({}, None)
+    refs = run_reference(tasks, package=f"reference.{spec.reference}", inputs=inputs)
+
+    metrics: dict[str, float] = {}
+    for t in tasks:
+        check = spec.checks[t.index]
+        try:
+            verdicts[check.id] = KINDS[check.kind].judge(check, spec, t.plan, runs.get(t.index, GroupRun()),
+                                                         refs.get(t.index))
+        except Exception as exc:  # a bug of ours must not cost the student the whole report
+            log.exception("judging %s failed", check.id)
+            verdicts[check.id] = Verdict.err(f"the grader failed on this check (not your fault): {exc!r}")
+        metrics.update(verdicts[check.id].metrics)
+
+    results = [_check_result(c, verdicts[c.id]) for c in spec.checks]
+    t_end = time.perf_counter()
+    timings = {"unpack_s": round(t_unpacked - t0, 3), "sandbox_s": round(stats.seconds, 3) if stats else 0.0,
+               "total_s": round(t_end - t0, 3)}
+    if stats:
+        metrics["sandbox.peak_memory_mb"] = round(stats.peak_memory_bytes / 2**20, 1)
+        metrics["sandbox.starts"] = float(stats.starts)
+    return GradeResult.from_checks(assignment=spec.name, checks=results, metrics=metrics, timings=timings,
+                                   notices=list(unpacked.notices), required=spec.required_checks)
+
+
+def _files_needed(check: CheckSpec) -> list[str]:
+    return ([f"{check.module}.py"] if check.module else []) + list(check.needs)
+
+
+def _check_result(check: CheckSpec, v: Verdict) -> CheckResult:
+    fraction = v.fraction if v.fraction is not None else (1.0 if v.status is CheckStatus.PASSED else 0.0)
+    return CheckResult(id=check.id, target=check.target, status=v.status,
+                       points=round(check.points * fraction, 4), max_points=check.points, message=v.message)

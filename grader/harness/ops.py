@@ -1,0 +1,235 @@
+"""The operation interpreter: runs a judge-chosen script of calls against a submission's modules.
+
+Inside the sandbox it drives the student's code; in the judge it drives the trusted reference solution
+with the very same script, so that both produce comparable raw outputs. It never decides anything.
+
+Op values: JSON literals, ``{"$in": name}`` (a fresh copy of a judge-provided input array) and
+``{"$ref": name}`` (an object kept by an earlier op's ``"as"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+MAX_LIST = 1000
+
+
+class OpError(Exception):
+    """A contract violation found by the harness (not raised by the student's code)."""
+
+
+class Interpreter:
+    def __init__(
+        self,
+        *,
+        load_module: Callable[[str], ModuleType],
+        inputs: Mapping[str, np.ndarray],
+        data_dir: Path | None = None,
+        submission_dir: Path | None = None,
+    ) -> None:
+        self.load_module = load_module
+        self.inputs = inputs
+        self.data_dir = data_dir
+        self.submission_dir = submission_dir
+        self.refs: dict[str, Any] = {}
+
+    # -- values ---------------------------------------------------------------------------------
+    def value(self, v: Any) -> Any:
+        if isinstance(v, dict):
+            if "$in" in v:
+                return np.array(self.inputs[v["$in"]], copy=True)
+            if "$ref" in v:
+                return self.refs[v["$ref"]]
+            return {k: self.value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [self.value(x) for x in v]
+        return v
+
+    def _target(self, op: Mapping[str, Any]) -> Any:
+        if "module" in op and "ref" not in op:
+            mod = self.load_module(op["module"])
+            if "name" not in op:
+                return mod
+            if not hasattr(mod, op["name"]):
+                raise OpError(f"{op['module']}.py does not define {op['name']}")
+            return getattr(mod, op["name"])
+        return self.refs[op["ref"]]
+
+    # -- ops ------------------------------------------------------------------------------------
+    def run(self, op: Mapping[str, Any]) -> Any:
+        kind = op["op"]
+        result = getattr(self, f"op_{kind}")(op)
+        if "as" in op:
+            self.refs[op["as"]] = result
+        return describe(result) if op.get("report", True) else None
+
+    def op_import(self, op: Mapping[str, Any]) -> Any:
+        self.load_module(op["module"])
+        return None
+
+    def op_new(self, op: Mapping[str, Any]) -> Any:
+        cls = self._target(op)
+        return cls(*self.value(op.get("args", [])), **self.value(op.get("kwargs", {})))
+
+    def op_call(self, op: Mapping[str, Any]) -> Any:
+        target = self._target(op)
+        fn = getattr(target, op["method"]) if "method" in op else target
+        return fn(*self.value(op.get("args", [])), **self.value(op.get("kwargs", {})))
+
+    def op_setattr(self, op: Mapping[str, Any]) -> Any:
+        setattr(self.refs[op["ref"]], op["attr"], self.value(op["value"]))
+
+    def op_getattr(self, op: Mapping[str, Any]) -> Any:
+        obj = self.refs[op["ref"]]
+        if not hasattr(obj, op["attr"]):
+            raise OpError(f"{type(obj).__name__} has no attribute '{op['attr']}'")
+        return getattr(obj, op["attr"])
+
+    def op_getitem(self, op: Mapping[str, Any]) -> Any:
+        return self.refs[op["ref"]][op["key"]]
+
+    def op_isub(self, op: Mapping[str, Any]) -> Any:
+        """``container[key] -= value``: the in-place update of the seed's training loop."""
+        container = self.refs[op["ref"]]
+        item = container[op["key"]]
+        item -= self.value(op["value"])
+        container[op["key"]] = item
+
+    def op_sgd(self, op: Mapping[str, Any]) -> Any:
+        """One step of the seed's update loop over a list of layers."""
+        lr = float(op["lr"])
+        for name in op["layers"]:
+            layer = self.refs[name]
+            for param_name, param_value in layer.params().items():
+                param_value -= lr * layer.grads()[param_name].mean(axis=0)
+
+    # -- torch ops --------------------------------------------------------------------------------
+    def op_torch_probe(self, op: Mapping[str, Any]) -> Any:
+        """Forward a random input that requires grad; report raw facts about the output."""
+        import torch
+
+        net = self.refs[op["ref"]]
+        gen = torch.Generator().manual_seed(int(op["seed"]))
+        x = torch.rand(*op["shape"], generator=gen, requires_grad=True)
+        out = net(x)
+        facts: dict[str, Any] = {"is_tensor": isinstance(out, torch.Tensor), "type": type(out).__name__}
+        if isinstance(out, torch.Tensor):
+            facts.update(shape=list(out.shape), dtype=str(out.dtype).removeprefix("torch."),
+                         requires_grad=bool(out.requires_grad),
+                         grad_fn=type(out.grad_fn).__name__ if out.grad_fn is not None else None,
+                         finite=bool(torch.isfinite(out).all()))
+            if out.requires_grad:
+                out.float().sum().backward()
+                facts["input_grad_abs_sum"] = float(x.grad.abs().sum()) if x.grad is not None else 0.0
+        return facts
+
+    def op_tensor(self, op: Mapping[str, Any]) -> Any:
+        """A float32 torch tensor from a judge-provided array (inputs for torch code)."""
+        import torch
+
+        return torch.from_numpy(np.asarray(self.value(op["value"]), dtype=np.float32))
+
+    def op_state_keys(self, op: Mapping[str, Any]) -> Any:
+        return {k: list(v.shape) for k, v in self.refs[op["ref"]].state_dict().items()}
+
+    def op_torch_load(self, op: Mapping[str, Any]) -> Any:
+        """torch.load(weights_only=True) a submitted checkpoint; report its keys and shapes."""
+        import torch
+
+        assert self.submission_dir is not None
+        state = torch.load(self.submission_dir / op["file"], weights_only=True, map_location="cpu")
+        self.refs[op["as_state"]] = state
+        if not isinstance(state, Mapping):
+            return {"type": type(state).__name__}
+        return {"type": "dict", "keys": {str(k): list(getattr(v, "shape", [])) if hasattr(v, "shape")
+                                         else None for k, v in state.items()}}
+
+    def op_load_state_dict(self, op: Mapping[str, Any]) -> Any:
+        self.refs[op["ref"]].load_state_dict(self.refs[op["state"]], strict=True)
+
+    def op_eval(self, op: Mapping[str, Any]) -> Any:
+        self.refs[op["ref"]].eval()
+
+    def op_predict(self, op: Mapping[str, Any]) -> Any:
+        """Run ``fn(net, x)`` over an image array in batches; return the concatenated predictions."""
+        import torch
+
+        assert self.data_dir is not None
+        net = self.refs[op["ref"]]
+        fn = self.load_module(op["fn_module"]).__dict__.get(op["fn"])
+        if fn is None:
+            raise OpError(f"{op['fn_module']}.py does not define {op['fn']}")
+        images = np.load(self.data_dir / f"{op['data']}.npy", mmap_mode="r", allow_pickle=False)
+        scale = float(op.get("scale", 255.0))
+        batch = int(op.get("batch", 256))
+        preds = []
+        with torch.no_grad():
+            for i in range(0, len(images), batch):
+                x = torch.from_numpy(np.asarray(images[i:i + batch], dtype=np.float32) / scale)
+                p = fn(net, x)
+                p = p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p)
+                if p.shape != (len(x),):
+                    raise OpError(f"{op['fn']}(model, x) returned shape {tuple(p.shape)} for a batch of "
+                                  f"{len(x)}; expected ({len(x)},)")
+                preds.append(p)
+        return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+
+def describe(v: Any, depth: int = 0) -> Any:
+    """Raw, wire-safe description of a value returned by student (or reference) code."""
+    if depth > 6:
+        return {"$object": "nested too deeply"}
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, np.ndarray):
+        return v if v.dtype != object else {"$object": "object array"}
+    if isinstance(v, np.generic):
+        return v.item() if not isinstance(v, np.object_) else {"$object": "object scalar"}
+    tname = type(v).__module__ + "." + type(v).__qualname__
+    if tname == "torch.Tensor" or tname.startswith("torch.nn.parameter"):
+        t = v.detach().cpu()
+        return {"$tensor": t.numpy() if t.dtype.is_floating_point or not t.is_complex() else None,
+                "dtype": str(v.dtype).removeprefix("torch."), "requires_grad": bool(v.requires_grad),
+                "grad_fn": type(v.grad_fn).__name__ if v.grad_fn is not None else None}
+    if isinstance(v, Mapping):
+        return {"$dict": {str(k): describe(x, depth + 1) for k, x in list(v.items())[:MAX_LIST]}}
+    if isinstance(v, list | tuple):
+        return {"$list": [describe(x, depth + 1) for x in v[:MAX_LIST]], "type": type(v).__name__}
+    return {"$object": type(v).__name__}
+
+
+def error_info(exc: BaseException, *, submission_dir: Path | None) -> dict[str, Any]:
+    """Type, message and the innermost frame in the student's own files."""
+    where = ""
+    tb = traceback.extract_tb(exc.__traceback__)
+    if submission_dir is not None:
+        own = [f for f in tb if f.filename.startswith(str(submission_dir))]
+        if own:
+            f = own[-1]
+            where = f"{Path(f.filename).name} line {f.lineno}, in {f.name}"
+    msg = str(exc)
+    return {"type": type(exc).__name__, "message": msg[:1500], "where": where,
+            "harness": isinstance(exc, OpError)}
+
+
+def module_loader(submission_dir: Path) -> Callable[[str], ModuleType]:
+    """Import student modules by name from the submission folder (first import runs their code)."""
+
+    def load(name: str) -> ModuleType:
+        if name in sys.modules:
+            return sys.modules[name]
+        if not (submission_dir / f"{name}.py").is_file():
+            raise OpError(f"{name}.py is missing")
+        if str(submission_dir) not in sys.path:
+            sys.path.insert(0, str(submission_dir))
+        return importlib.import_module(name)
+
+    return load

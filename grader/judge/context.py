@@ -1,0 +1,83 @@
+"""What a check kind gets while planning ops and while judging their raw results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grader.result import CheckStatus
+from grader.settings import GraderSettings
+
+
+@dataclass(slots=True)
+class OpResult:
+    """Raw outcome of one op: a value, or an error (raised by student code, or the sandbox's verdict)."""
+
+    value: Any = None
+    error: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class GroupRun:
+    """Results of a check's ops, in order; stops at the first error."""
+
+    results: list[OpResult] = field(default_factory=list)
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return self.results[-1].error if self.results and self.results[-1].error else None
+
+    def value(self, i: int) -> Any:
+        return self.results[i].value
+
+
+@dataclass(slots=True)
+class Plan:
+    """Ops of one check plus the inputs they use. `data` maps dataset file names to image arrays."""
+
+    ops: list[dict[str, Any]]
+    timeouts: list[float]
+    labels: dict[str, Any] = field(default_factory=dict)
+    """Judge-only facts needed when judging (labels, permutations, expected literals). Never sent."""
+    use_reference: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: CheckStatus
+    message: str = ""
+    fraction: float | None = None
+    """Share of the check's points earned; default 1 when passed, 0 otherwise."""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, message: str = "", **metrics: float) -> Verdict:
+        return cls(CheckStatus.PASSED, message, metrics=metrics)
+
+    @classmethod
+    def fail(cls, message: str, **metrics: float) -> Verdict:
+        return cls(CheckStatus.FAILED, message, metrics=metrics)
+
+    @classmethod
+    def err(cls, message: str) -> Verdict:
+        return cls(CheckStatus.ERROR, message)
+
+
+class Inputs:
+    """Input arrays shared by all checks of one grading (sent to the sandbox in inputs.npz)."""
+
+    def __init__(self, settings: GraderSettings) -> None:
+        self.settings = settings
+        self.arrays: dict[str, np.ndarray] = {}
+        self.datasets: dict[str, np.ndarray] = {}
+
+    def add(self, array: np.ndarray) -> dict[str, str]:
+        name = f"a{len(self.arrays)}"
+        self.arrays[name] = np.asarray(array)
+        return {"$in": name}
+
+    def add_dataset(self, name: str, images: np.ndarray) -> None:
+        self.datasets[name] = images

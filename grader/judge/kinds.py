@@ -1,0 +1,35 @@
+"""The closed set of check kinds an assignment spec can name."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from grader.assignments import AssignmentSpec, CheckSpec
+from grader.judge.context import GroupRun, Inputs, Plan, Verdict
+from grader.judge.layers import LayerBackward, LayerForward, LayerGradcheck, LayerInterface, LayerParams
+from grader.judge.network import Network
+from grader.judge.torch_models import TorchAccuracy, TorchBuild, TorchCheckpoint, TorchClassify
+
+
+class Kind(Protocol):
+    def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs,
+             rng: np.random.Generator) -> Plan: ...
+
+    def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
+              ref: GroupRun | None) -> Verdict: ...
+
+
+KINDS: dict[str, Kind] = {
+    "layer.interface": LayerInterface(),
+    "layer.forward": LayerForward(),
+    "layer.backward": LayerBackward(),
+    "layer.gradcheck": LayerGradcheck(),
+    "layer.params": LayerParams(),
+    "network": Network(),
+    "torch.build": TorchBuild(),
+    "torch.checkpoint": TorchCheckpoint(),
+    "torch.classify": TorchClassify(),
+    "torch.accuracy": TorchAccuracy(),
+}

@@ -1,0 +1,6 @@
+"""bubblewrap + cgroups sandbox for student code."""
+
+from grader.sandbox.errors import SandboxUnavailable
+from grader.sandbox.process import Outcome, RunLimits, SandboxProcess, host_backend
+
+__all__ = ["Outcome", "RunLimits", "SandboxProcess", "SandboxUnavailable", "host_backend"]

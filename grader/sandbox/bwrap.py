@@ -1,0 +1,81 @@
+"""The bubblewrap command line: an allow-list of read-only system paths, no network, private tmpfs."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+# Read-only system paths the interpreter and torch need; /usr/share (datasets!) and /etc stay out.
+SYSTEM_BINDS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/locale")
+# Data shipped inside site-packages that would hand a student labels (sklearn's digits, ...).
+MASKED_IN_SITE = ("sklearn/datasets/data", "sklearn/datasets/descr", "sklearn/datasets/images")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Host folders of one run, bound into the sandbox at fixed places."""
+
+    harness: Path  # -> /job/harness (ro)
+    submission: Path  # -> /job/submission (ro)
+    inputs: Path  # -> /job/in (ro)
+
+
+@cache
+def python_prefixes(python: Path) -> tuple[Path, ...]:
+    """Folders the sandbox's interpreter needs: its venv (if any) and the base installation."""
+    cfg = python.parent.parent / "pyvenv.cfg"
+    prefixes = []
+    if cfg.is_file():
+        prefixes.append(python.parent.parent.absolute())
+        for line in cfg.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home":
+                prefixes.append(Path(value.strip()).resolve().parent)
+    else:
+        prefixes.append(python.resolve().parent.parent)
+    if python.absolute() == Path(sys.executable).absolute():
+        prefixes.append(Path(sys.base_prefix).resolve())
+    return tuple(dict.fromkeys(prefixes))
+
+
+def bwrap_argv(
+    *, bwrap: str, python: Path, job: Job, tmpfs_bytes: int, cpus: float, argv_tail: list[str]
+) -> list[str]:
+    args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+            "--new-session", "--clearenv", "--cap-drop", "ALL", "--hostname", "sandbox"]
+    for p in SYSTEM_BINDS:
+        if Path(p).exists():
+            args += ["--ro-bind", p, p]
+    args += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"]
+    for prefix in python_prefixes(python):
+        args += ["--ro-bind", str(prefix), str(prefix)]
+        for lib in prefix.glob("lib/python3*/site-packages"):
+            for rel in MASKED_IN_SITE:
+                if (lib / rel).is_dir():
+                    args += ["--tmpfs", str(lib / rel)]
+    size = str(tmpfs_bytes)
+    args += ["--dev", "/dev", "--proc", "/proc",
+             "--size", size, "--tmpfs", "/tmp",
+             "--size", size, "--tmpfs", "/dev/shm",
+             "--ro-bind", str(job.harness), "/job/harness",
+             "--ro-bind", str(job.submission), "/job/submission",
+             "--ro-bind", str(job.inputs), "/job/in",
+             "--size", size, "--tmpfs", "/job/work",
+             "--chdir", "/job/work"]
+    threads = str(max(1, int(cpus)))
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+           "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+           "CUDA_VISIBLE_DEVICES": "", "TORCH_HOME": "/tmp/torch", "MPLBACKEND": "Agg",
+           "MPLCONFIGDIR": "/tmp/matplotlib", "XDG_CACHE_HOME": "/tmp/cache"}
+    for k, v in env.items():
+        args += ["--setenv", k, v]
+    return args + ["--", str(python.absolute()), "-I", "-B", *argv_tail]
+
+
+def join_cgroups_argv(procs_files: list[Path], argv: list[str]) -> list[str]:
+    """Wrap `argv` in a shell that moves itself into the run's cgroups, then execs it."""
+    joins = " && ".join(f"echo $$ > {shlex.quote(str(f))}" for f in procs_files)
+    return ["/bin/sh", "-c", f'{joins} && exec "$@"', "sandbox-join", *argv]

@@ -1,0 +1,148 @@
+"""One sandboxed process: start it inside fresh cgroups, stream its frames, kill it, clean up."""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from grader.harness import wire
+from grader.sandbox.bwrap import Job, bwrap_argv, join_cgroups_argv
+from grader.sandbox.cgroups import CgroupBackend, CgroupLimits, RunCgroup, Usage, detect_cgroups
+from grader.sandbox.errors import SandboxUnavailable
+
+STDOUT_TAIL = 16 * 1024
+
+
+class Outcome(StrEnum):
+    """Why a sandbox process ended (INGInious-style closed set)."""
+
+    SUCCESS = "success"
+    CRASH = "crash"  # exited or died by a signal before saying it was done
+    TIMEOUT = "timeout"
+    MEMORY = "memory"  # OOM-killed by the memory cgroup
+    OVERFLOW = "overflow"  # sent more than the output cap
+    PROTOCOL = "protocol"  # sent something that is not a valid frame
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    memory_bytes: int
+    pids: int
+    cpus: float
+    wall_s: float
+    output_bytes: int
+    tmpfs_bytes: int
+
+
+@cache
+def host_backend(bwrap: str, cgroup_root: Path, cgroup_name: str) -> CgroupBackend:
+    """Check once per process that the host can sandbox: bubblewrap runs and cgroups are writable."""
+    if shutil.which(bwrap) is None:
+        raise SandboxUnavailable(f"bubblewrap ({bwrap}) is not installed: apt-get install bubblewrap")
+    probe = subprocess.run([bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+                            "--ro-bind", "/", "/", "/bin/true"], capture_output=True, env={}, timeout=30)
+    if probe.returncode != 0:
+        raise SandboxUnavailable(
+            "bubblewrap cannot create namespaces here (network, PID, user): "
+            + probe.stderr.decode(errors="replace").strip())
+    return detect_cgroups(cgroup_root, cgroup_name)
+
+
+class SandboxProcess:
+    """A running harness. Use as a context manager; leaving it kills everything and removes cgroups."""
+
+    def __init__(self, *, backend: CgroupBackend, bwrap: str, python: Path, job: Job, limits: RunLimits,
+                 argv_tail: list[str]) -> None:
+        self.limits = limits
+        self.cgroup: RunCgroup = backend.create(
+            CgroupLimits(memory_bytes=limits.memory_bytes, pids=limits.pids, cpus=limits.cpus))
+        read_fd, write_fd = os.pipe()
+        argv = join_cgroups_argv(self.cgroup.procs_files, bwrap_argv(
+            bwrap=bwrap, python=python, job=job, tmpfs_bytes=limits.tmpfs_bytes, cpus=limits.cpus,
+            argv_tail=argv_tail))
+        try:
+            self.proc = subprocess.Popen(
+                [*argv, "--channel-fd", str(write_fd)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, env={}, pass_fds=(write_fd,))
+        except BaseException:
+            os.close(read_fd)
+            self.cgroup.remove()
+            raise
+        finally:
+            os.close(write_fd)
+        self.started = time.monotonic()
+        self.channel = read_fd
+        self.buffer = bytearray()
+        self.received = 0
+        self.stdout_tail = bytearray()
+        self.eof = False
+        self.outcome: Outcome | None = None
+
+    def __enter__(self) -> SandboxProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def messages(self, *, until: float) -> list[dict[str, Any]] | None:
+        """Wait until `until` (monotonic) for frames. Returns decoded messages ([] on timeout),
+        None once the channel is closed. Raises `wire.WireError` on a malformed frame."""
+        fds = [self.channel] + ([self.proc.stdout.fileno()] if self.proc.stdout else [])
+        while True:
+            if self.eof:
+                return None
+            timeout = max(0.0, until - time.monotonic())
+            ready, _, _ = select.select(fds, [], [], timeout)
+            if not ready:
+                return []
+            if self.proc.stdout and self.proc.stdout.fileno() in ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if chunk:
+                    self.stdout_tail += chunk
+                    del self.stdout_tail[:-STDOUT_TAIL]
+                else:
+                    fds = [self.channel]
+            if self.channel in ready:
+                chunk = os.read(self.channel, 1 << 20)
+                if not chunk:
+                    self.eof = True
+                    return None
+                self.received += len(chunk)
+                if self.received > self.limits.output_bytes:
+                    self.outcome = Outcome.OVERFLOW
+                    raise wire.WireError(f"output exceeds the cap of {self.limits.output_bytes} bytes")
+                self.buffer += chunk
+                frames = wire.split_frames(self.buffer, max_frame=self.limits.output_bytes)
+                if frames:
+                    return [wire.decode(f) for f in frames]
+
+    def kill(self) -> None:
+        self.cgroup.kill_all()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def usage(self) -> Usage:
+        return self.cgroup.usage()
+
+    def close(self) -> None:
+        try:
+            self.kill()
+        finally:
+            os.close(self.channel)
+            if self.proc.stdout:
+                self.proc.stdout.close()
+            self.cgroup.remove()
+
+    @property
+    def stdout_text(self) -> str:
+        return self.stdout_tail.decode(errors="replace")
+
