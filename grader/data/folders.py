@@ -38,10 +38,11 @@ def list_image_folder(root: Path) -> FolderListing:
     files: list[str] = []
     labels: list[int] = []
     for index, cls in enumerate(classes):
-        for dirpath, _, names in sorted(os.walk(root / cls, followlinks=True)):
+        for dirpath, _, names in sorted(os.walk(os.path.join(root, cls), followlinks=True)):
+            prefix = os.path.relpath(dirpath, root).replace(os.sep, "/")
             for fname in sorted(names):
                 if fname.lower().endswith(IMG_EXTENSIONS):
-                    files.append(Path(dirpath, fname).relative_to(root).as_posix())
+                    files.append(f"{prefix}/{fname}")
                     labels.append(index)
     return FolderListing(root=root, classes=classes, files=tuple(files), labels=tuple(labels))
 
@@ -49,7 +50,8 @@ def list_image_folder(root: Path) -> FolderListing:
 def stat_digest(root: Path, relpaths: Iterable[str]) -> str:
     """sha256 over (name, size, mtime) of each file: cheap, and changes when any file is replaced."""
     h = hashlib.sha256()
+    base = os.fspath(root)
     for rel in relpaths:
-        st = os.stat(Path(root, rel))
+        st = os.stat(os.path.join(base, rel))
         h.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

@@ -235,6 +235,10 @@ class LayerForward:
             args = [np.asarray(a, dtype=np.float64) for a in case["forward"]]
             label = f"{layer.name}.forward on the notebook's test input {n + 1}"
             s.forward(ref, args, label=label if self.method == "forward" else None)
+            docs[label] = shape_doc(layer.output)
+            docs[f"{layer.name}.backward on the notebook's test input {n + 1}"] = shape_doc(layer.inputs[0].shape)
+            for pname, attr in layer.grad_attrs.items():
+                docs[f"{layer.name}.{attr} on the notebook's test input {n + 1}"] = per_sample_doc(layer.params[pname])
             literal_case = self._literal(case, layer, s, ref, n)
             if self.method == "forward":
                 literal[label] = np.asarray(case["expect"], dtype=np.float64)
@@ -342,7 +346,8 @@ class LayerGradcheck:
                     probes.append({"what": pname, "idx": idx, "sign": sign, "op": len(s.ops) - 1})
                 s.set_params("L", {pname: value})
         return s.plan(use_reference=False, probes=probes, upstream=up, layer=layer.name,
-                      input_shape=list(x[0].shape))
+                      input_shape=list(x[0].shape),
+                      output_shape=list(shape_of(layer.output, {**sizes, "shape": x[0].shape})))
 
     def _pick(self, shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, ...]]:
         all_idx = list(np.ndindex(*shape))
@@ -361,6 +366,10 @@ class LayerGradcheck:
         y = run.value(ops["y"])
         if (msg := _numeric(y, f"{layer.name}.forward")) is not None:
             return Verdict.fail(msg)
+        want_y = tuple(plan.labels["output_shape"])
+        if y.shape != want_y:
+            return Verdict.fail(f"{layer.name}.forward returned shape {fmt_shape(y.shape)} for an input of shape "
+                                f"{fmt_shape(plan.labels['input_shape'])}; expected {fmt_shape(want_y)}")
         g = np.ones_like(y) if up is None else up
         dx = run.value(ops["dx"])
         if (msg := _numeric(dx, f"{layer.name}.backward")) is not None:
@@ -374,8 +383,12 @@ class LayerGradcheck:
         for probe in plan.labels["probes"]:
             if probe["what"] == "input":
                 yp, ym = run.value(probe["plus"]), run.value(probe["minus"])
-                if (msg := _numeric(yp, f"{layer.name}.forward")) is not None:
-                    return Verdict.fail(msg)
+                for out in (yp, ym):
+                    if (msg := _numeric(out, f"{layer.name}.forward")) is not None:
+                        return Verdict.fail(msg)
+                    if out.shape != y.shape:
+                        return Verdict.fail(f"{layer.name}.forward returned shape {fmt_shape(out.shape)} on a second "
+                                            f"call with the same input shape (first: {fmt_shape(y.shape)})")
                 num = float(np.sum(g * (yp - ym)) / (2 * self.eps))
                 got = float(dx[probe["idx"]])
                 if not _close(got, num):
@@ -390,6 +403,12 @@ class LayerGradcheck:
             if (msg := _numeric(grad, f"{layer.name}.{attr}")) is not None:
                 return Verdict.fail(msg)
             yp, ym = ys[1], ys[-1]
+            for out in (yp, ym):
+                if (msg := _numeric(out, f"{layer.name}.forward")) is not None:
+                    return Verdict.fail(msg)
+                if out.shape != y.shape:
+                    return Verdict.fail(f"{layer.name}.forward returned shape {fmt_shape(out.shape)} after a change "
+                                        f"of {pname} (before: {fmt_shape(y.shape)})")
             batch = y.shape[0]
             if grad.ndim != len(idx) + 1 or grad.shape[0] != batch:
                 return Verdict.fail(f"{layer.name}.{attr} has shape {fmt_shape(grad.shape)}; expected per-sample "
