@@ -1,0 +1,1 @@
+"""Blueprints: auth, submissions, leaderboard, instructor, api, internal."""

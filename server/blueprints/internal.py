@@ -1,0 +1,91 @@
+"""Worker-facing endpoints, authenticated by an HMAC of each request with the shared internal secret.
+
+Workers fetch zips and post progress and results here, so they need neither database credentials nor a
+shared disk. These routes never use the session cookie and are exempt from CSRF (no browser involved).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, request, send_file
+
+from server import web
+from server.security import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from server.services import submissions as svc
+
+bp = Blueprint("internal", __name__, url_prefix="/internal")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    path = request.path + ("?" + request.query_string.decode() if request.query_string else "")
+    body = request.get_data(cache=True)
+    if not verify(web.settings().internal_secret, request.method, path, body,
+                  request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER)):
+        abort(401)
+
+
+def _json() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400)
+    return data
+
+
+@bp.errorhandler(svc.Conflict)
+def _conflict(e: svc.Conflict) -> Any:
+    return {"error": str(e)}, 409
+
+
+@bp.errorhandler(401)
+def _unauthorized(_e: Exception) -> Any:
+    return {"error": "bad or missing signature"}, 401
+
+
+@bp.post("/submissions/<int:sid>/claim")
+def claim(sid: int) -> Any:
+    c = svc.claim(web.db(), web.settings(), sid, hostname=str(_json().get("hostname", "")))
+    return {"claim": c.token, "assignment": c.submission.assignment.name, "sha256": c.submission.sha256,
+            "size": c.submission.size_bytes, "attempt": c.submission.attempts}
+
+
+@bp.get("/submissions/<int:sid>/zip")
+def zip_file(sid: int) -> Any:
+    path = svc.zip_path_for_claim(web.db(), web.settings(), sid, request.args.get("claim", ""))
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype="application/zip", as_attachment=True, download_name=f"{sid}.zip")
+
+
+@bp.post("/submissions/<int:sid>/progress")
+def progress(sid: int) -> Any:
+    d = _json()
+    check = d.get("check")
+    svc.progress(web.db(), web.settings(), sid, str(d.get("claim", "")),
+                 check=str(check) if check else None, hostname=str(d.get("hostname", "")))
+    return {"ok": True}
+
+
+@bp.post("/submissions/<int:sid>/result")
+def result(sid: int) -> Any:
+    d = _json()
+    if not isinstance(d.get("result"), dict):
+        abort(400)
+    status = svc.finish(web.db(), web.settings(), web.dispatch(), sid, str(d.get("claim", "")), d["result"],
+                        hostname=str(d.get("hostname", "")))
+    return {"status": status}
+
+
+@bp.post("/submissions/<int:sid>/fail")
+def fail(sid: int) -> Any:
+    d = _json()
+    status = svc.fail(web.db(), web.settings(), web.dispatch(), sid, str(d.get("claim", "")),
+                      reason=str(d.get("reason", ""))[:4000])
+    return {"status": status}
+
+
+@bp.post("/workers/heartbeat")
+def heartbeat() -> Any:
+    svc.worker_heartbeat(web.db(), str(_json().get("hostname", "")))
+    return {"ok": True}

@@ -1,0 +1,115 @@
+"""Student pages: dashboard, assignment page with upload form and history, live submission page."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
+from flask_login import login_required
+
+from server import storage, web
+from server.forms import ActionForm, UploadForm
+from server.models import Assignment
+from server.services import assignments as assignment_svc
+from server.services import submissions as svc
+
+bp = Blueprint("submissions", __name__)
+FORM_OVERHEAD = 64 * 1024
+
+
+def _assignment(name: str) -> Assignment:
+    a = assignment_svc.get_assignment(web.db(), name)
+    if a is None:
+        abort(404)
+    return a
+
+
+def _visible(submission_id: int) -> Any:
+    try:
+        sub = svc.visible_submission(web.db(), web.user(), submission_id)
+    except svc.Forbidden:
+        abort(403)
+    if sub is None:
+        abort(404)
+    return sub
+
+
+@bp.get("/")
+@login_required
+def index() -> Any:
+    s = web.db()
+    rows = [(a, svc.uploads_used(s, web.user(), a)) for a in assignment_svc.list_assignment_rows(s)]
+    return render_template("submissions/index.html", rows=rows, history=svc.history(s, web.user())[:20])
+
+
+@bp.get("/assignments/<name>")
+@login_required
+def assignment(name: str) -> Any:
+    a = _assignment(name)
+    return _assignment_page(a, UploadForm(), None, 200)
+
+
+def _assignment_page(a: Assignment, form: UploadForm, error: str | None, code: int) -> Any:
+    s = web.db()
+    page = ""
+    with contextlib.suppress(Exception):
+        page = assignment_svc.spec_for(a.name).page
+    return render_template("submissions/assignment.html", a=a, form=form, error=error, page=page,
+                           used=svc.uploads_used(s, web.user(), a), history=svc.history(s, web.user(), a),
+                           now=svc.utcnow()), code
+
+
+@bp.post("/assignments/<name>/upload")
+@web.csrf.exempt
+@login_required
+def upload(name: str) -> Any:
+    a = _assignment(name)
+    g.upload_limit = a.max_upload_bytes
+    if request.content_length is not None and request.content_length > a.max_upload_bytes + FORM_OVERHEAD:
+        return _refused(a, svc.UploadRefused(svc.too_large_message(a.max_upload_bytes), 413))
+    request.max_content_length = a.max_upload_bytes + FORM_OVERHEAD
+    web.csrf.protect()
+    form = UploadForm()
+    f = form.file.data
+    try:
+        if f is None or not getattr(f, "filename", ""):
+            svc.check_can_upload(web.db(), web.user(), a)
+            raise svc.UploadRefused("Choose a zip file to upload.")
+        sub = svc.submit_upload(web.db(), web.settings(), web.dispatch(), user=web.user(), assignment=a,
+                                stream=f.stream, filename=f.filename or "", via="web")
+    except svc.UploadRefused as exc:
+        return _refused(a, exc)
+    return redirect(url_for("submissions.show", submission_id=sub.id))
+
+
+def _refused(a: Assignment, exc: svc.UploadRefused) -> Any:
+    if exc.status == 413:
+        return render_template("error.html", code=413, title="File too large", message=exc.message), 413
+    return _assignment_page(a, UploadForm(), exc.message, exc.status)
+
+
+@bp.get("/submissions/<int:submission_id>")
+@login_required
+def show(submission_id: int) -> Any:
+    sub = _visible(submission_id)
+    state = svc.state_dict(web.db(), sub, for_instructor=web.user().is_instructor)
+    return render_template("submissions/show.html", sub=sub, state=state, action=ActionForm())
+
+
+@bp.get("/submissions/<int:submission_id>.json")
+@login_required
+def show_json(submission_id: int) -> Any:
+    sub = _visible(submission_id)
+    return svc.state_dict(web.db(), sub, for_instructor=web.user().is_instructor)
+
+
+@bp.get("/submissions/<int:submission_id>/download")
+@login_required
+def download(submission_id: int) -> Any:
+    sub = _visible(submission_id)
+    path = storage.path_of(web.settings().upload_dir, sub.stored_name)
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype="application/zip", as_attachment=True,
+                     download_name=f"{sub.assignment.name}-{sub.user.username}-{sub.upload_number}.zip")

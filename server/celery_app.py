@@ -1,0 +1,59 @@
+"""The Celery app: built from settings, shared by the web app (to send) and the workers (to grade).
+
+Workers need only the broker URL and the internal URL + secret: they fetch zips from the web app and
+post progress and results back (no database credentials, no shared disk).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from server.settings import ServerSettings
+
+TASK_NAME = "autograder.grade"
+QUEUE = "grading"
+
+
+def make_celery(settings: ServerSettings) -> Celery:
+    from celery import Celery
+
+    app = Celery("autograder", broker=settings.broker_url, include=["server.tasks"])
+    transport: dict[str, Any] = {}
+    if settings.broker_url.startswith(("redis", "rediss")):
+        transport["visibility_timeout"] = settings.visibility_timeout
+    # The SQLAlchemy transport hands every transport option to create_engine(): pass none there.
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=settings.worker_concurrency,
+        task_ignore_result=True,
+        task_default_queue=QUEUE,
+        task_routes={TASK_NAME: {"queue": QUEUE}},
+        broker_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_serializer="json",
+        accept_content=["json"],
+        autograder={
+            "internal_url": settings.internal_url,
+            "internal_secret": settings.internal_secret,
+            "heartbeat_seconds": settings.heartbeat_seconds,
+        },
+    )
+    app.set_default()
+    return app
+
+
+def dispatcher(celery: Celery):  # type: ignore[no-untyped-def]
+    """A `Dispatch` callable sending "grade submission N" through `celery`."""
+
+    def dispatch(submission_id: int, delay: float = 0.0) -> None:
+        celery.send_task(TASK_NAME, args=[submission_id], queue=QUEUE, countdown=delay or None)
+
+    return dispatch

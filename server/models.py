@@ -1,0 +1,253 @@
+"""Typed SQLAlchemy 2.0 models."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Role(StrEnum):
+    STUDENT = "student"
+    INSTRUCTOR = "instructor"
+
+
+class SubmissionStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    GRADED = "graded"
+    REJECTED = "rejected"
+    ERROR = "error"
+
+    @property
+    def final(self) -> bool:
+        return self in (SubmissionStatus.GRADED, SubmissionStatus.REJECTED, SubmissionStatus.ERROR)
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    ANONYMOUS = "anonymous"
+    HIDDEN = "hidden"
+    """Hidden from students until the challenge deadline."""
+
+
+class Counts(StrEnum):
+    BEST = "best"
+    LATEST = "latest"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20), default=Role.STUDENT.value)
+    nickname: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    setup_token_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    setup_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_instructor(self) -> bool:
+        return self.role == Role.INSTRUCTOR.value
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.username
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User] = relationship()
+
+
+class LoginAttempt(Base):
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_username_at", "username", "at"), Index("ix_login_attempts_ip_at", "ip", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80))
+    ip: Mapped[str] = mapped_column(String(64))
+    success: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    """The grader's assignment spec name (e.g. "rpz-cnn")."""
+    title: Mapped[str] = mapped_column(String(200))
+    opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    challenge_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    upload_limit: Mapped[int] = mapped_column(Integer, default=100)
+    max_upload_bytes: Mapped[int] = mapped_column(Integer, default=100 * 2**20)
+    leaderboard_visibility: Mapped[str] = mapped_column(String(20), default=Visibility.PUBLIC.value)
+    leaderboard_counts: Mapped[str] = mapped_column(String(20), default=Counts.BEST.value)
+    bonus_points: Mapped[str] = mapped_column(String(100), default="6,5,4,3,2,1")
+    """Bonus by rank at the challenge deadline, comma separated (1st place first)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def bonus_list(self) -> list[float]:
+        return [float(x) for x in self.bonus_points.split(",") if x.strip()]
+
+    def is_open(self, now: datetime) -> bool:
+        return (self.opens_at is None or now >= self.opens_at) and (self.closes_at is None or now < self.closes_at)
+
+
+class Regrade(Base):
+    __tablename__ = "regrades"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"))
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    scope: Mapped[str] = mapped_column(String(200))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("user_id", "assignment_id", "upload_number", name="uq_submission_upload_number"),
+        Index("ix_submissions_assignment_status", "assignment_id", "status"),
+        Index("ix_submissions_status_queued_at", "status", "queued_at"),
+        Index("ix_submissions_assignment_user", "assignment_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"))
+    upload_number: Mapped[int] = mapped_column(Integer)
+    """1 for a student's first upload to this assignment; the upload limit counts these."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    via: Mapped[str] = mapped_column(String(10), default="web")
+    original_filename: Mapped[str] = mapped_column(String(255), default="")
+    stored_name: Mapped[str] = mapped_column(String(100))
+    """Generated file name under the upload folder; never derived from user input."""
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+
+    status: Mapped[str] = mapped_column(String(20), default=SubmissionStatus.QUEUED.value)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """When the grading message was last handed to the broker."""
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim: Mapped[str | None] = mapped_column(String(64), default=None)
+    """Token of the grading attempt that currently holds this submission."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    current_check: Mapped[str] = mapped_column(String(200), default="")
+    checks_done: Mapped[int] = mapped_column(Integer, default=0)
+    checks_total: Mapped[int] = mapped_column(Integer, default=0)
+
+    score: Mapped[float | None] = mapped_column(Float, default=None)
+    max_score: Mapped[float | None] = mapped_column(Float, default=None)
+    passed: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    lb_value: Mapped[float | None] = mapped_column(Float, default=None)
+    """The assignment's leaderboard metric (rpz-cnn: finetune.weighted), None if not available."""
+    result_json: Mapped[str | None] = mapped_column(Text, default=None)
+    message: Mapped[str] = mapped_column(Text, default="")
+    """Student-facing message (why rejected, or that the grader failed)."""
+    error_reason: Mapped[str] = mapped_column(Text, default="")
+    """Instructor-only: why grading failed (engine or infrastructure), kept across retries."""
+    regrade_id: Mapped[int | None] = mapped_column(ForeignKey("regrades.id"), default=None)
+
+    user: Mapped[User] = relationship()
+    assignment: Mapped[Assignment] = relationship()
+
+    @property
+    def state(self) -> SubmissionStatus:
+        return SubmissionStatus(self.status)
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        return json.loads(self.result_json) if self.result_json else None
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        r = self.result
+        return {k: v for k, v in (r or {}).get("metrics", {}).items() if v is not None}
+
+
+class WorkerSeen(Base):
+    __tablename__ = "workers"
+
+    hostname: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    submission_id: Mapped[int | None] = mapped_column(Integer, default=None)

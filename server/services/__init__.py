@@ -1,0 +1,1 @@
+"""Business logic. Views and CLI commands call these functions; they take a Session and plain values."""

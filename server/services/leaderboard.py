@@ -1,0 +1,116 @@
+"""Leaderboard: one counted submission per student (best or latest), ranked by the assignment's metric.
+
+Ties go to the earlier submission. One SQL query with a window function, so it stays fast with thousands
+of students and tens of thousands of submissions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.models import Assignment, Counts, Submission, User, Visibility, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    rank: int
+    user_id: int
+    username: str
+    name: str
+    nickname: str
+    submission_id: int
+    value: float
+    metrics: dict[str, float]
+    score: float | None
+    passed: bool | None
+    uploads: int
+    at: datetime
+
+
+def columns(assignment: Assignment) -> list[tuple[str, str]]:
+    """(metric, label) pairs from the grader spec, e.g. ("finetune.orig", "ORIG")."""
+    try:
+        from grader.assignments import load_assignment
+
+        spec = load_assignment(assignment.name)
+        return [(c.metric, c.label) for c in spec.leaderboard_columns]
+    except Exception:
+        return []
+
+
+def metric_of(assignment: Assignment) -> str | None:
+    try:
+        from grader.assignments import load_assignment
+
+        return load_assignment(assignment.name).leaderboard_metric
+    except Exception:
+        return None
+
+
+def ranked(session: Session, assignment: Assignment, *, counts: str | None = None,
+           cutoff: datetime | None = None, passed_only: bool = False) -> list[Row]:
+    """Rows in rank order; `cutoff` keeps only submissions uploaded at or before it (challenge deadline)."""
+    counts = counts or assignment.leaderboard_counts
+    order = ((Submission.lb_value.desc(), Submission.created_at.asc(), Submission.id.asc())
+             if counts == Counts.BEST.value else (Submission.created_at.desc(), Submission.id.desc()))
+    cond = [Submission.assignment_id == assignment.id, Submission.lb_value.is_not(None)]
+    if cutoff is not None:
+        cond.append(Submission.created_at <= cutoff)
+    if passed_only:
+        cond.append(Submission.passed.is_(True))
+    rn = func.row_number().over(partition_by=Submission.user_id, order_by=order).label("rn")
+    inner = select(Submission.id.label("sid"), rn).where(*cond).subquery()
+    uploads = (select(Submission.user_id.label("uid"), func.count(Submission.id).label("n"))
+               .where(Submission.assignment_id == assignment.id).group_by(Submission.user_id).subquery())
+    q = (select(Submission.id, Submission.user_id, Submission.lb_value, Submission.result_json, Submission.score,
+                Submission.passed, Submission.created_at, User.username, User.name, User.nickname, uploads.c.n)
+         .join(inner, inner.c.sid == Submission.id).join(User, User.id == Submission.user_id)
+         .join(uploads, uploads.c.uid == Submission.user_id).where(inner.c.rn == 1)
+         .order_by(Submission.lb_value.desc(), Submission.created_at.asc(), Submission.id.asc()))
+    wanted = {m for m, _ in columns(assignment)}
+    rows: list[Row] = []
+    for i, r in enumerate(session.execute(q).all(), start=1):
+        metrics = {k: v for k, v in json.loads(r.result_json or "{}").get("metrics", {}).items()
+                   if k in wanted and v is not None}
+        rows.append(Row(rank=i, user_id=r.user_id, username=r.username, name=r.name, nickname=r.nickname,
+                        submission_id=r.id, value=float(r.lb_value), metrics=metrics, score=r.score,
+                        passed=r.passed, uploads=int(r.n), at=r.created_at))
+    return rows
+
+
+def hidden_for(assignment: Assignment, viewer: User, *, now: datetime | None = None) -> bool:
+    if viewer.is_instructor or assignment.leaderboard_visibility != Visibility.HIDDEN.value:
+        return False
+    deadline = assignment.challenge_deadline
+    return deadline is None or (now or utcnow()) < deadline
+
+
+def board(session: Session, assignment: Assignment, viewer: User) -> dict[str, Any]:
+    """The leaderboard as the viewer may see it (JSON-ready)."""
+    cols = columns(assignment)
+    out: dict[str, Any] = {
+        "assignment": assignment.name, "title": assignment.title, "counts": assignment.leaderboard_counts,
+        "visibility": assignment.leaderboard_visibility, "metric": metric_of(assignment),
+        "columns": [{"metric": m, "label": label} for m, label in cols],
+        "challenge_deadline": assignment.challenge_deadline.isoformat() if assignment.challenge_deadline else None,
+        "hidden": hidden_for(assignment, viewer), "rows": [], "generated_at": utcnow().isoformat(),
+    }
+    if out["hidden"]:
+        return out
+    anonymous = assignment.leaderboard_visibility != Visibility.PUBLIC.value and not viewer.is_instructor
+    for r in ranked(session, assignment):
+        me = r.user_id == viewer.id
+        who = r.nickname if anonymous else (r.name or r.username)
+        out["rows"].append({
+            "rank": r.rank, "name": who, "me": me, "value": round(r.value, 6),
+            "metrics": {m: round(r.metrics[m], 6) if m in r.metrics else None for m, _ in cols},
+            "uploads": r.uploads, "at": r.at.isoformat(),
+            "submission_id": r.submission_id if (me or viewer.is_instructor) else None,
+        })
+    return out

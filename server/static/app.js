@@ -1,0 +1,133 @@
+// Live updates by polling JSON endpoints; drag and drop for the upload form. No inline scripts (CSP).
+"use strict";
+
+function el(tag, attrs, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+
+function pct(v) { return v === null || v === undefined ? "" : (100 * v).toFixed(2); }
+
+async function getJSON(url) {
+  const r = await fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin", cache: "no-store"});
+  if (!r.ok) throw new Error("HTTP " + r.status);
+  return r.json();
+}
+
+function poll(url, render, everyMs, stop) {
+  let timer = null;
+  const tick = async () => {
+    try {
+      const data = await getJSON(url);
+      render(data);
+      if (stop && stop(data)) return;
+    } catch (e) { /* keep polling: the server may be restarting */ }
+    timer = setTimeout(tick, document.hidden ? everyMs * 3 : everyMs);
+  };
+  tick();
+  return () => clearTimeout(timer);
+}
+
+function renderReport(box, s) {
+  box.replaceChildren();
+  const r = s.result;
+  if (s.status === "rejected") {
+    box.append(el("p", {class: "error", id: "reject-reason"}, "Rejected: " + (s.message || (r && r.message) || "")));
+  }
+  if (s.status === "error") box.append(el("p", {class: "error"}, s.message));
+  if (!r || !r.checks || (s.status !== "graded" && !(s.status === "error" || s.status === "queued" || s.status === "running"))) return;
+  if (s.status !== "graded") box.append(el("p", {class: "muted"}, "Previous report:"));
+  const sum = el("p", {id: "score"}, `Score ${r.score} of ${r.max_score} · lab ${r.passed ? "passed" : "not passed"}`);
+  box.append(sum);
+  const t = el("table", {id: "checks"});
+  const head = el("tr");
+  for (const h of ["Check", "Target", "Result", "Points", "Message"]) head.append(el("th", {}, h));
+  t.append(el("thead")).firstChild.append(head);
+  const body = el("tbody");
+  for (const c of r.checks) {
+    const tr = el("tr", {class: "check-" + c.status});
+    tr.append(el("td", {}, c.id), el("td", {}, c.target), el("td", {}, c.status),
+              el("td", {}, `${c.points} / ${c.max_points}`), el("td", {class: "msg"}, c.message));
+    body.append(tr);
+  }
+  t.append(body);
+  box.append(t);
+  const metrics = Object.entries(r.metrics || {});
+  if (metrics.length) {
+    const dl = el("table", {id: "metrics"});
+    for (const [k, v] of metrics) { const tr = el("tr"); tr.append(el("th", {}, k), el("td", {}, v === null ? "" : v.toFixed(4))); dl.append(tr); }
+    box.append(el("h3", {}, "Metrics"), dl);
+  }
+  const timings = Object.entries(r.timings || {});
+  if (timings.length) box.append(el("p", {class: "muted"}, "Timings: " + timings.map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(", ")));
+  for (const n of r.notices || []) box.append(el("p", {class: "notice"}, n));
+}
+
+function initSubmission() {
+  const live = document.getElementById("live");
+  if (!live) return;
+  const status = document.getElementById("status"), detail = document.getElementById("status-detail");
+  const report = document.getElementById("report");
+  poll(live.dataset.url, (s) => {
+    status.textContent = s.status;
+    status.className = "status status-" + s.status;
+    let d = "";
+    if (s.status === "queued" && s.queue_position) d = `position ${s.queue_position} in the queue`;
+    if (s.status === "running") d = `running ${s.current_check || "(starting)"}` + (s.checks_total ? ` · check ${Math.min(s.checks_done, s.checks_total)} of ${s.checks_total}` : "");
+    if (s.status === "graded") d = `score ${s.score} of ${s.max_score}`;
+    detail.textContent = d;
+    renderReport(report, s);
+  }, 1500, (s) => ["graded", "rejected", "error"].includes(s.status));
+}
+
+function initLeaderboard() {
+  const box = document.getElementById("leaderboard");
+  if (!box) return;
+  const tbody = box.querySelector("tbody");
+  poll(box.dataset.url, (b) => {
+    tbody.replaceChildren();
+    const cols = b.columns.filter((c) => c.metric !== b.metric);
+    for (const r of b.rows) {
+      const tr = el("tr", r.me ? {class: "me"} : {});
+      tr.append(el("td", {}, r.rank), el("td", {}, r.name), el("td", {}, pct(r.value)));
+      for (const c of cols) tr.append(el("td", {}, pct(r.metrics[c.metric])));
+      tr.append(el("td", {}, r.uploads), el("td", {}, r.at.slice(0, 19).replace("T", " ")));
+      tbody.append(tr);
+    }
+  }, 5000);
+}
+
+function initQueue() {
+  const q = document.getElementById("queue");
+  if (q) {
+    poll(q.dataset.url, (d) => {
+      document.getElementById("q-queued").textContent = d.queued;
+      document.getElementById("q-running").textContent = d.running;
+      document.getElementById("q-workers").textContent = d.workers_alive;
+      document.getElementById("q-oldest").textContent = d.oldest_waiting_s === null ? "—" : Math.round(d.oldest_waiting_s) + " s";
+    }, 3000);
+  }
+  for (const row of document.querySelectorAll("tr.regrade")) {
+    poll(row.dataset.url, (p) => {
+      row.querySelector("progress").value = p.done;
+      row.querySelector(".regrade-text").textContent = `${p.done} of ${p.total} done`;
+    }, 3000, (p) => p.done >= p.total);
+  }
+}
+
+function initUpload() {
+  const zone = document.getElementById("dropzone"), input = document.getElementById("file");
+  if (!zone || !input) return;
+  const chosen = document.getElementById("chosen");
+  const show = () => { chosen.textContent = input.files.length ? input.files[0].name : ""; };
+  input.addEventListener("change", show);
+  for (const ev of ["dragenter", "dragover"]) zone.addEventListener(ev, (e) => { e.preventDefault(); zone.classList.add("over"); });
+  for (const ev of ["dragleave", "drop"]) zone.addEventListener(ev, (e) => { e.preventDefault(); zone.classList.remove("over"); });
+  zone.addEventListener("drop", (e) => {
+    if (e.dataTransfer && e.dataTransfer.files.length) { input.files = e.dataTransfer.files; show(); }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { initSubmission(); initLeaderboard(); initQueue(); initUpload(); });

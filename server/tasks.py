@@ -1,0 +1,17 @@
+"""Celery tasks: thin, take ids, and talk to the web app over the authenticated internal endpoints."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from server.celery_app import TASK_NAME
+from server.worker_client import InternalClient, WebUnavailable, run_grading_job
+
+
+@shared_task(bind=True, name=TASK_NAME, acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=(WebUnavailable,), retry_backoff=5, retry_backoff_max=120, max_retries=8)
+def grade(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Grade one submission by id."""
+    conf = self.app.conf.autograder
+    client = InternalClient(conf["internal_url"], conf["internal_secret"], hostname=self.request.hostname or "")
+    return run_grading_job(client, int(submission_id), heartbeat_seconds=float(conf["heartbeat_seconds"]))
