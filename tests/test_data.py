@@ -281,24 +281,29 @@ def test_load_hidden_shapes_dtypes_labels(prepared: tuple[GraderSettings, list[s
 @needs_shared
 def test_cached_arrays_equal_the_seed_transform(prepared: tuple[GraderSettings, list[str]]) -> None:
     """The arrays are exactly ImageFolder + Compose([Resize((96, 96)), ToTensor()]) times 255."""
+    check_against_image_folder(prepared[0], SETS[1:], step=1)
+
+
+def check_against_image_folder(settings: GraderSettings, names: list[str], step: int) -> None:
     import torch
     from torchvision import transforms
     from torchvision.datasets import ImageFolder
 
-    settings, _ = prepared
     transform = transforms.Compose([transforms.Resize((96, 96)), transforms.ToTensor()])
-    for name in SETS[1:]:
+    for name in names:
         dataset = ImageFolder(root=str(settings.hidden_data / name), transform=transform)
         hs = load_hidden(settings, name)
-        assert dataset.class_to_idx == {"cat": 0, "dog": 1}
-        assert [Path(p).relative_to(dataset.root).as_posix() for p, _ in dataset.samples] == json.loads(
-            (settings.hidden_data / "arrays" / name / "96x96/manifest.json").read_text()
-        )["files"]
-        for i in range(len(dataset)):
+        assert dataset.class_to_idx == {"cat": 0, "dog": 1} and len(dataset) == len(hs)
+        manifest = json.loads((settings.hidden_data / "arrays" / name / "96x96/manifest.json").read_text())
+        assert [Path(p).relative_to(dataset.root).as_posix() for p, _ in dataset.samples] == manifest["files"]
+        for i in range(0, len(dataset), step):
             x, y = dataset[i]
-            assert y == hs.labels[i]
+            assert y == hs.labels[i], (name, i)
             assert torch.equal((x * 255).round().to(torch.uint8), torch.from_numpy(np.array(hs.images[i])))
-            assert torch.equal(x, torch.from_numpy(hs.images[i] / np.float32(255)))
+            assert torch.equal(x, torch.from_numpy(np.array(hs.images[i])).float() / 255), (
+                name,
+                manifest["files"][i],
+            )
 
 
 @needs_debian
@@ -321,6 +326,30 @@ def test_fashion_arrays_equal_torchvision_to_tensor(
     for i in (0, 1, 4999, 9999):
         x, y = dataset[i]
         assert y == hs.labels[i] and torch.equal(x, torch.from_numpy(hs.images[i] / np.float32(255)))
+
+
+@needs_shared
+def test_other_sizes_for_other_assignments(small_shared: Path, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "hidden", small_shared)
+    run_prepare(settings, sets=["dogs_and_cats/new"], sizes=[(96, 96), (32, 48)])
+    hs = load_hidden(settings, "dogs_and_cats/new", image_size=(32, 48))
+    assert hs.images.shape == (2 * PER_CLASS, 3, 32, 48)
+    assert load_hidden(settings, "dogs_and_cats/new").images.shape == (2 * PER_CLASS, 3, 96, 96)
+
+
+@needs_shared
+def test_load_hidden_refuses_inconsistent_arrays(small_shared: Path, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "hidden", small_shared)
+    run_prepare(settings, sets=["dogs_and_cats/new"])
+    labels = settings.hidden_data / "arrays/dogs_and_cats/new/96x96/labels.npy"
+    np.save(labels, np.zeros(3, dtype=np.int64))
+    with pytest.raises(DataUnavailable, match=r"do not match the manifest.*autograder data prepare` --force"):
+        load_hidden(settings, "dogs_and_cats/new")
+    labels.write_bytes(b"not an npy file")
+    with pytest.raises(DataUnavailable, match="cannot read arrays"):
+        load_hidden(settings, "dogs_and_cats/new")
+    _, logs = run_prepare(settings, sets=["dogs_and_cats/new"], force=True)
+    assert len(load_hidden(settings, "dogs_and_cats/new")) == 2 * PER_CLASS
 
 
 # --- messages ----------------------------------------------------------------------------------
@@ -439,6 +468,7 @@ def test_full_prepare(tmp_path: Path) -> None:
         assert time.perf_counter() - t0 < 0.5
         assert len(hs) == count and np.bincount(hs.labels).tolist() == per_class
     assert not (settings.hidden_data / "dogs_and_cats/train").exists()
+    check_against_image_folder(settings, SETS[1:], step=1)  # every image, bit for bit
     logs.clear()
     t0 = time.perf_counter()
     prepare(settings=settings, log=logs.append)

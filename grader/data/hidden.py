@@ -20,7 +20,8 @@ class HiddenSet:
 
     name: str
     images: np.ndarray
-    """uint8 (N, C, H, W); divide by 255 for transforms.ToTensor()'s values. Read-only (memory-mapped)."""
+    """uint8 (N, C, H, W), read-only (memory-mapped). Divided by 255 in float32 (torch's `.float() / 255`,
+    numpy's `/ np.float32(255)`) they equal transforms.ToTensor()'s values bit for bit."""
     labels: np.ndarray
     """int64 (N,), indices into classes."""
     classes: tuple[str, ...]
