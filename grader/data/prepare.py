@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from grader.data import arrays
 from grader.data.catalog import (
     ALL_SETS,
     DEFAULT_IMAGE_SIZE,
+    DOGS_AND_CATS,
     DOGS_AND_CATS_CLASSES,
     FASHION_MNIST,
     FASHION_MNIST_CLASSES,
@@ -44,6 +46,7 @@ SOURCE_STAMP = "SOURCE.json"
 """Written into each source folder prepare creates: where it came from (for AUG: its cache key)."""
 FASHION_MIRROR = "ossci-datasets.s3.amazonaws.com"
 
+ORIG, AUG, NEW = DOGS_AND_CATS
 Log = Callable[[str], None]
 
 
@@ -73,50 +76,40 @@ def prepare(
         raise ValueError(f"unknown hidden sets {unknown}; known: {list(ALL_SETS)}")
     hidden = Path(settings.hidden_data)
     hidden.mkdir(parents=True, exist_ok=True)
-    start, built, ready, errors = time.perf_counter(), 0, [], []
+    start, built, ready, errors, failed = time.perf_counter(), 0, [], [], set()
 
-    def step(name: str, work: Callable[[], int]) -> None:
+    def attempt(name: str, work: Callable[[], int]) -> bool:
         nonlocal built
         try:
             built += work()
-            ready.append(name)
+            return True
         except DataUnavailable as exc:
             errors.append(str(exc))
-            log(f"{name}: NOT prepared: {exc}")
-
-    if FASHION_MNIST in wanted:
-        step(
-            FASHION_MNIST, lambda: _prepare_fashion(hidden, fashion_mnist_source, allow_download, force, log)
-        )
-    shared = Path(settings.shared_data) / "dogs_and_cats"
-    sources: dict[str, Callable[[], int]] = {
-        "dogs_and_cats/orig": lambda: _ensure_copied(shared / "orig", hidden / "dogs_and_cats/orig", log),
-        "dogs_and_cats/new": lambda: _ensure_copied(shared / "new", hidden / "dogs_and_cats/new", log),
-        "dogs_and_cats/aug": lambda: _ensure_aug(hidden, augment or AugmentConfig(), force, workers, log),
-    }
-    needed = {n for n in wanted if n in sources} | (
-        {"dogs_and_cats/orig"} if "dogs_and_cats/aug" in wanted else set()
-    )
-    failed: set[str] = set()
-    for name in sources:  # orig before aug
-        if name not in needed or (name.endswith("/aug") and "dogs_and_cats/orig" in failed):
-            continue
-        try:
-            built += sources[name]()
-        except DataUnavailable as exc:
             failed.add(name)
-            errors.append(str(exc))
             log(f"{name}: NOT prepared: {exc}")
+            return False
+
+    if FASHION_MNIST in wanted and attempt(
+        FASHION_MNIST, lambda: _prepare_fashion(hidden, fashion_mnist_source, allow_download, force, log)
+    ):
+        ready.append(FASHION_MNIST)
+    shared = Path(settings.shared_data) / "dogs_and_cats"
+    sources: dict[str, Callable[[], int]] = {  # orig before aug, which is made from it
+        ORIG: lambda: _ensure_copied(shared / "orig", hidden / ORIG, log),
+        NEW: lambda: _ensure_copied(shared / "new", hidden / NEW, log),
+        AUG: lambda: _ensure_aug(hidden, augment or AugmentConfig(), force, workers, log),
+    }
+    for name, work in sources.items():
+        if name in wanted or (name == ORIG and AUG in wanted):
+            if name == AUG and ORIG in failed:
+                failed.add(AUG)
+            else:
+                attempt(name, work)
     for name in wanted:
-        if (
-            name in sources
-            and name not in failed
-            and not (name.endswith("/aug") and "dogs_and_cats/orig" in failed)
-        ):
-            step(
-                name,
-                lambda n=name: sum(_prepare_folder_arrays(hidden, n, tuple(s), force, log) for s in sizes),
-            )
+        if name in sources and name not in failed:
+            work = partial(_prepare_folder_arrays_all, hidden, name, sizes, force, log)
+            if attempt(name, work):
+                ready.append(name)
     if errors:
         raise DataUnavailable("\n".join(errors))
     elapsed = time.perf_counter() - start
@@ -330,6 +323,12 @@ def _listing_digest(root: Path) -> str | None:
         return list_image_folder(root).digest()
     except FileNotFoundError:
         return None
+
+
+def _prepare_folder_arrays_all(
+    hidden: Path, name: str, sizes: Sequence[tuple[int, int]], force: bool, log: Log
+) -> int:
+    return sum(_prepare_folder_arrays(hidden, name, (int(h), int(w)), force, log) for h, w in sizes)
 
 
 def _prepare_folder_arrays(hidden: Path, name: str, size: tuple[int, int], force: bool, log: Log) -> int:
