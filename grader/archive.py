@@ -371,14 +371,15 @@ def _inflate(fp: BinaryIO, compressed: int) -> Iterator[bytes]:
     left = compressed
     while not inflater.eof:
         data = inflater.unconsumed_tail
-        if not data:
-            if left <= 0:
-                raise EOFError
+        if not data and left > 0:
             data = fp.read(min(_CHUNK, left))
             if not data:
                 raise EOFError
             left -= len(data)
-        yield inflater.decompress(data, _CHUNK)
+        chunk = inflater.decompress(data, _CHUNK)  # with no input left, this drains zlib's pending output
+        if not chunk and not data and not inflater.eof:
+            raise EOFError  # all input used, stream not finished
+        yield chunk
 
 
 # --- wording -------------------------------------------------------------------------------------------

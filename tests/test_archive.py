@@ -502,3 +502,13 @@ def test_local_header_name_differs_from_the_directory(box: Box) -> None:
     lh = next(lh for _cd, lh, raw in _members(data) if raw == b"model.pt")
     data = data[:lh + 30] + b"MODEL.pt" + data[lh + 38:]
     box.reject(data, DEFAULT, "model.pt", "damaged")
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 16, 1000])
+def test_small_chunks_still_inflate_correctly(box: Box, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """zlib may hold output after the last input byte is consumed; it must be drained, not taken as a cut."""
+    monkeypatch.setattr(archive, "_CHUNK", chunk)
+    content = {"model.pt": b"\0" * 20_000 + b"end", "finetuned.pt": b"abc" * 1000,
+               "numpy_nn.py": bytes(range(256)) * 4, "pytorch_cnn.py": bytes(range(256)) * 12}
+    box.unpack(make_zip(content))
+    assert extracted(box) == content
