@@ -512,3 +512,33 @@ def test_small_chunks_still_inflate_correctly(box: Box, monkeypatch: pytest.Monk
                "numpy_nn.py": bytes(range(256)) * 4, "pytorch_cnn.py": bytes(range(256)) * 12}
     box.unpack(make_zip(content))
     assert extracted(box) == content
+
+
+def as_zip64(data: bytes, members: int | None = None) -> bytes:
+    """The same zip with a zip64 end record (classic record fields set to 'see zip64')."""
+    eocd = data.rindex(b"PK\x05\x06")
+    count, size, offset = struct.unpack_from("<HLL", data, eocd + 10)
+    members = count if members is None else members
+    record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, members, members, size, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, eocd, 1)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return data[:eocd] + record + locator + end
+
+
+def test_zip64_end_record_is_read(box: Box) -> None:
+    assert box.unpack(as_zip64(make_zip(CONTENT)), SMALL).found == frozenset(EXPECTED)
+
+
+def test_zip64_end_record_with_too_many_members(box: Box) -> None:
+    box.reject(as_zip64(make_zip(CONTENT), members=10**9), SMALL, "1000000000 entries", "at most 50")
+
+
+def test_oversized_table_of_contents(box: Box) -> None:
+    entries = {**CONTENT, **{f"{i:03d}" + "x" * 3000: b"" for i in range(40)}}
+    box.reject(make_zip(entries, zipfile.ZIP_STORED), SMALL, "table of contents", "Zip only the files")
+
+
+def test_data_before_the_zip_is_tolerated(box: Box) -> None:
+    result = box.unpack(b"#!/bin/sh\nexit 0\n" * 10 + make_zip(CONTENT))
+    assert result.found == frozenset(EXPECTED)
+    assert extracted(box) == CONTENT
