@@ -14,11 +14,13 @@ import numpy as np
 
 from grader.archive import ArchiveLimits, ArchiveRejected, unpack_submission
 from grader.assignments import AssignmentSpec, CheckSpec, UnknownAssignment, load_assignment
+from grader.assignments.spec import make_limits
 from grader.judge.context import GroupRun, Inputs, Verdict
 from grader.judge.execute import GraderFault, Task, run_in_sandbox, run_reference
 from grader.judge.kinds import KINDS
 from grader.result import CheckResult, CheckStatus, GradeResult
 from grader.sandbox import RunLimits, SandboxUnavailable, host_backend
+from grader.sandbox.cgroups import CgroupBackend
 from grader.settings import GraderSettings
 from grader.settings import settings as default_settings
 
@@ -49,9 +51,9 @@ def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | N
         shutil.rmtree(job_dir, ignore_errors=True)
 
 
-def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: object, job_dir: Path,
+def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: CgroupBackend, job_dir: Path,
            t0: float, progress: Callable[[str], None] | None) -> GradeResult:
-    lim = spec.limits
+    lim = make_limits(cfg.limit_overrides, base=spec.limits) if cfg.limit_overrides else spec.limits
     try:
         unpacked = unpack_submission(zip_path, job_dir / "submission", expected=spec.files, limits=ArchiveLimits(
             upload_bytes=lim.upload_bytes, max_members=lim.max_members, unpacked_bytes=lim.unpacked_bytes))
@@ -88,7 +90,8 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: o
         tasks.append(Task(index=index, check_id=check.id, plan=plan))
 
     limits = RunLimits(memory_bytes=lim.memory_bytes, pids=lim.pids, cpus=lim.cpus, wall_s=lim.wall_s,
-                       output_bytes=lim.output_bytes, tmpfs_bytes=lim.tmpfs_bytes)
+                       output_bytes=lim.output_bytes, tmpfs_bytes=lim.tmpfs_bytes, import_s=lim.import_s,
+                       build_s=lim.build_s, op_s=lim.op_s)
     runs, stats = run_in_sandbox(tasks, inputs=inputs, job_dir=job_dir, submission=unpacked.root, limits=limits,
                                  backend=backend, bwrap=cfg.bwrap, python=cfg.python, progress=progress) \
         if tasks else ({}, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -27,6 +27,8 @@ class GraderSettings:
     python: Path
     """Interpreter the sandbox runs (a venv's python with numpy and torch)."""
     bwrap: str
+    limit_overrides: dict[str, float] = field(default_factory=dict)
+    """Override any assignment limit for every grading (e.g. AUTOGRADER_LIMITS="op_s=5,wall_s=300")."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GraderSettings:
@@ -43,6 +45,7 @@ class GraderSettings:
             cgroup_name=get("CGROUP_NAME", "nn-autograder"),
             python=Path(get("SANDBOX_PYTHON", sys.executable)),
             bwrap=get("BWRAP", "bwrap"),
+            limit_overrides=_parse_limits(get("LIMITS", "")),
         )
 
     def with_(self, **changes: object) -> GraderSettings:
@@ -53,3 +56,11 @@ class GraderSettings:
 def settings() -> GraderSettings:
     """The process-wide settings, read from the environment on first use."""
     return GraderSettings.from_env()
+
+
+def _parse_limits(text: str) -> dict[str, float]:
+    out = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = item.partition("=")
+        out[key.strip()] = float(value)
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,13 @@ class Limits:
     pids: int = 256
     cpus: float = 2.0
     wall_s: float = 600.0
+    """Wall-clock budget of the whole grading (all sandbox starts together)."""
+    import_s: float = 120.0
+    """Budget of importing one student module (torch imports take seconds)."""
+    build_s: float = 60.0
+    """Budget of building a model, loading a checkpoint or a probe forward pass."""
+    op_s: float = 20.0
+    """Budget of any other single call into student code."""
     output_bytes: int = 64 * 2**20
     tmpfs_bytes: int = 512 * 2**20
     upload_bytes: int = 100 * 2**20
@@ -84,6 +91,17 @@ class AssignmentSpec:
         raise KeyError(check_id)
 
 
+def make_limits(values: dict[str, Any], base: Limits | None = None) -> Limits:
+    """Limits from a mapping (spec or overrides); float fields stay floats, the rest are ints."""
+    base = base or Limits()
+    floats = {"cpus", "wall_s", "import_s", "build_s", "op_s"}
+    known = set(Limits.__dataclass_fields__)
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
+    return replace(base, **{k: float(v) if k in floats else int(v) for k, v in values.items()})
+
+
 def list_assignments() -> list[str]:
     return sorted(p.stem.replace("_", "-") for p in SPEC_DIR.glob("*.toml"))
 
@@ -111,8 +129,7 @@ def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:
     if len(ids) != len(set(ids)):
         raise ValueError(f"{path.name}: duplicate check ids")
     lb = raw.get("leaderboard", {})
-    limits = Limits(**{k: (int(v) if k != "cpus" and k != "wall_s" else float(v))
-                       for k, v in raw.get("limits", {}).items()})
+    limits = make_limits(raw.get("limits", {}))
     return AssignmentSpec(
         name=a["name"], title=a["title"], files=tuple(a["files"]), checks=checks, limits=limits,
         reference=a.get("reference", a["name"].replace("-", "_")),

@@ -110,7 +110,7 @@ def _array(d: Any, data: memoryview) -> np.ndarray:
     if dtype not in ALLOWED_DTYPES:
         raise WireError(f"dtype {dtype!r} not allowed")
     if (not isinstance(shape, list) or len(shape) > 8
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s for s in shape)):
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
         raise WireError("bad shape")
     if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in (offset, nbytes)):
         raise WireError("bad offset")

@@ -34,6 +34,16 @@ def kind_of(v: Any) -> str:
     return f"a {type(v).__name__} ({v!r})" if isinstance(v, int | float | bool) else f"a {type(v).__name__}"
 
 
+def unwrap(v: Any) -> Any:
+    """Plain dicts and lists from a described value (``{"$dict": ...}``, ``{"$list": ...}``)."""
+    if isinstance(v, dict):
+        if "$dict" in v:
+            return {k: unwrap(x) for k, x in v["$dict"].items()}
+        if "$list" in v:
+            return [unwrap(x) for x in v["$list"]]
+    return v
+
+
 def as_array(v: Any) -> np.ndarray | None:
     """The numeric array in a raw value, or None when it is not one (tensors do not count)."""
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":

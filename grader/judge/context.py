@@ -39,7 +39,6 @@ class Plan:
     """Ops of one check plus the inputs they use. `data` maps dataset file names to image arrays."""
 
     ops: list[dict[str, Any]]
-    timeouts: list[float]
     labels: dict[str, Any] = field(default_factory=dict)
     """Judge-only facts needed when judging (labels, permutations, expected literals). Never sent."""
     use_reference: bool = True

@@ -123,7 +123,7 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], *, job: Job, li
                                    "message": "did not get going within the time limit"}
                     else:
                         t = by_index[current[0]]
-                        budget = t.plan.timeouts[current[1]]
+                        budget = op_timeout(t.plan.ops[current[1]], limits)
                         failure = {"type": "Timeout", "sandbox": True, "message":
                                    f"did not finish within {budget:g} s (an endless loop?)"
                                    if time.monotonic() < wall_deadline else
@@ -144,7 +144,7 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], *, job: Job, li
                     t = by_index[g]
                     if kind == "start":
                         current = (g, i)
-                        op_deadline = time.monotonic() + t.plan.timeouts[i]
+                        op_deadline = time.monotonic() + op_timeout(t.plan.ops[i], limits)
                         if i == 0 and progress:
                             progress(t.check_id)
                     elif kind == "result":
@@ -180,6 +180,18 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], *, job: Job, li
     else:
         done.update(by_index)
     return done
+
+
+def op_timeout(op: dict[str, Any], limits: RunLimits) -> float:
+    """Budget of one op by what it does."""
+    kind = op["op"]
+    if kind == "import":
+        return limits.import_s
+    if kind == "predict":
+        return limits.wall_s
+    if kind in ("new", "torch_load", "load_state_dict", "torch_probe", "state_keys"):
+        return limits.build_s
+    return limits.op_s
 
 
 def _death(sp: SandboxProcess, limits: RunLimits) -> dict[str, Any]:

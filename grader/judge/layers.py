@@ -18,8 +18,6 @@ from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.compare import compare_array, decimal_tol, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 
-OP_TIMEOUT = 20.0
-IMPORT_TIMEOUT = 120.0
 RTOL, ATOL = 1e-4, 1e-6
 
 
@@ -81,20 +79,17 @@ class LayerScript:
         self.layer = layer
         self.inputs = inputs
         self.ops: list[dict[str, Any]] = []
-        self.timeouts: list[float] = []
         self.labels: dict[str, Any] = {}
 
-    def add(self, op: dict[str, Any], *, label: str | None = None, timeout: float = OP_TIMEOUT) -> int:
+    def add(self, op: dict[str, Any], *, label: str | None = None) -> int:
         self.ops.append(op)
-        self.timeouts.append(timeout)
         if label is not None:
             self.labels[label] = len(self.ops) - 1
         return len(self.ops) - 1
 
     def start(self, ref: str, sizes: dict[str, Any]) -> None:
         if not any(o["op"] == "import" for o in self.ops):
-            self.add({"op": "import", "module": self.layer.module, "what": f"importing {self.layer.module}.py"},
-                     timeout=IMPORT_TIMEOUT)
+            self.add({"op": "import", "module": self.layer.module, "what": f"importing {self.layer.module}.py"})
         self.add({"op": "new", "module": self.layer.module, "name": self.layer.name,
                   "args": self.layer.ctor_args(sizes), "as": ref,
                   "what": f"{self.layer.name}({', '.join(map(str, self.layer.ctor_args(sizes)))})"})
@@ -119,7 +114,7 @@ class LayerScript:
                          "what": f"reading {self.layer.name}.{attr}"}, label=label)
 
     def plan(self, *, use_reference: bool = True, **judge_facts: Any) -> Plan:
-        return Plan(ops=self.ops, timeouts=self.timeouts, labels={"ops": self.labels, **judge_facts},
+        return Plan(ops=self.ops, labels={"ops": self.labels, **judge_facts},
                     use_reference=use_reference)
 
 

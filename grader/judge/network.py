@@ -9,7 +9,7 @@ import numpy as np
 from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.compare import compare_array
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
-from grader.judge.layers import ATOL, IMPORT_TIMEOUT, OP_TIMEOUT, RTOL, LayerDesc, failure_text, random_params
+from grader.judge.layers import ATOL, RTOL, LayerDesc, failure_text, random_params
 
 
 class Network:
@@ -66,8 +66,7 @@ class Network:
         add({"op": "sgd", "layers": [f"L{k}" for k in range(len(descs))], "lr": lr,
              "what": f"the SGD update param_value -= lr * grads[name].mean(axis=0) over {arch}"})
         forward_pass("after one SGD step")
-        timeouts = [IMPORT_TIMEOUT if o["op"] == "import" else OP_TIMEOUT for o in ops]
-        return Plan(ops=ops, timeouts=timeouts, labels={"ops": labels, "arch": arch})
+        return Plan(ops=ops, labels={"ops": labels, "arch": arch})
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:

@@ -8,31 +8,27 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
-from grader.judge.compare import fmt_shape, kind_of
+from grader.judge.compare import fmt_shape, kind_of, unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
-from grader.judge.layers import IMPORT_TIMEOUT, failure_text
+from grader.judge.layers import failure_text
 
-BUILD_TIMEOUT = 60.0
-PROBE_TIMEOUT = 60.0
-LOAD_TIMEOUT = 60.0
 NETWORK_WORDS = ("urlopen", "name resolution", "name or service", "network is unreachable", "download",
                  "connection refused", "urlerror", "gaierror", "hub")
 
 
-def _build_ops(p: dict[str, Any]) -> tuple[list[dict[str, Any]], list[float]]:
+def _build_ops(p: dict[str, Any]) -> list[dict[str, Any]]:
     module, cls = p["module"], p["class"]
     ops = [{"op": "import", "module": module, "what": f"importing {module}.py"},
            {"op": "new", "module": module, "name": cls, "kwargs": p.get("kwargs", {}), "as": "net", "report": False,
             "what": f"{cls}()"}]
-    return ops, [IMPORT_TIMEOUT, BUILD_TIMEOUT]
+    return ops
 
 
-def _load_ops(p: dict[str, Any]) -> tuple[list[dict[str, Any]], list[float]]:
-    return ([{"op": "torch_load", "file": p["file"], "as_state": "state",
+def _load_ops(p: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"op": "torch_load", "file": p["file"], "as_state": "state",
               "what": f"torch.load('{p['file']}', weights_only=True)"},
              {"op": "load_state_dict", "ref": "net", "state": "state",
-              "what": f"{p['class']}().load_state_dict(<{p['file']}>, strict=True)"}],
-            [LOAD_TIMEOUT, LOAD_TIMEOUT])
+              "what": f"{p['class']}().load_state_dict(<{p['file']}>, strict=True)"}]
 
 
 def torch_failure(run: GroupRun, plan: Plan) -> str | None:
@@ -56,21 +52,19 @@ class TorchBuild:
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = check.params
-        ops, timeouts = _build_ops(p)
+        ops = _build_ops(p)
         ops.append({"op": "torch_probe", "ref": "net", "shape": p["input_shape"], "seed": int(rng.integers(1 << 30)),
                     "what": f"{p['class']}.forward on an input of shape {fmt_shape(p['input_shape'])}"})
-        timeouts.append(PROBE_TIMEOUT)
-        return Plan(ops=ops, timeouts=timeouts, use_reference=False)
+        return Plan(ops=ops, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         p = check.params
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
-        facts = run.value(len(plan.ops) - 1)
-        if not isinstance(facts, dict) or "$dict" not in facts:
+        facts = unwrap(run.value(len(plan.ops) - 1))
+        if not isinstance(facts, dict):
             return Verdict.fail(f"{p['class']}.forward returned something the grader cannot read")
-        facts = facts["$dict"]
         cls, want = p["class"], tuple(p["output_shape"])
         if not facts.get("is_tensor"):
             return Verdict.fail(f"{cls}.forward returned a {facts.get('type')}; it has to return a PyTorch tensor")
@@ -92,23 +86,22 @@ class TorchCheckpoint:
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = check.params
-        ops, timeouts = _build_ops(p)
+        ops = _build_ops(p)
         ops.append({"op": "state_keys", "ref": "net", "what": f"{p['class']}().state_dict()"})
-        timeouts.append(BUILD_TIMEOUT)
-        lops, ltimeouts = _load_ops(p)
-        return Plan(ops=ops + lops, timeouts=timeouts + ltimeouts, use_reference=False)
+        return Plan(ops=ops + _load_ops(p), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         p = check.params
         n = len(run.results)
         if n >= 4 and not run.results[3].error:  # compare keys ourselves for a precise message
-            model_keys = (run.value(2) or {}).get("$dict", {})
-            ckpt = (run.value(3) or {}).get("$dict", {})
+            model_keys, ckpt = unwrap(run.value(2)), unwrap(run.value(3))
+            if not isinstance(model_keys, dict) or not isinstance(ckpt, dict):
+                return Verdict.fail(f"{p['class']}().state_dict() returned something the grader cannot read")
             if ckpt.get("type") != "dict":
                 return Verdict.fail(f"{p['file']} holds a {ckpt.get('type')}; expected a state_dict "
                                     f"(torch.save(model.state_dict(), '{p['file']}'))")
-            keys = ckpt.get("keys", {}).get("$dict", {})
+            keys = ckpt.get("keys") or {}
             missing = sorted(set(model_keys) - set(keys))
             extra = sorted(set(keys) - set(model_keys))
             if missing or extra:
@@ -119,10 +112,9 @@ class TorchCheckpoint:
                     parts.append(f"{len(extra)} key(s) {p['class']}() does not have, e.g. {', '.join(extra[:3])}")
                 return Verdict.fail(f"{p['file']} does not match {p['class']}(): " + "; ".join(parts)
                                     + ". Was it saved from this class?")
-            for k, shape in model_keys.items():
-                got = keys[k]["$list"] if isinstance(keys[k], dict) else keys[k]
-                want = shape["$list"] if isinstance(shape, dict) else shape
-                if list(got or []) != list(want):
+            for k, want in model_keys.items():
+                got = keys[k]
+                if list(got or []) != list(want or []):
                     return Verdict.fail(f"{p['file']}: {k} has shape {fmt_shape(got or [])} but {p['class']}() "
                                         f"expects {fmt_shape(want)}")
         if (msg := torch_failure(run, plan)) is not None:
@@ -135,14 +127,13 @@ class TorchClassify:
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = check.params
-        ops, timeouts = _build_ops(p)
+        ops = _build_ops(p)
         x = inputs.add(rng.random(size=p["input_shape"]).astype(np.float32))
         ops += [{"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"},
                 {"op": "tensor", "value": x, "as": "x", "report": False, "what": "preparing the input"},
                 {"op": "call", "module": p["fn_module"], "name": p["fn"], "args": [{"$ref": "net"}, {"$ref": "x"}],
                  "what": f"{p['fn']}(model, x) with x of shape {fmt_shape(p['input_shape'])}"}]
-        timeouts += [BUILD_TIMEOUT, BUILD_TIMEOUT, PROBE_TIMEOUT]
-        return Plan(ops=ops, timeouts=timeouts, use_reference=False)
+        return Plan(ops=ops, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
@@ -174,10 +165,8 @@ class TorchAccuracy:
         from grader.data import load_hidden
 
         p = check.params
-        ops, timeouts = _build_ops(p)
-        lops, ltimeouts = _load_ops(p)
-        ops += lops + [{"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"}]
-        timeouts += ltimeouts + [BUILD_TIMEOUT]
+        ops = _build_ops(p)
+        ops += _load_ops(p) + [{"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"}]
         parts = []
         fresh = np.random.default_rng(secrets.randbits(128))  # a new order every run, not judge-seed dependent
         for d in p["datasets"]:
@@ -188,10 +177,9 @@ class TorchAccuracy:
             ops.append({"op": "predict", "ref": "net", "fn_module": p["fn_module"], "fn": p["fn"], "data": name,
                         "batch": int(p.get("batch", 250)), "scale": 255.0,
                         "what": f"{p['fn']}(model, x) on the hidden {d['label']} test set ({len(perm)} images)"})
-            timeouts.append(float(assignment.limits.wall_s))
             parts.append({"metric": d["metric"], "label": d["label"], "weight": float(d.get("weight", 1.0)),
                           "labels": hidden.labels[perm], "classes": len(hidden.classes)})
-        return Plan(ops=ops, timeouts=timeouts, labels={"parts": parts}, use_reference=False)
+        return Plan(ops=ops, labels={"parts": parts}, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:

@@ -6,6 +6,7 @@ enforce; the grader refuses to run student code without them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -47,10 +48,8 @@ class RunCgroup:
     def pids(self) -> set[int]:
         found: set[int] = set()
         for f in self.procs_files:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 found.update(int(x) for x in f.read_text().split())
-            except FileNotFoundError:
-                pass
         return found
 
     def kill_all(self, timeout: float = 10.0) -> None:
@@ -65,10 +64,8 @@ class RunCgroup:
             if not pids:
                 return
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"processes {sorted(pids)} survived SIGKILL in {self.dirs}")
             time.sleep(0.01)
@@ -117,10 +114,8 @@ class CgroupBackend:
                 if (mem / "memory.memsw.limit_in_bytes").exists():
                     (mem / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes))
                 if (mem / "memory.swappiness").exists():
-                    try:
+                    with contextlib.suppress(OSError):
                         (mem / "memory.swappiness").write_text("0")
-                    except OSError:
-                        pass
                 (dirs["pids"] / "pids.max").write_text(str(limits.pids))
                 (dirs["cpu"] / "cpu.cfs_period_us").write_text("100000")
                 (dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * 100000)))

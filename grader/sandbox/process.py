@@ -40,6 +40,9 @@ class RunLimits:
     wall_s: float
     output_bytes: int
     tmpfs_bytes: int
+    import_s: float = 120.0
+    build_s: float = 60.0
+    op_s: float = 20.0
 
 
 @cache
