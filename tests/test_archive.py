@@ -6,7 +6,6 @@ import io
 import os
 import stat
 import struct
-import time
 import tracemalloc
 import warnings
 import zipfile
@@ -422,15 +421,18 @@ def test_duplicate_through_a_dot_path_is_rejected(box: Box) -> None:
 # --- too many members, too much data, lying headers ----------------------------------------------------
 
 
-def test_tens_of_thousands_of_members(box: Box) -> None:
+def test_tens_of_thousands_of_members(box: Box, monkeypatch: pytest.MonkeyPatch) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr("numpy_nn.py", CONTENT["numpy_nn.py"])
         for i in range(30000):
             zf.writestr(f"f{i}", b"")
-    t0 = time.perf_counter()
+
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the central directory must not be parsed")
+
+    monkeypatch.setattr(zipfile, "ZipFile", no_parsing)  # rejected from the end record alone
     box.reject(buf.getvalue(), DEFAULT, "30001 entries", "at most 2000")
-    assert time.perf_counter() - t0 < 1.0
 
 
 def test_member_count_hidden_from_the_end_record(box: Box) -> None:
