@@ -184,16 +184,25 @@ def folder_accuracy(model: nn.Module, root: Path, batch_size: int = 128) -> floa
 
 
 def aug_accuracy(model: nn.Module) -> float | None:
-    """Accuracy on the engine's hidden AUG part, when the engine provides a loader for it."""
+    """Accuracy on the engine's hidden AUG part (``autograder data prepare``), or None when unavailable."""
     try:
-        from grader.data import load_hidden  # type: ignore[attr-defined]
+        from grader.data import DataUnavailable, load_hidden
+        from grader.settings import settings
     except ImportError:
         return None
-    x, y = load_hidden("rpz-cnn", "aug")  # (N, 3, 96, 96) images and (N,) labels
+    try:
+        hidden = load_hidden(settings(), "dogs_and_cats/aug")
+    except DataUnavailable as exc:
+        print(f"[finetune] {exc}")
+        return None
+    assert hidden.classes == ("cat", "dog"), hidden.classes
     model.eval()
+    correct = 0
     with torch.no_grad():
-        pred = torch.cat([classify(model, x[i : i + 128]) for i in range(0, len(x), 128)])
-    return float((pred == torch.as_tensor(y)).float().mean())
+        for i in range(0, len(hidden), 128):
+            x = torch.from_numpy(np.array(hidden.images[i : i + 128])).float() / 255
+            correct += int((classify(model, x) == torch.from_numpy(hidden.labels[i : i + 128])).sum())
+    return correct / len(hidden)
 
 
 def train_finetune(
@@ -254,22 +263,38 @@ def train_finetune(
         flush=True,
     )
 
-    metrics = {"finetune.train_s": train_s}
-    for part in ("orig", "new"):
-        metrics[f"finetune.{part}"] = folder_accuracy(net, data_dir / part)
+    return {"finetune.train_s": train_s} | evaluate_finetune(net, data_dir)
+
+
+def evaluate_finetune(net: nn.Module, data_dir: Path = DOGS_CATS_DIR) -> dict[str, float]:
+    """Accuracies on ORIG, NEW and (when prepared) the hidden AUG part, and the weighted score."""
+    metrics = {f"finetune.{part}": folder_accuracy(net, data_dir / part) for part in ("orig", "new")}
     aug = aug_accuracy(net)
     if aug is None:
-        print("[finetune] hidden AUG part not available yet: weighted score approximates AUG by ORIG")
+        print("[finetune] hidden AUG part not available: the weighted score approximates AUG by ORIG")
         aug = metrics["finetune.orig"]
     else:
         metrics["finetune.aug"] = aug
-    weighted = (
+    metrics["finetune.weighted"] = (
         WEIGHTS["orig"] * metrics["finetune.orig"]
         + WEIGHTS["aug"] * aug
         + WEIGHTS["new"] * metrics["finetune.new"]
     )
-    metrics["finetune.weighted"] = weighted
-    print("[finetune] " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if not k.endswith("_s")))
+    print("[finetune] " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
+    return metrics
+
+
+def evaluate_checkpoints(folder: Path, only: str | None = None) -> dict[str, float]:
+    """Accuracies of the checkpoints already saved in ``folder`` (no training)."""
+    metrics: dict[str, float] = {}
+    if only in (None, "mynet"):
+        model = MyNet()
+        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+        metrics["mynet.accuracy"] = accuracy(model, *load_fashion_mnist("test"))
+    if only in (None, "finetune"):
+        net = FinetuneNet()
+        net.load_state_dict(torch.load(folder / "finetuned.pt", map_location="cpu", weights_only=True))
+        metrics |= evaluate_finetune(net)
     return metrics
 
 
@@ -280,14 +305,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=("mynet", "finetune"), help="train only one of the two checkpoints")
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--evaluate", action="store_true", help="only evaluate the checkpoints in --out")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    args.out.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, float] = {}
-    if args.only in (None, "mynet"):
-        metrics |= train_mynet(args.out, seed=args.seed)
-    if args.only in (None, "finetune"):
-        metrics |= train_finetune(args.out, seed=args.seed)
+    if args.evaluate:
+        metrics = evaluate_checkpoints(args.out, args.only)
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        if args.only in (None, "mynet"):
+            metrics |= train_mynet(args.out, seed=args.seed)
+        if args.only in (None, "finetune"):
+            metrics |= train_finetune(args.out, seed=args.seed)
     print("\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
     return 0
 
