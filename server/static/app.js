@@ -44,7 +44,9 @@ function renderReport(box, s) {
   const t = el("table", {id: "checks"});
   const head = el("tr");
   for (const h of ["Check", "Target", "Result", "Points", "Message"]) head.append(el("th", {}, h));
-  t.append(el("thead")).firstChild.append(head);
+  const thead = el("thead");
+  thead.append(head);
+  t.append(thead);
   const body = el("tbody");
   for (const c of r.checks) {
     const tr = el("tr", {class: "check-" + c.status});

@@ -1,0 +1,124 @@
+"""Headless Chromium (Debian's) against the embedded default started as the README does (`autograder serve`).
+
+A student logs in, uploads the full reference zip, watches it go from queued to graded and sees their
+leaderboard row; an instructor regrades it and downloads the CSV report; a student gets 403 on an
+instructor page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+GRADING_TIMEOUT_MS = 420_000
+
+
+def reference_zip(dest: Path) -> Path:
+    from reference.build import build_submission_zip, reference_dir, submission_names
+
+    missing = [n for n in submission_names("rpz-cnn") if not (reference_dir("rpz-cnn") / n).is_file()]
+    if missing:
+        pytest.skip(f"reference checkpoints not built yet: {missing} (python -m reference.rpz_cnn.train)")
+    return build_submission_zip("rpz-cnn", dest / "reference.zip")
+
+
+@pytest.fixture
+def served(tmp_path, h, procs) -> str:
+    port = h.free_port()
+    env = dict(os.environ, AUTOGRADER_INSTANCE_DIR=str(tmp_path / "instance"), PYTHONUNBUFFERED="1")
+    for k in ("AUTOGRADER_DATABASE_URL", "AUTOGRADER_BROKER_URL", "AUTOGRADER_INTERNAL_URL"):
+        env.pop(k, None)
+    p = h.Proc("serve", h.cli("serve", "--port", str(port)), env, tmp_path / "serve.log").start()
+    procs.append(p)
+    try:
+        h.wait_port(port, timeout=600)
+    except TimeoutError:
+        pytest.fail("autograder serve did not start:\n" + p.output())
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def log_in(page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/auth/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def test_student_and_instructor_in_chromium(served, browser, tmp_path):
+    base = served
+    zip_path = reference_zip(tmp_path)
+
+    # --- student: upload, watch queued -> graded, leaderboard row
+    student = browser.new_context(accept_downloads=True).new_page()
+    log_in(student, base, "student", "student-demo")
+    student.goto(f"{base}/assignments/rpz-cnn")
+    assert "0 of 100 uploads used" in student.inner_text("#uploads-used")
+    student.set_input_files("#file", str(zip_path))
+    student.click("#upload-button")
+    student.wait_for_url(re.compile(r".*/submissions/\d+$"))
+    sub_url = student.url
+    first = student.inner_text("#status")
+    assert first in ("queued", "running"), first
+    seen = {first}
+    expect = pytest.importorskip("playwright.sync_api").expect
+    # (locator waits, not wait_for_function: the pages' CSP forbids eval)
+    expect(student.locator("#status")).to_have_text(re.compile("running|graded"), timeout=GRADING_TIMEOUT_MS)
+    seen.add(student.inner_text("#status"))
+    expect(student.locator("#status")).to_have_text("graded", timeout=GRADING_TIMEOUT_MS)
+    assert "queued" in seen or "running" in seen
+    assert student.locator("#checks tbody tr").count() >= 10
+    assert "passed" in student.inner_text("#checks")
+    student.screenshot(path=str(tmp_path / "submission.png"), full_page=True)
+
+    student.goto(f"{base}/assignments/rpz-cnn/leaderboard")
+    me = student.locator("#leaderboard-table tbody tr.me")
+    me.wait_for(timeout=30_000)
+    cells = me.locator("td").all_inner_texts()
+    assert cells[0] == "1" and cells[1] == "Demo student" and float(cells[2]) > 50.0
+    assert float(cells[3]) > 0 and float(cells[6]) > 0  # ORIG ... MyNet
+    student.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+
+    # --- a student opening an instructor page gets 403
+    resp = student.goto(f"{base}/instructor/")
+    assert resp is not None and resp.status == 403 and "Forbidden" in student.inner_text("h1")
+    resp = student.goto(f"{base}/instructor/assignments/rpz-cnn/report.csv")
+    assert resp is not None and resp.status == 403
+
+    # --- instructor: regrade, watch it finish, download the CSV report
+    teacher = browser.new_context(accept_downloads=True).new_page()
+    log_in(teacher, base, "instructor", "instructor-demo")
+    teacher.goto(sub_url)
+    teacher.click("#regrade")
+    teacher.wait_for_url(sub_url)
+    assert "Regrade #1 queued" in teacher.content()
+    expect(teacher.locator("#status")).to_have_text("graded", timeout=GRADING_TIMEOUT_MS)
+    teacher.goto(f"{base}/instructor/")
+    assert "1 of 1 done" in teacher.inner_text("body")
+    teacher.goto(f"{base}/instructor/assignments/rpz-cnn/report")
+    with teacher.expect_download() as dl:
+        teacher.click("#download-csv")
+    csv_path = tmp_path / "report.csv"
+    dl.value.save_as(csv_path)
+    text = csv_path.read_text()
+    assert text.startswith("username,name,passed,points,bonus")
+    assert re.search(r"^student,Demo student,yes,", text, re.M), text
