@@ -64,8 +64,8 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
     if not unpacked.found:
         return GradeResult.rejected(
             assignment=spec.name, max_score=spec.max_score,
-            message=f"The zip contains none of the files this assignment asks for ({', '.join(spec.files)}). "
-                    "Put them at the root of the zip.",
+            message=" ".join([f"The zip contains none of the files this assignment asks for ({', '.join(spec.files)}). "
+                              "Put them at the root of the zip.", *unpacked.notices]),
             timings={"total_s": round(time.perf_counter() - t0, 3)})
 
     rng = np.random.default_rng(secrets.randbits(64))

@@ -13,7 +13,7 @@ def fmt_shape(shape: tuple[int, ...] | list[int]) -> str:
 
 
 def fmt_num(x: float) -> str:
-    return f"{x:.4g}" if np.isfinite(x) else str(x)
+    return f"{x + 0.0:.4g}" if np.isfinite(x) else str(x)
 
 
 def kind_of(v: Any) -> str:

@@ -128,6 +128,8 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], *, job: Job, li
                                    f"did not finish within {budget:g} s (an endless loop?)"
                                    if time.monotonic() < wall_deadline else
                                    f"was stopped: the grading time limit of {limits.wall_s:g} s was used up"}
+                    if sp.usage().pids_limit_hit:
+                        failure["message"] += f" while trying to start more than {limits.pids} processes"
                     break
                 finished = False
                 for m in msgs:

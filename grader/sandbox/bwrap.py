@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -12,6 +11,11 @@ from pathlib import Path
 SYSTEM_BINDS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/locale")
 # Data shipped inside site-packages that would hand a student labels (sklearn's digits, ...).
 MASKED_IN_SITE = ("sklearn/datasets/data", "sklearn/datasets/descr", "sklearn/datasets/images")
+
+
+SANDBOX_MARKER = "NNAG_SANDBOX"
+"""Environment variable every sandboxed process starts with, set to the grader's cgroup name
+(lets tests prove that none survives)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,25 +28,27 @@ class Job:
 
 
 @cache
-def python_prefixes(python: Path) -> tuple[Path, ...]:
-    """Folders the sandbox's interpreter needs: its venv (if any) and the base installation."""
+def python_prefixes(python: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """Folders the sandbox's interpreter needs (its venv, if any, and the base installation), and
+    folders to hide in them (a venv's base site-packages, which the venv does not use)."""
     cfg = python.parent.parent / "pyvenv.cfg"
-    prefixes = []
+    prefixes: list[Path] = []
+    hidden: list[Path] = []
     if cfg.is_file():
         prefixes.append(python.parent.parent.absolute())
-        for line in cfg.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "home":
-                prefixes.append(Path(value.strip()).resolve().parent)
+        settings = dict(line.split("=", 1) for line in cfg.read_text().splitlines() if "=" in line)
+        settings = {k.strip(): v.strip() for k, v in settings.items()}
+        base = Path(settings["home"]).resolve().parent
+        prefixes.append(base)
+        if settings.get("include-system-site-packages", "false").lower() != "true":
+            hidden += base.glob("lib/python3*/site-packages")
     else:
         prefixes.append(python.resolve().parent.parent)
-    if python.absolute() == Path(sys.executable).absolute():
-        prefixes.append(Path(sys.base_prefix).resolve())
-    return tuple(dict.fromkeys(prefixes))
+    return tuple(dict.fromkeys(prefixes)), tuple(hidden)
 
 
 def bwrap_argv(
-    *, bwrap: str, python: Path, job: Job, tmpfs_bytes: int, cpus: float, argv_tail: list[str]
+    *, bwrap: str, python: Path, job: Job, tmpfs_bytes: int, cpus: float, argv_tail: list[str], marker: str
 ) -> list[str]:
     args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
             "--new-session", "--clearenv", "--cap-drop", "ALL", "--hostname", "sandbox"]
@@ -50,9 +56,13 @@ def bwrap_argv(
         if Path(p).exists():
             args += ["--ro-bind", p, p]
     args += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"]
-    for prefix in python_prefixes(python):
+    prefixes, hidden = python_prefixes(python)
+    for prefix in prefixes:
         args += ["--ro-bind", str(prefix), str(prefix)]
         for lib in prefix.glob("lib/python3*/site-packages"):
+            if lib in hidden:
+                args += ["--tmpfs", str(lib)]
+                continue
             for rel in MASKED_IN_SITE:
                 if (lib / rel).is_dir():
                     args += ["--tmpfs", str(lib / rel)]
@@ -69,7 +79,8 @@ def bwrap_argv(
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
            "CUDA_VISIBLE_DEVICES": "", "TORCH_HOME": "/tmp/torch", "MPLBACKEND": "Agg",
-           "MPLCONFIGDIR": "/tmp/matplotlib", "XDG_CACHE_HOME": "/tmp/cache"}
+           "MPLCONFIGDIR": "/tmp/matplotlib", "XDG_CACHE_HOME": "/tmp/cache",
+           SANDBOX_MARKER: marker}
     for k, v in env.items():
         args += ["--setenv", k, v]
     return args + ["--", str(python.absolute()), "-I", "-B", *argv_tail]

@@ -102,6 +102,10 @@ class CgroupBackend:
         self.parents = parents
         self.version = version
 
+    @property
+    def name(self) -> str:
+        return next(iter(self.parents.values())).name
+
     def create(self, limits: CgroupLimits) -> RunCgroup:
         name = f"run-{uuid.uuid4().hex[:12]}"
         dirs = {c: p / name for c, p in self.parents.items()}

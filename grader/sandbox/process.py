@@ -70,7 +70,7 @@ class SandboxProcess:
         read_fd, write_fd = os.pipe()
         argv = join_cgroups_argv(self.cgroup.procs_files, bwrap_argv(
             bwrap=bwrap, python=python, job=job, tmpfs_bytes=limits.tmpfs_bytes, cpus=limits.cpus,
-            argv_tail=argv_tail))
+            argv_tail=argv_tail, marker=backend.name))
         try:
             self.proc = subprocess.Popen(
                 [*argv, "--channel-fd", str(write_fd)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
