@@ -149,7 +149,7 @@ def failure_text(run: GroupRun, plan: Plan) -> str | None:
         return f"{what}: {err['message']}"
     where = f" ({err['where']})" if err.get("where") else ""
     msg = f"{what} raised {err['type']}: {err['message']}{where}"
-    if "cuda" in err["message"].lower():
+    if any(w in err["message"].lower() for w in ("cuda", "nvidia", "gpu")):
         msg += ". The grader has no GPU: keep everything on the CPU"
     return msg
 
