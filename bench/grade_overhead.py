@@ -1,0 +1,108 @@
+"""Overhead of a full sandboxed grading over a bare evaluation of the same models.
+
+Runs, alternately and `--repeat` times each:
+  * `autograder grade REFERENCE.zip --json` (unpack, sandbox, every check, judge), and
+  * a bare script that imports torch and does the same model evaluations (MyNet on the hidden FashionMNIST
+    test set, FinetuneNet on ORIG/AUG/NEW) with no sandbox and no checks.
+Prints wall times (median), their ratio (target <= 1.25) and the peak memory of the whole grading (judge
+process + sandbox cgroup peak; target <= 2 GiB).
+
+    .venv/bin/python bench/grade_overhead.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BARE = r"""
+import sys, time
+import numpy as np
+import torch
+sys.path.insert(0, sys.argv[1])
+from grader.data import load_hidden
+from grader.settings import settings
+from pytorch_cnn import MyNet, FinetuneNet, classify
+
+def evaluate(net, ckpt, sets, batch):
+    net.load_state_dict(torch.load(ckpt, weights_only=True, map_location="cpu"), strict=True)
+    net.eval()
+    accs = []
+    with torch.no_grad():
+        for name in sets:
+            h = load_hidden(settings(), name)
+            perm = np.random.default_rng().permutation(len(h.labels))
+            images, labels = h.images[perm], h.labels[perm]
+            preds = []
+            for i in range(0, len(images), batch):
+                x = torch.from_numpy(np.asarray(images[i:i + batch], dtype=np.float32) / 255.0)
+                preds.append(classify(net, x).numpy())
+            accs.append(float((np.concatenate(preds) == labels).mean()))
+    return accs
+
+torch.set_num_threads(2)
+ref = sys.argv[1]
+print(evaluate(MyNet(), ref + "/model.pt", ["fashion_mnist"], 500),
+      evaluate(FinetuneNet(), ref + "/finetuned.pt", ["dogs_and_cats/orig", "dogs_and_cats/aug", "dogs_and_cats/new"], 100))
+"""
+
+
+def run_grade(zip_path: Path) -> tuple[float, dict, int]:
+    t0 = time.perf_counter()
+    p = subprocess.run([str(ROOT / ".venv/bin/autograder"), "grade", str(zip_path), "--json"],
+                       capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"grading failed: {p.stderr[-2000:]}")
+    return wall, json.loads(p.stdout), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+def run_bare() -> tuple[float, str]:
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", BARE, str(ROOT / "reference" / "rpz_cnn")], capture_output=True,
+                       text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    return time.perf_counter() - t0, p.stdout.strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from reference.build import build_submission_zip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        zip_path = build_submission_zip("rpz-cnn", Path(tmp) / "reference.zip")
+        grade_times, bare_times, peaks = [], [], []
+        result: dict = {}
+        for i in range(args.repeat):
+            wall, result, judge_rss = run_grade(zip_path)
+            sandbox_peak = result["metrics"].get("sandbox.peak_memory_mb", 0.0) * 2**20
+            grade_times.append(wall)
+            peaks.append(judge_rss + sandbox_peak)
+            b, accs = run_bare()
+            bare_times.append(b)
+            print(f"run {i + 1}: grade {wall:6.2f} s (score {result['score']}/{result['max_score']}, "
+                  f"sandbox {result['timings']['sandbox_s']:.2f} s, starts {result['metrics'].get('sandbox.starts')}), "
+                  f"bare {b:6.2f} s {accs}", flush=True)
+    g, b = statistics.median(grade_times), statistics.median(bare_times)
+    peak = max(peaks)
+    print(f"\nautograder grade (median of {args.repeat}): {g:.2f} s")
+    print(f"bare torch evaluation (median of {args.repeat}): {b:.2f} s")
+    print(f"ratio grade / bare: {g / b:.3f}  (target <= 1.25)")
+    print(f"peak memory of the grading (judge max RSS + sandbox cgroup peak): {peak / 2**30:.2f} GiB  (target <= 2 GiB)")
+    print(f"metrics: {json.dumps({k: v for k, v in result['metrics'].items()})}")
+
+
+if __name__ == "__main__":
+    main()
