@@ -157,6 +157,8 @@ class Assignment(Base):
     leaderboard_visibility: Mapped[str] = mapped_column(String(20), default=Visibility.PUBLIC.value)
     leaderboard_counts: Mapped[str] = mapped_column(String(20), default=Counts.BEST.value)
     bonus_points: Mapped[str] = mapped_column(String(100), default="6,5,4,3,2,1")
+    lb_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped with every change that can alter the leaderboard (new upload, new result): a cache key."""
     """Bonus by rank at the challenge deadline, comma separated (1st place first)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -221,6 +223,8 @@ class Submission(Base):
     passed: Mapped[bool | None] = mapped_column(Boolean, default=None)
     lb_value: Mapped[float | None] = mapped_column(Float, default=None)
     """The assignment's leaderboard metric (rpz-cnn: finetune.weighted), None if not available."""
+    lb_metrics: Mapped[str | None] = mapped_column(Text, default=None)
+    """JSON of the leaderboard columns' metrics only (small, so the leaderboard never parses full reports)."""
     result_json: Mapped[str | None] = mapped_column(Text, default=None)
     message: Mapped[str] = mapped_column(Text, default="")
     """Student-facing message (why rejected, or that the grader failed)."""

@@ -7,11 +7,12 @@ of students and tens of thousands of submissions.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from server.models import Assignment, Counts, Submission, User, Visibility, utcnow
@@ -53,31 +54,54 @@ def metric_of(assignment: Assignment) -> str | None:
         return None
 
 
+_CACHE: dict[tuple[int, str, str, bool], tuple[int, list[Row]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def ranked(session: Session, assignment: Assignment, *, counts: str | None = None,
            cutoff: datetime | None = None, passed_only: bool = False) -> list[Row]:
-    """Rows in rank order; `cutoff` keeps only submissions uploaded at or before it (challenge deadline)."""
+    """Rows in rank order; `cutoff` keeps only submissions uploaded at or before it (challenge deadline).
+
+    Cached per process, keyed on the assignment's `lb_version` (one primary-key read per request).
+    """
     counts = counts or assignment.leaderboard_counts
-    order = ((Submission.lb_value.desc(), Submission.created_at.asc(), Submission.id.asc())
-             if counts == Counts.BEST.value else (Submission.created_at.desc(), Submission.id.desc()))
-    cond = [Submission.assignment_id == assignment.id, Submission.lb_value.is_not(None)]
+    key = (assignment.id, counts, cutoff.isoformat() if cutoff else "", passed_only)
+    version = session.scalar(select(Assignment.lb_version).where(Assignment.id == assignment.id)) or 0
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    rows = _ranked(session, assignment, counts=counts, cutoff=cutoff, passed_only=passed_only)
+    with _CACHE_LOCK:
+        if len(_CACHE) > 256:
+            _CACHE.clear()
+        _CACHE[key] = (version, rows)
+    return rows
+
+
+def _ranked(session: Session, assignment: Assignment, *, counts: str, cutoff: datetime | None,
+            passed_only: bool) -> list[Row]:
+    eligible = Submission.lb_value.is_not(None)
     if cutoff is not None:
-        cond.append(Submission.created_at <= cutoff)
+        eligible = and_(eligible, Submission.created_at <= cutoff)
     if passed_only:
-        cond.append(Submission.passed.is_(True))
-    rn = func.row_number().over(partition_by=Submission.user_id, order_by=order).label("rn")
-    inner = select(Submission.id.label("sid"), rn).where(*cond).subquery()
-    uploads = (select(Submission.user_id.label("uid"), func.count(Submission.id).label("n"))
-               .where(Submission.assignment_id == assignment.id).group_by(Submission.user_id).subquery())
-    q = (select(Submission.id, Submission.user_id, Submission.lb_value, Submission.result_json, Submission.score,
-                Submission.passed, Submission.created_at, User.username, User.name, User.nickname, uploads.c.n)
+        eligible = and_(eligible, Submission.passed.is_(True))
+    first = case((eligible, 0), else_=1)
+    order = ((first, Submission.lb_value.desc(), Submission.created_at.asc(), Submission.id.asc())
+             if counts == Counts.BEST.value else (first, Submission.created_at.desc(), Submission.id.desc()))
+    inner = (select(Submission.id.label("sid"), Submission.user_id.label("uid"),
+                    eligible.label("ok"),
+                    func.row_number().over(partition_by=Submission.user_id, order_by=order).label("rn"),
+                    func.count(Submission.id).over(partition_by=Submission.user_id).label("n"))
+             .where(Submission.assignment_id == assignment.id).subquery())
+    q = (select(Submission.id, Submission.user_id, Submission.lb_value, Submission.lb_metrics, Submission.score,
+                Submission.passed, Submission.created_at, User.username, User.name, User.nickname, inner.c.n)
          .join(inner, inner.c.sid == Submission.id).join(User, User.id == Submission.user_id)
-         .join(uploads, uploads.c.uid == Submission.user_id).where(inner.c.rn == 1)
+         .where(inner.c.rn == 1, inner.c.ok.is_(True))
          .order_by(Submission.lb_value.desc(), Submission.created_at.asc(), Submission.id.asc()))
-    wanted = {m for m, _ in columns(assignment)}
     rows: list[Row] = []
     for i, r in enumerate(session.execute(q).all(), start=1):
-        metrics = {k: v for k, v in json.loads(r.result_json or "{}").get("metrics", {}).items()
-                   if k in wanted and v is not None}
+        metrics = {k: float(v) for k, v in json.loads(r.lb_metrics or "{}").items() if v is not None}
         rows.append(Row(rank=i, user_id=r.user_id, username=r.username, name=r.name, nickname=r.nickname,
                         submission_id=r.id, value=float(r.lb_value), metrics=metrics, score=r.score,
                         passed=r.passed, uploads=int(r.n), at=r.created_at))

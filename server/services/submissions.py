@@ -104,6 +104,7 @@ def submit_upload(session: Session, settings: ServerSettings, dispatch: Dispatch
                          size_bytes=stored.size, sha256=stored.sha256,
                          checks_total=_checks_total(assignment.name))
         session.add(sub)
+        bump_leaderboard(session, assignment.id)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -266,6 +267,21 @@ def progress(session: Session, settings: ServerSettings, submission_id: int, tok
     session.commit()
 
 
+def bump_leaderboard(session: Session, assignment_id: int) -> None:
+    """Invalidate cached leaderboards of the assignment (part of the caller's transaction)."""
+    session.execute(update(Assignment).where(Assignment.id == assignment_id)
+                    .values(lb_version=Assignment.lb_version + 1))
+
+
+def _leaderboard_columns(name: str) -> set[str]:
+    try:
+        from grader.assignments import load_assignment
+
+        return {c.metric for c in load_assignment(name).leaderboard_columns}
+    except Exception:
+        return set()
+
+
 def _leaderboard_metric(name: str) -> str | None:
     try:
         from grader.assignments import load_assignment
@@ -296,6 +312,10 @@ def finish(session: Session, settings: ServerSettings, dispatch: Dispatch, submi
     sub.passed = gr.passed if gr.status is Status.GRADED else False
     value = gr.metrics.get(metric) if metric else None
     sub.lb_value = float(value) if gr.status is Status.GRADED and value is not None and value == value else None
+    wanted = _leaderboard_columns(sub.assignment.name)
+    sub.lb_metrics = json.dumps({k: v for k, v in gr.to_dict()["metrics"].items() if k in wanted and v is not None}) \
+        if sub.lb_value is not None else None
+    bump_leaderboard(session, sub.assignment_id)
     sub.message = gr.message
     sub.finished_at = now
     sub.claim = None
