@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from grader.result import GradeResult
@@ -18,13 +18,15 @@ def grade_submission(
     assignment: str,
     settings: GraderSettings | None = None,
     progress: ProgressCallback | None = None,
+    only: Collection[str] | None = None,
 ) -> GradeResult:
     """Grade one uploaded zip against an assignment spec and return the typed result.
 
     Never raises for anything the student did: unusable uploads come back with status "rejected",
     broken code as failed checks. Host problems (no sandbox limits available, hidden data missing)
-    come back with status "error" and a message for the instructor.
+    come back with status "error" and a message for the instructor. `only` restricts grading to the
+    checks with these ids (e.g. to regrade one check).
     """
     from grader.engine import run_grading
 
-    return run_grading(zip_path=zip_path, assignment=assignment, settings=settings, progress=progress)
+    return run_grading(zip_path=zip_path, assignment=assignment, settings=settings, progress=progress, only=only)

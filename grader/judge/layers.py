@@ -190,17 +190,20 @@ class LayerInterface:
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         layer = LayerDesc.from_spec(assignment, plan.labels["layer"])
-        if (msg := failure_text(run, plan)) is not None:
-            return Verdict.fail(msg)
         sizes, ops = plan.labels["sizes"], plan.labels["ops"]
         ctor = f"{layer.name}({', '.join(map(str, layer.ctor_args(sizes)))})"
-        for p, expr in layer.params.items():
-            got = run.value(ops[f"{layer.name}.{p}"])
+        for p, expr in layer.params.items():  # wrong parameter shapes explain later crashes: report them first
+            i = ops[f"{layer.name}.{p}"]
+            if i >= len(run.results) or run.results[i].error:
+                break
+            got = run.value(i)
             want = shape_of(expr, sizes)
             shape = getattr(got, "shape", None)
             if shape != want:
                 desc = f"shape {fmt_shape(shape)}" if shape is not None else kind_of(got)
                 return Verdict.fail(f"{ctor}.{p} has {desc}; expected {fmt_shape(want)} = {expr}")
+        if (msg := failure_text(run, plan)) is not None:
+            return Verdict.fail(msg)
         for method in ("params()", "grads()"):
             got = run.value(ops[method])
             keys = sorted(got["$dict"]) if isinstance(got, dict) and "$dict" in got else None

@@ -1,0 +1,126 @@
+"""`autograder assignment selftest NAME`: the reference must get full marks, and every mutant of it
+(declared in reference/<assignment>/mutants.toml) must lose points on the right target with a message
+that names what is wrong. Prints the mutation score (caught / total)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.api import grade_submission
+from grader.assignments import load_assignment
+from grader.result import GradeResult, Status
+from grader.settings import GraderSettings
+from grader.settings import settings as default_settings
+
+REFERENCE_ROOT = Path(__file__).resolve().parent.parent / "reference"
+
+
+@dataclass(frozen=True, slots=True)
+class Mutant:
+    name: str
+    target: str
+    message: str
+    checks: tuple[str, ...] = ()
+    replace: dict[str, str] = field(default_factory=dict)
+    swap: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MutantOutcome:
+    mutant: Mutant
+    caught: bool
+    detail: str
+
+
+def load_mutants(assignment: str) -> list[Mutant]:
+    spec = load_assignment(assignment)
+    path = REFERENCE_ROOT / spec.reference / "mutants.toml"
+    raw: dict[str, Any] = tomllib.loads(path.read_text())
+    return [Mutant(name=m["name"], target=m["target"], message=m["message"], checks=tuple(m.get("checks", ())),
+                   replace=dict(m.get("replace", {})), swap=dict(m.get("swap", {}))) for m in raw["mutants"]]
+
+
+def reference_files(assignment: str) -> dict[str, bytes]:
+    spec = load_assignment(assignment)
+    folder = REFERENCE_ROOT / spec.reference
+    return {name: (folder / name).read_bytes() for name in spec.files if (folder / name).is_file()}
+
+
+def mutate(files: dict[str, bytes], mutant: Mutant) -> dict[str, bytes]:
+    out = dict(files)
+    if mutant.replace:
+        f = mutant.replace["file"]
+        text = out[f].decode()
+        if mutant.replace["find"] not in text:
+            raise ValueError(f"mutant {mutant.name!r}: text to replace not found in {f}")
+        out[f] = text.replace(mutant.replace["find"], mutant.replace["with"], 1).encode()
+    if mutant.swap:
+        out[mutant.swap["file"]] = files[mutant.swap["with"]]
+    return out
+
+
+def _zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return path
+
+
+def _points(result: GradeResult, target: str, ids: set[str]) -> float:
+    return sum(c.points for c in result.checks if c.target == target and c.id in ids)
+
+
+def judge_mutant(mutant: Mutant, result: GradeResult, reference: GradeResult) -> MutantOutcome:
+    if result.status is not Status.GRADED:
+        return MutantOutcome(mutant, False, f"not graded: {result.status} {result.message}")
+    ids = {c.id for c in result.checks}  # the mutant may have been graded on a subset of the checks
+    lost = _points(reference, mutant.target, ids) - _points(result, mutant.target, ids)
+    failed = [c for c in result.checks if c.target == mutant.target and not c.passed]
+    named = [c for c in failed if mutant.message in c.message]
+    if lost <= 0:
+        return MutantOutcome(mutant, False, f"{mutant.target} lost no points")
+    if not named:
+        msgs = "; ".join(c.message for c in failed)[:300]
+        return MutantOutcome(mutant, False, f"no {mutant.target} message mentions {mutant.message!r}: {msgs}")
+    return MutantOutcome(mutant, True, f"-{lost:g} on {mutant.target}: {named[0].message[:160]}")
+
+
+def run_mutants(assignment: str, *, settings: GraderSettings | None = None,
+                log: Any = print) -> tuple[GradeResult, list[MutantOutcome]]:
+    files = reference_files(assignment)
+    mutants = load_mutants(assignment)
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = grade_submission(zip_path=_zip(Path(tmp) / "reference.zip", files), assignment=assignment,
+                                     settings=settings)
+        log(f"reference: {reference.status}, {reference.score:g} / {reference.max_score:g}")
+        outcomes = []
+        for i, m in enumerate(mutants):
+            mutated = mutate(files, m)
+            if not m.checks:  # numpy-only mutants: leave out what they do not need, for speed
+                mutated = {k: v for k, v in mutated.items() if k == m.replace.get("file", k)}
+            only = list(m.checks) or [c.id for c in load_assignment(assignment).checks if c.target == m.target]
+            result = grade_submission(zip_path=_zip(Path(tmp) / f"m{i}.zip", mutated), assignment=assignment,
+                                      settings=settings, only=only)
+            outcomes.append(judge_mutant(m, result, reference))
+            log(f"  {'caught' if outcomes[-1].caught else 'MISSED'}  {m.name}: {outcomes[-1].detail}")
+    return reference, outcomes
+
+
+def run_selftest(*, assignment: str, settings: GraderSettings | None = None) -> int:
+    cfg = settings or default_settings()
+    reference, outcomes = run_mutants(assignment, settings=cfg, log=lambda s: print(s, flush=True))
+    caught = sum(o.caught for o in outcomes)
+    full = reference.status is Status.GRADED and reference.score == reference.max_score
+    print(f"\n{assignment}: reference {'full marks' if full else 'NOT full marks'} "
+          f"({reference.score:g} / {reference.max_score:g}); mutation score {caught} / {len(outcomes)}")
+    if not full:
+        for c in reference.checks:
+            if not c.passed:
+                print(f"  reference fails {c.id}: {c.message}", file=sys.stderr)
+    return 0 if full and caught == len(outcomes) else 1
