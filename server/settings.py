@@ -62,6 +62,8 @@ class ServerSettings:
     login_max_failures: int = 5
     login_window_seconds: int = 900
     worker_concurrency: int = 1
+    metrics_token: str = ""
+    """Bearer token for Prometheus to scrape /metrics; empty: the endpoint is off (404)."""
     flag_min_uploads: int = 20
     """A student is flagged for many uploads at or above max(this, 3 x the median of the class)."""
 

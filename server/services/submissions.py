@@ -457,6 +457,11 @@ def search(session: Session, f: SubmissionFilter, *, limit: int = 200, offset: i
     return rows, total
 
 
+def status_counts(session: Session) -> dict[str, int]:
+    return {str(k): int(v) for k, v in session.execute(
+        select(Submission.status, func.count(Submission.id)).group_by(Submission.status)).all()}
+
+
 def queue_overview(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     counts = dict(session.execute(select(Submission.status, func.count(Submission.id))
@@ -471,7 +476,3 @@ def queue_overview(session: Session, *, now: datetime | None = None) -> dict[str
         "workers": [{"hostname": w.hostname, "last_seen": w.last_seen.isoformat(), "submission": w.submission_id}
                     for w in workers],
     }
-
-
-def result_summary(sub: Submission) -> str:
-    return json.dumps({"status": sub.status, "score": sub.score})

@@ -93,3 +93,17 @@ def test_migrations_match_models_and_downgrade(tmp_path):
     command.downgrade(alembic_config(url), "base")
     upgrade(url)
     engine.dispose()
+
+
+def test_metrics_off_by_default_and_token_protected(app, settings, h, as_user):
+    from server.web import runtime
+
+    c = app.test_client()
+    assert c.get("/metrics").status_code == 404
+    runtime(app).settings = settings.with_(metrics_token="scrape-me")
+    h.upload(as_user("alice"), h.tiny_zip())
+    assert c.get("/metrics").status_code == 401
+    assert c.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    r = c.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+    assert r.status_code == 200 and 'autograder_submissions{status="queued"} 1.0' in r.text
+    assert "autograder_workers_alive 0.0" in r.text

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-PUBLIC = {"/auth/login", "/auth/setup/<token>", "/static/<path:filename>", "/api/v1/openapi.json"}
+PUBLIC = {"/auth/login", "/auth/setup/<token>", "/static/<path:filename>", "/api/v1/openapi.json", "/metrics"}
 
 
 def _fill(rule: str, sid: int) -> str:
