@@ -1,0 +1,131 @@
+"""PostgreSQL: a real server (Debian's binaries), migrations, and the upload -> grade -> leaderboard path.
+
+Skipped when the postgresql binaries or the psycopg driver are missing. Runs the server as the
+`postgres` system user when the tests run as root (PostgreSQL refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration]
+
+
+def _bin(name: str) -> str | None:
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if isinstance(found, list):
+        return found[-1] if found else None
+    return found
+
+
+@pytest.fixture
+def cleanup():
+    paths: list[Path] = []
+    yield paths
+    for p in paths:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(tmp_path, h, cleanup, procs):
+    pytest.importorskip("psycopg")
+    initdb, postgres = _bin("initdb"), _bin("postgres")
+    if not initdb or not postgres:
+        pytest.skip("PostgreSQL binaries are not installed")
+    # Not under pytest's tmp_path: that is private to root, and PostgreSQL must not run as root.
+    root = Path(tempfile.mkdtemp(prefix="autograder-pg-"))
+    cleanup.append(root)
+    data, sock = root / "pgdata", root / "pgsock"
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user")
+        for p in (root, sock):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "autograder", "--no-sync"],
+                   check=True, capture_output=True, timeout=120)
+    port = h.free_port()
+    p = h.Proc("postgres", [*prefix, postgres, "-D", str(data), "-p", str(port), "-k", str(sock),
+                            "-h", "127.0.0.1", "-c", "fsync=off"], dict(os.environ), tmp_path / "pg.log")
+    procs.append(p.start())
+    h.wait_port(port, timeout=60)
+    url = f"postgresql+psycopg://autograder@127.0.0.1:{port}/postgres"
+    import sqlalchemy as sa
+
+    end = time.monotonic() + 30
+    while True:
+        try:
+            e = sa.create_engine(url)
+            with e.connect():
+                pass
+            e.dispose()
+            break
+        except sa.exc.OperationalError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.3)
+    return url
+
+
+def test_postgres_migrations_upload_grade_leaderboard(pg_url, tmp_path, h):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy.orm import Session
+
+    import server.models  # noqa: F401
+    from grader.result import CheckResult, CheckStatus, GradeResult
+    from server import create_app
+    from server.db import Base, make_engine, upgrade
+    from server.services import accounts, leaderboard, reports
+    from server.services import submissions as svc
+    from server.services.assignments import ensure_assignment
+
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+    settings = h.make_settings(tmp_path / "instance", database_url=pg_url)
+    sent: list[int] = []
+    app = create_app(settings=settings, dispatch=lambda sid, d: sent.append(sid))
+    with Session(engine, expire_on_commit=False) as s:
+        alice, _ = accounts.add_user(s, "alice", password="alice-pass-1")
+        s.commit()
+        a = ensure_assignment(s, "rpz-cnn")
+    c = app.test_client()
+    h.login(c, "alice", "alice-pass-1")
+    r = h.upload(c, h.tiny_zip())
+    assert r.status_code == 302, r.text
+    sid = int(r.headers["Location"].rsplit("/", 1)[1])
+    assert sent == [sid]
+    metrics = {"finetune.weighted": 0.75, "finetune.orig": 0.8, "finetune.aug": 0.7, "finetune.new": 0.6,
+               "mynet.accuracy": 0.9}
+    result = GradeResult.from_checks(assignment="rpz-cnn", checks=[CheckResult(
+        id="c", target="Linear", status=CheckStatus.PASSED, points=6.0, max_points=6.0)], metrics=metrics,
+        timings={}, notices=[]).to_dict()
+    with Session(engine, expire_on_commit=False) as s:
+        claim = svc.claim(s, settings, sid, hostname="w")
+        assert svc.claim.__name__ and svc.finish(s, settings, lambda *_: None, sid, claim.token, result) == "graded"
+        a = s.merge(a)
+        rows = leaderboard.ranked(s, a)
+        assert [(r.username, r.value, r.uploads) for r in rows] == [("alice", 0.75, 1)]
+        rep = reports.report(s, a, flag_min_uploads=20)
+        assert rep[0].passed and rep[0].points == 6.0
+    board = c.get("/assignments/rpz-cnn/leaderboard.json").json
+    assert board["rows"][0]["me"] and board["rows"][0]["metrics"]["finetune.orig"] == 0.8
+    engine.dispose()
+    from server.web import runtime
+
+    runtime(app).engine.dispose()
