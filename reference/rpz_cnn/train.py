@@ -201,7 +201,9 @@ def aug_accuracy(model: nn.Module) -> float | None:
     with torch.no_grad():
         for i in range(0, len(hidden), 128):
             x = torch.from_numpy(np.array(hidden.images[i : i + 128])).float() / 255
-            correct += int((classify(model, x) == torch.from_numpy(hidden.labels[i : i + 128])).sum())
+            correct += int(
+                (classify(model, x) == torch.from_numpy(np.array(hidden.labels[i : i + 128]))).sum()
+            )
     return correct / len(hidden)
 
 
