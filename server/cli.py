@@ -169,6 +169,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     celery = make_celery(settings)
+    concurrency = args.concurrency or settings.worker_concurrency
+    celery.conf.worker_concurrency = concurrency
+    celery.conf.autograder["exclusive"] = concurrency == 1  # one grading at a time in this worker
     stop = threading.Event()
 
     @signals.worker_ready.connect
@@ -177,7 +180,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                                 hostname=getattr(sender, "hostname", "") or "")
         threading.Thread(target=worker_heartbeat_loop, args=(client, 15.0, stop), daemon=True).start()
 
-    celery.worker_main(worker_argv(args.concurrency or settings.worker_concurrency, args.hostname, args.loglevel))
+    celery.worker_main(worker_argv(concurrency, args.hostname, args.loglevel))
     stop.set()
     return 0
 

@@ -13,5 +13,6 @@ from server.worker_client import InternalClient, WebUnavailable, run_grading_job
 def grade(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
     """Grade one submission by id."""
     conf = self.app.conf.autograder
-    client = InternalClient(conf["internal_url"], conf["internal_secret"], hostname=self.request.hostname or "")
+    client = InternalClient(conf["internal_url"], conf["internal_secret"], hostname=self.request.hostname or "",
+                            exclusive=bool(conf.get("exclusive", False)))
     return run_grading_job(client, int(submission_id), heartbeat_seconds=float(conf["heartbeat_seconds"]))

@@ -32,8 +32,10 @@ class ClaimLost(Exception):
 
 
 class InternalClient:
-    def __init__(self, base_url: str, secret: str, *, hostname: str = "", timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, secret: str, *, hostname: str = "", timeout: float = 30.0,
+                 exclusive: bool = False) -> None:
         self.base = base_url.rstrip("/")
+        self.exclusive = exclusive
         self.secret = secret
         self.hostname = hostname or socket.gethostname()
         self.timeout = timeout
@@ -74,7 +76,8 @@ class InternalClient:
         raise AssertionError("unreachable")
 
     def claim(self, sid: int) -> dict[str, Any]:
-        return self._request("POST", f"/internal/submissions/{sid}/claim", {"hostname": self.hostname})
+        return self._request("POST", f"/internal/submissions/{sid}/claim",
+                             {"hostname": self.hostname, "exclusive": self.exclusive})
 
     def download(self, sid: int, claim: str, dest: Path) -> None:
         self._request("GET", f"/internal/submissions/{sid}/zip?claim={claim}", dest=dest)

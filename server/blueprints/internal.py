@@ -45,7 +45,9 @@ def _unauthorized(_e: Exception) -> Any:
 
 @bp.post("/submissions/<int:sid>/claim")
 def claim(sid: int) -> Any:
-    c = svc.claim(web.db(), web.settings(), sid, hostname=str(_json().get("hostname", "")))
+    d = _json()
+    c = svc.claim(web.db(), web.settings(), sid, hostname=str(d.get("hostname", "")),
+                  exclusive=bool(d.get("exclusive", False)))
     return {"claim": c.token, "assignment": c.submission.assignment.name, "sha256": c.submission.sha256,
             "size": c.submission.size_bytes, "attempt": c.submission.attempts}
 

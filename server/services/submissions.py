@@ -215,14 +215,23 @@ def worker_heartbeat(session: Session, hostname: str) -> None:
     session.commit()
 
 
-def claim(session: Session, settings: ServerSettings, submission_id: int, *, hostname: str) -> Claim:
-    """Start a grading attempt; Conflict when finished, held by a live worker, or out of attempts."""
+def claim(session: Session, settings: ServerSettings, submission_id: int, *, hostname: str,
+          exclusive: bool = False) -> Claim:
+    """Start a grading attempt; Conflict when finished, held by a live worker, or out of attempts.
+
+    `exclusive`: the claiming worker grades one submission at a time, so if it already holds this one,
+    that attempt's process died (Celery redelivered the message: acks_late + reject_on_worker_lost) and
+    the new attempt takes over at once instead of waiting for the lease to expire.
+    """
     now = utcnow()
     sub = session.get(Submission, submission_id)
     if sub is None or sub.status in FINAL:
         raise Conflict("finished")
     if sub.status == R and sub.lease_expires_at is not None and sub.lease_expires_at > now:
-        raise Conflict("busy")
+        if not (exclusive and hostname and sub.worker == hostname[:200]):
+            raise Conflict("busy")
+        sub.error_reason = _append_reason(sub.error_reason, f"attempt {sub.attempts}: worker process on "
+                                                            f"{hostname} died (message redelivered)")
     if sub.attempts >= settings.max_attempts:
         _give_up(session, sub, "")
         raise Conflict("out of attempts")
@@ -232,6 +241,7 @@ def claim(session: Session, settings: ServerSettings, submission_id: int, *, hos
         .where(Submission.id == sub.id, Submission.attempts == sub.attempts, Submission.status == sub.status,
                or_(Submission.claim.is_(None), Submission.claim == sub.claim))
         .values(status=R, claim=token, attempts=sub.attempts + 1, started_at=now, worker=hostname[:200],
+                error_reason=sub.error_reason,
                 lease_expires_at=now + timedelta(seconds=settings.lease_seconds), current_check="", checks_done=0)
     )
     if res.rowcount != 1:  # type: ignore[attr-defined]

@@ -166,6 +166,24 @@ def test_kill_9_worker_mid_grading_is_graded_by_restarted_worker(stack, tmp_path
     assert teacher_view["attempts"] >= 2 and "went silent" in teacher_view["error_reason"]
 
 
+def test_kill_9_of_the_grading_process_is_redelivered_at_once(stack, tmp_path):
+    # A long lease, so only Celery's redelivery (acks_late + reject_on_worker_lost) can explain a quick regrade.
+    stack.web.stop()
+    stack.env["AUTOGRADER_LEASE_SECONDS"] = "600"
+    stack.start_web()
+    w = stack.start_worker(1)
+    sid = stack.submit_no_wait(_numpy_zip(tmp_path, sleep=5))
+    stack.wait_status(sid, {"running"}, timeout=120)
+    children = subprocess.run(["pgrep", "-P", str(w.popen.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the prefork pool child was not found"
+    for pid in children:
+        os.kill(int(pid), 9)
+    final = stack.wait_status(sid, {"graded", "error", "rejected"}, timeout=120)
+    assert final["status"] == "graded"
+    row = _db_row(stack, sid)
+    assert row["attempts"] == 2 and "message redelivered" in row["error_reason"]
+
+
 def test_redis_restart_while_submissions_wait_loses_none(stack, tmp_path):
     z = _numpy_zip(tmp_path)
     ids = [stack.submit_no_wait(z) for _ in range(3)]  # no worker yet: they wait in Redis

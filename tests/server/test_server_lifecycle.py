@@ -212,3 +212,17 @@ def test_queue_overview(worker, db, sub_id, as_user, h):
     q = as_user("teacher").get("/instructor/queue.json").json
     assert q["queued"] == 1 and q["running"] == 1 and q["workers_alive"] == 1 and q["oldest_waiting_s"] >= 0
     assert as_user("bob").get(f"/submissions/{sub_id + 1}.json").json["queue_position"] == 1
+
+
+def test_redelivery_to_the_same_exclusive_worker_takes_over(worker, db, sub_id):
+    first = worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w1@x", "exclusive": True})
+    assert first.status_code == 200
+    # another worker must wait for the lease; a non-exclusive worker cannot know its old process died
+    assert worker.call("POST", f"/internal/submissions/{sub_id}/claim",
+                       {"hostname": "w2@x", "exclusive": True}).status_code == 409
+    assert worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w1@x"}).status_code == 409
+    again = worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w1@x", "exclusive": True})
+    assert again.status_code == 200 and again.json["attempt"] == 2
+    assert worker.result(sub_id, first.json["claim"], graded()).status_code == 409  # the dead attempt's claim
+    s = row(db, sub_id)
+    assert "died (message redelivered)" in s.error_reason and s.claim == again.json["claim"]
