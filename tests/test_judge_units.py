@@ -1,0 +1,126 @@
+"""Unit tests of the trusted side: wire protocol strictness, comparison messages, hidden-set shuffling, spec."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from grader.assignments import load_assignment
+from grader.harness import wire
+from grader.judge.compare import compare_array
+from grader.judge.context import Inputs
+from grader.judge.torch_models import TorchAccuracy
+from grader.result import CheckResult, CheckStatus, GradeResult, Status
+from grader.settings import settings
+
+
+def _frame(header: dict, data: bytes = b"") -> bytes:
+    h = json.dumps(header).encode()
+    payload = struct.pack(">I", len(h)) + h + data
+    return payload
+
+
+def test_wire_round_trip_keeps_arrays_and_special_floats():
+    msg = {"t": "result", "value": {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "x": float("nan"),
+                                    "n": [1, np.int64(2), None], "s": "é"}}
+    buf = bytearray(wire.encode(msg))
+    [payload] = wire.split_frames(buf, max_frame=1 << 20)
+    out = wire.decode(payload)
+    assert out["value"]["a"].dtype == np.float32 and out["value"]["a"].shape == (2, 3)
+    assert np.isnan(out["value"]["x"]) and out["value"]["n"] == [1, 2, None] and out["value"]["s"] == "é"
+    assert buf == bytearray()
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        (b"\x00\x00", "short"),
+        (struct.pack(">I", 999) + b"{}", "beyond"),
+        (struct.pack(">I", 5) + b"notjs", "not JSON"),
+        (_frame({"body": {}, "arrays": [{"dtype": "object", "shape": [1], "offset": 0, "nbytes": 8}]}), "not allowed"),
+        (_frame({"body": {}, "arrays": [{"dtype": "float64", "shape": [10], "offset": 0, "nbytes": 80}]}, b"x" * 8),
+         "does not match"),
+        (_frame({"body": {}, "arrays": [{"dtype": "float64", "shape": [-1], "offset": 0, "nbytes": 8}]}, b"x" * 8),
+         "bad shape"),
+        (_frame({"body": {"v": {"$nd": 3}}, "arrays": []}), "bad array reference"),
+        (_frame({"body": [1], "arrays": []}), "not an object"),
+    ],
+)
+def test_wire_rejects_malformed_frames(payload, words):
+    with pytest.raises(wire.WireError, match=words):
+        wire.decode(payload)
+
+
+def test_wire_rejects_deep_nesting_and_oversized_frames():
+    deep: dict = {}
+    cur = deep
+    for _ in range(50):
+        cur["x"] = {}
+        cur = cur["x"]
+    with pytest.raises(wire.WireError, match="nested"):
+        wire.decode(_frame({"body": deep, "arrays": []}))
+    buf = bytearray(struct.pack(">I", 10**9))
+    with pytest.raises(wire.WireError, match="exceeds"):
+        wire.split_frames(buf, max_frame=1 << 20)
+
+
+def test_compare_messages_name_shape_and_worst_element():
+    want = np.zeros((2, 3))
+    assert compare_array(np.zeros((3, 2)), want, what="Linear.backward", shape_doc="(batch, input_dim)") == (
+        "Linear.backward has shape (3, 2); expected (2, 3) = (batch, input_dim)")
+    got = want.copy()
+    got[1, 2] = 0.5
+    msg = compare_array(got, want, what="dL_wrt_x")
+    assert msg == "dL_wrt_x is wrong at [1, 2] (got 0.5, expected 0; 1 of 6 values differ)"
+    assert "a list" in compare_array({"$list": [1], "type": "list"}, want, what="f")
+    assert "torch tensor" in compare_array({"$tensor": np.zeros(1)}, want, what="f")
+    assert "nan" in compare_array(np.full((2, 3), np.nan), want, what="f")
+    assert compare_array(want + 1e-9, want, what="f") is None
+
+
+def test_hidden_sets_go_to_the_sandbox_shuffled_afresh_and_without_labels():
+    spec = load_assignment("rpz-cnn")
+    check = spec.check("pytorch_cnn.MyNet.accuracy")
+    plans, images = [], []
+    for _ in range(2):
+        inputs = Inputs(settings())
+        plans.append(TorchAccuracy().plan(check, spec, inputs, np.random.default_rng(0)))
+        images.append(inputs.datasets["d0"])
+        # nothing the sandbox receives carries the labels
+        assert set(inputs.datasets) == {"d0"} and all(a.dtype == np.uint8 for a in inputs.datasets.values())
+        assert "labels" not in json.dumps(plans[-1].ops)
+    labels = [p.labels["parts"][0]["labels"] for p in plans]
+    assert not np.array_equal(labels[0], labels[1]), "same order twice (judge seed was the same on purpose)"
+    from grader.data import load_hidden
+
+    hidden = load_hidden(settings(), "fashion_mnist")
+    # the judge's labels follow the images the sandbox gets
+    for imgs, lab in zip(images, labels, strict=True):
+        first = np.flatnonzero((hidden.images.reshape(len(hidden.labels), -1) == imgs[0].reshape(-1)).all(axis=1))
+        assert hidden.labels[first[0]] == lab[0]
+
+
+def test_rpz_spec_gives_six_points_and_every_check_has_a_known_kind_and_target():
+    from grader.judge.kinds import KINDS
+
+    spec = load_assignment("rpz-cnn")
+    assert spec.max_score == pytest.approx(6.0)
+    assert {c.target for c in spec.checks} >= {"Linear", "ReLU", "Sigmoid", "SE", "MyNet", "FinetuneNet", "classify"}
+    assert all(c.kind in KINDS for c in spec.checks)
+
+
+def test_result_json_round_trip_and_exit_codes():
+    r = GradeResult.from_checks(
+        assignment="rpz-cnn", metrics={"m": 0.5}, timings={"total_s": 1.0}, notices=["n"],
+        checks=[CheckResult(id="a", target="A", status=CheckStatus.PASSED, points=1, max_points=1),
+                CheckResult(id="b", target="B", status=CheckStatus.FAILED, points=0, max_points=2, message="x")])
+    d = json.loads(r.to_json())
+    assert list(d)[:4] == ["schema", "assignment", "status", "message"]
+    assert d["score"] == 1 and d["max_score"] == 3 and d["passed"] is False
+    assert GradeResult.from_dict(d) == r
+    assert r.exit_code == 0
+    assert GradeResult.rejected(assignment="x", message="m", max_score=1).exit_code == 2
+    assert GradeResult.error(assignment="x", message="m").status is Status.ERROR
