@@ -327,13 +327,20 @@ def test_reference_submission_files_exist() -> None:
         assert (HERE / name).is_file(), name
 
 
+@pytest.fixture
+def trained() -> None:
+    """Skip when the reference checkpoints have not been trained yet."""
+    load_checkpoint("model.pt")
+    load_checkpoint("finetuned.pt")
+
+
 def zip_members(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as zf:
         return {info.filename: zf.read(info) for info in zf.infolist()}
 
 
+@pytest.mark.usefixtures("trained")
 def test_build_submission_zip_root(tmp_path: Path) -> None:
-    load_checkpoint("model.pt"), load_checkpoint("finetuned.pt")
     path = build_submission_zip("rpz-cnn", tmp_path / "good.zip")
     members = zip_members(path)
     assert sorted(members) == sorted(SUBMISSION_FILES)
@@ -341,8 +348,8 @@ def test_build_submission_zip_root(tmp_path: Path) -> None:
     torch.load(io.BytesIO(members["model.pt"]), weights_only=True)
 
 
+@pytest.mark.usefixtures("trained")
 def test_build_submission_zip_variants(tmp_path: Path) -> None:
-    load_checkpoint("model.pt"), load_checkpoint("finetuned.pt")
     mutant = b"raise SystemExit(3)\n"
     path = build_submission_zip(
         "rpz-cnn",
@@ -368,3 +375,17 @@ def test_build_submission_zip_rejects_unknown_names(tmp_path: Path) -> None:
         build_submission_zip("rpz-cnn", tmp_path / "x.zip", omit=["nope.py"])
     with pytest.raises(KeyError):
         build_submission_zip("no-such-assignment", tmp_path / "x.zip")
+
+
+def test_mutants_quote_the_reference_files() -> None:
+    """Every `find` string of mutants.toml still occurs in the reference file it edits."""
+    import tomllib
+
+    mutants = tomllib.loads((HERE / "mutants.toml").read_text())["mutants"]
+    assert mutants
+    for mutant in mutants:
+        if "replace" in mutant:
+            text = (HERE / mutant["replace"]["file"]).read_text()
+            assert mutant["replace"]["find"] in text, mutant["name"]
+        if "swap" in mutant:
+            assert {mutant["swap"]["file"], mutant["swap"]["with"]} <= set(SUBMISSION_FILES), mutant["name"]
