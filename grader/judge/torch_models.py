@@ -131,6 +131,8 @@ class TorchClassify:
         x = inputs.add(rng.random(size=p["input_shape"]).astype(np.float32))
         ops += [{"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"},
                 {"op": "tensor", "value": x, "as": "x", "report": False, "what": "preparing the input"},
+                {"op": "call", "ref": "net", "args": [{"$ref": "x"}],
+                 "what": f"{p['class']}.forward on an input of shape {fmt_shape(p['input_shape'])}"},
                 {"op": "call", "module": p["fn_module"], "name": p["fn"], "args": [{"$ref": "net"}, {"$ref": "x"}],
                  "what": f"{p['fn']}(model, x) with x of shape {fmt_shape(p['input_shape'])}"}]
         return Plan(ops=ops, use_reference=False)
@@ -155,6 +157,16 @@ class TorchClassify:
         if arr.size and (arr.min() < 0 or arr.max() >= k):
             return Verdict.fail(f"{fn}(model, x) returned class {int(arr.max() if arr.max() >= k else arr.min())}; "
                                 f"classes are 0..{k - 1}")
+        raw = run.value(len(plan.ops) - 2)
+        scores = raw.get("$tensor") if isinstance(raw, dict) else None
+        if isinstance(scores, np.ndarray) and scores.shape == (batch, k):
+            best = scores.argmax(axis=1)
+            wrong = np.flatnonzero(best != arr)
+            if wrong.size:
+                i = int(wrong[0])
+                return Verdict.fail(f"{fn}(model, x) disagrees with the largest output of model(x) on {wrong.size} of "
+                                    f"{batch} inputs (input {i}: {fn} gave {int(arr[i])}, the largest output is "
+                                    f"class {int(best[i])})")
         return Verdict.ok()
 
 
