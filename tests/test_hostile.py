@@ -277,3 +277,31 @@ def test_huge_output_is_capped(grade):
     assert c.status is CheckStatus.FAILED
     assert "bytes of output" in c.message or "cannot accept" in c.message, c.message
     assert check(result, "numpy_nn.ReLU.forward").status is CheckStatus.PASSED
+
+
+def test_parent_environment_and_secrets_are_not_visible(grade, monkeypatch):
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    monkeypatch.setenv("AUTOGRADER_SECRET_KEY", secret)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://grader:{secret}@db/grades")
+    code = """
+import os
+SEEN = []
+for pid in os.listdir("/proc"):
+    if pid.isdigit() or pid == "self":
+        for f in ("environ", "cmdline"):
+            try:
+                SEEN.append(open(f"/proc/{pid}/{f}", "rb").read().decode(errors="replace"))
+            except OSError:
+                pass
+SEEN.append(repr(dict(os.environ)))
+SEEN.append(open("/proc/self/mountinfo").read())
+"""
+    code += """
+HITS = [s[:200] for s in SEEN if "AUTOGRADER_SECRET_KEY" in s or "DATABASE_URL" in s or "s3cr3t-" in s]
+"""
+    report = "raise RuntimeError('HITS=%d of %d %r' % (len(HITS), len(SEEN), HITS))"
+    result = grade(numpy_nn(prelude=code, replace=in_linear_forward(report)))
+    msg = check(result, "numpy_nn.Linear.forward").message
+    assert "HITS=0 of" in msg, msg
+    assert int(msg.split(" of ")[1].split()[0]) >= 3  # it did read environ/cmdline of the processes it sees
+    assert secret not in msg
