@@ -48,10 +48,25 @@ class Interpreter:
                 return np.array(self.inputs[v["$in"]], copy=True)
             if "$ref" in v:
                 return self.refs[v["$ref"]]
+            if "$data" in v:
+                return self._dataset(v)
             return {k: self.value(x) for k, x in v.items()}
         if isinstance(v, list):
             return [self.value(x) for x in v]
         return v
+
+    def _dataset(self, v: Mapping[str, Any]) -> Any:
+        """A judge-provided image set (``{"$data": name, "scale", "flatten", "torch"}``) as float32."""
+        assert self.data_dir is not None
+        images = np.load(self.data_dir / f"{v['$data']}.npy", allow_pickle=False)
+        x = images.astype(np.float32) / np.float32(v.get("scale", 255.0))
+        if v.get("flatten"):
+            x = x.reshape(len(x), -1)
+        if v.get("torch"):
+            import torch
+
+            return torch.from_numpy(x)
+        return x.astype(np.float64) if v.get("float64") else x
 
     def _target(self, op: Mapping[str, Any]) -> Any:
         if "module" in op and "ref" not in op:
@@ -83,6 +98,27 @@ class Interpreter:
         target = self._target(op)
         fn = getattr(target, op["method"]) if "method" in op else target
         return fn(*self.value(op.get("args", [])), **self.value(op.get("kwargs", {})))
+
+    def op_value(self, op: Mapping[str, Any]) -> Any:
+        """A judge-chosen value (e.g. a dict of arrays) kept with "as" so later ops can inspect it."""
+        return self.value(op["value"])
+
+    def op_get(self, op: Mapping[str, Any]) -> Any:
+        """A module attribute itself (a function or class), e.g. to pass it as an argument."""
+        return self._target(op)
+
+    def op_np_load(self, op: Mapping[str, Any]) -> Any:
+        """np.load(allow_pickle=False) a submitted .npz: a dict of arrays, or with "list" arr_0, arr_1, ..."""
+        assert self.submission_dir is not None
+        with np.load(self.submission_dir / op["file"], allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if not op.get("list"):
+            return arrays
+        names = [f"arr_{i}" for i in range(len(arrays))]
+        if sorted(arrays) != sorted(names):
+            raise OpError(f"{op['file']} holds {sorted(arrays)}; expected arr_0, arr_1, ... "
+                          f"(save it with np.savez('{op['file']}', *weights))")
+        return [arrays[n] for n in names]
 
     def op_setattr(self, op: Mapping[str, Any]) -> Any:
         setattr(self.refs[op["ref"]], op["attr"], self.value(op["value"]))
@@ -135,7 +171,8 @@ class Interpreter:
         """A float32 torch tensor from a judge-provided array (inputs for torch code)."""
         import torch
 
-        return torch.from_numpy(np.asarray(self.value(op["value"]), dtype=np.float32))
+        dtype = op.get("dtype", "float32")
+        return torch.from_numpy(np.asarray(self.value(op["value"]), dtype=getattr(np, dtype)))
 
     def op_state_keys(self, op: Mapping[str, Any]) -> Any:
         return {k: list(v.shape) for k, v in self.refs[op["ref"]].state_dict().items()}
