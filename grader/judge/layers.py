@@ -361,32 +361,22 @@ class LayerGradcheck:
             return Verdict.fail(msg)
         ops = plan.labels["ops"]
         up = plan.labels["upstream"]
-        y = run.value(ops["y"])
-        if (msg := _numeric(y, f"{layer.name}.forward")) is not None:
+        y, dx = run.value(ops["y"]), run.value(ops["dx"])
+        in_shape = fmt_shape(plan.labels["input_shape"])
+        if msg := (_array_problem(y, plan.labels["output_shape"], f"{layer.name}.forward",
+                                  f"for an input of shape {in_shape}")
+                   or _array_problem(dx, plan.labels["input_shape"], f"{layer.name}.backward",
+                                     f"for a forward input of shape {in_shape}")):
             return Verdict.fail(msg)
-        want_y = tuple(plan.labels["output_shape"])
-        if y.shape != want_y:
-            return Verdict.fail(f"{layer.name}.forward returned shape {fmt_shape(y.shape)} for an input of shape "
-                                f"{fmt_shape(plan.labels['input_shape'])}; expected {fmt_shape(want_y)}")
         g = np.ones_like(y) if up is None else up
-        dx = run.value(ops["dx"])
-        if (msg := _numeric(dx, f"{layer.name}.backward")) is not None:
-            return Verdict.fail(msg)
-        want_dx = tuple(plan.labels["input_shape"])
-        if dx.shape != want_dx:
-            return Verdict.fail(f"{layer.name}.backward returned shape {fmt_shape(dx.shape)}; expected "
-                                f"{fmt_shape(want_dx)}, the shape of the forward input")
         attrs = {p: run.value(ops[a]) for p, a in layer.grad_attrs.items()}
         pending: dict[tuple[str, tuple[int, ...]], dict[int, np.ndarray]] = {}
         for probe in plan.labels["probes"]:
             if probe["what"] == "input":
                 yp, ym = run.value(probe["plus"]), run.value(probe["minus"])
                 for out in (yp, ym):
-                    if (msg := _numeric(out, f"{layer.name}.forward")) is not None:
+                    if msg := _array_problem(out, y.shape, f"{layer.name}.forward", "on a call with the same input shape"):
                         return Verdict.fail(msg)
-                    if out.shape != y.shape:
-                        return Verdict.fail(f"{layer.name}.forward returned shape {fmt_shape(out.shape)} on a second "
-                                            f"call with the same input shape (first: {fmt_shape(y.shape)})")
                 num = float(np.sum(g * (yp - ym)) / (2 * self.eps))
                 got = float(dx[probe["idx"]])
                 if not _close(got, num):
@@ -402,11 +392,8 @@ class LayerGradcheck:
                 return Verdict.fail(msg)
             yp, ym = ys[1], ys[-1]
             for out in (yp, ym):
-                if (msg := _numeric(out, f"{layer.name}.forward")) is not None:
+                if msg := _array_problem(out, y.shape, f"{layer.name}.forward", f"after a change of {pname}"):
                     return Verdict.fail(msg)
-                if out.shape != y.shape:
-                    return Verdict.fail(f"{layer.name}.forward returned shape {fmt_shape(out.shape)} after a change "
-                                        f"of {pname} (before: {fmt_shape(y.shape)})")
             batch = y.shape[0]
             if grad.ndim != len(idx) + 1 or grad.shape[0] != batch:
                 return Verdict.fail(f"{layer.name}.{attr} has shape {fmt_shape(grad.shape)}; expected per-sample "
@@ -424,6 +411,15 @@ class LayerGradcheck:
 def _numeric(v: Any, what: str) -> str | None:
     if not isinstance(v, np.ndarray) or v.dtype.kind not in "biuf":
         return f"{what} returned {kind_of(v)}; expected a numpy array"
+    return None
+
+
+def _array_problem(v: Any, shape: tuple[int, ...] | list[int], what: str, context: str) -> str | None:
+    """None when `v` is a numeric array of `shape`; otherwise what is wrong, in the student's words."""
+    if msg := _numeric(v, what):
+        return msg
+    if v.shape != tuple(shape):
+        return f"{what} returned shape {fmt_shape(v.shape)} {context}; expected {fmt_shape(shape)}"
     return None
 
 
