@@ -165,8 +165,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from celery import signals
 
     from server.celery_app import make_celery
+    from server.settings import PROJECT_ROOT
     from server.worker_client import InternalClient, worker_heartbeat_loop
 
+    instance = Path(os.environ.get("AUTOGRADER_INSTANCE_DIR") or PROJECT_ROOT / "instance")
+    if not os.environ.get("AUTOGRADER_INTERNAL_SECRET") and not (instance / "internal_secret").is_file():
+        return _err("a worker needs AUTOGRADER_INTERNAL_SECRET (the web app's internal secret) and "
+                    "AUTOGRADER_INTERNAL_URL (where the web app is)")
     settings = _settings()
     celery = make_celery(settings)
     concurrency = args.concurrency or settings.worker_concurrency
