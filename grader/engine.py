@@ -19,6 +19,7 @@ from grader.assignments.spec import make_limits
 from grader.judge.context import GroupRun, Inputs, Verdict
 from grader.judge.execute import GraderFault, Task, run_in_sandbox, run_reference
 from grader.judge.kinds import KINDS
+from grader.notebook import with_notebook_modules
 from grader.result import CheckResult, CheckStatus, GradeResult
 from grader.sandbox import RunLimits, SandboxUnavailable, host_backend
 from grader.sandbox.cgroups import CgroupBackend
@@ -66,6 +67,7 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
     except ArchiveRejected as exc:
         return GradeResult.rejected(assignment=spec.name, message=exc.message, max_score=spec.max_score,
                                     timings={"total_s": round(time.perf_counter() - t0, 3)})
+    unpacked = with_notebook_modules(unpacked)  # NAME.ipynb -> NAME.py of its definitions
     t_unpacked = time.perf_counter()
     if not unpacked.found:
         return GradeResult.rejected(
@@ -79,7 +81,7 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
     verdicts: dict[str, Verdict] = {}
     tasks: list[Task] = []
     for index, check in enumerate(spec.checks):
-        missing = [f for f in _files_needed(check) if f not in unpacked.found]
+        missing = [f for f in _files_needed(check, spec.files) if f not in unpacked.found]
         if missing:
             verdicts[check.id] = Verdict.fail(
                 f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from your zip "
@@ -125,8 +127,11 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
                                    notices=list(unpacked.notices), required=spec.required_checks)
 
 
-def _files_needed(check: CheckSpec) -> list[str]:
-    return ([f"{check.module}.py"] if check.module else []) + list(check.needs)
+def _files_needed(check: CheckSpec, files: Collection[str] = ()) -> list[str]:
+    module = f"{check.module}.py"
+    if f"{check.module}.ipynb" in files and module not in files:  # a notebook submission
+        module = f"{check.module}.ipynb"
+    return ([module] if check.module else []) + list(check.needs)
 
 
 def _check_result(check: CheckSpec, v: Verdict) -> CheckResult:
