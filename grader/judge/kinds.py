@@ -7,9 +7,13 @@ from typing import Protocol
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.judge.batching import BatchPartition
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
+from grader.judge.functions import Function
 from grader.judge.layers import LayerBackward, LayerForward, LayerGradcheck, LayerInterface, LayerParams
 from grader.judge.network import Network
+from grader.judge.predictions import Predictions
+from grader.judge.statistics import XavierInit
 from grader.judge.torch_models import TorchAccuracy, TorchBuild, TorchCheckpoint, TorchClassify
 
 
@@ -32,4 +36,8 @@ KINDS: dict[str, Kind] = {
     "torch.checkpoint": TorchCheckpoint(),
     "torch.classify": TorchClassify(),
     "torch.accuracy": TorchAccuracy(),
+    "function": Function(),
+    "init.xavier": XavierInit(),
+    "batches.partition": BatchPartition(),
+    "predictions": Predictions(),
 }

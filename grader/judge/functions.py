@@ -1,0 +1,112 @@
+"""Check kind "function": calls into the student's functions and classes with judge-chosen inputs,
+compared value by value with the reference solution running the very same steps.
+
+Params: ``cases`` (each ``steps``, see script.py, or the shorthand ``args``/``kwargs`` for one call of
+``fn``), tolerances ``rtol``/``atol``, ``dtype = true`` to insist on the reference's tensor dtypes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from grader.assignments import AssignmentSpec, CheckSpec
+from grader.judge.compare import compare_array, fmt_num, fmt_shape, kind_of
+from grader.judge.context import GroupRun, Inputs, Plan, Verdict
+from grader.judge.layers import failure_text
+from grader.judge.script import Script
+
+
+def compare_value(got: Any, want: Any, *, what: str, rtol: float, atol: float, dtype: bool = False) -> str | None:
+    """None when a raw student value matches the reference's raw value; else one sentence saying how not."""
+    if want is None:
+        return None
+    if isinstance(want, np.ndarray):
+        if isinstance(got, int | float) and want.size == 1:
+            got = np.asarray(got).reshape(want.shape)
+        return compare_array(got, want, what=what, rtol=rtol, atol=atol)
+    if isinstance(want, bool):
+        return None if got is want or got == want else f"{what} is {kind_of(got)}; expected {want}"
+    if isinstance(want, int | float):
+        if isinstance(got, np.ndarray) and got.size == 1 and got.dtype.kind in "biuf":
+            got = got.item()
+        if isinstance(got, dict) and isinstance(got.get("$tensor"), np.ndarray) and got["$tensor"].size == 1:
+            got = got["$tensor"].item()
+        if not isinstance(got, int | float) or isinstance(got, bool):
+            return f"{what} is {kind_of(got)}; expected a number"
+        if np.isclose(got, want, rtol=rtol, atol=atol) or (np.isnan(want) and np.isnan(got)):
+            return None
+        return f"{what} is wrong (got {fmt_num(float(got))}, expected {fmt_num(float(want))})"
+    if isinstance(want, str):
+        return None if got == want else f"{what} is {got!r}; expected {want!r}"
+    if isinstance(want, dict) and "$tensor" in want:
+        if not (isinstance(got, dict) and "$tensor" in got):
+            return f"{what} is {kind_of(got)}; expected a torch tensor"
+        if dtype and got.get("dtype") != want.get("dtype"):
+            return f"{what} is a tensor of dtype {got.get('dtype')}; expected {want.get('dtype')}"
+        arr, ref = got["$tensor"], want["$tensor"]
+        if isinstance(ref, np.ndarray) and isinstance(arr, np.ndarray) and arr.shape != ref.shape:
+            return f"{what} has shape {fmt_shape(arr.shape)}; expected {fmt_shape(ref.shape)}"
+        return compare_array(arr, ref, what=what, rtol=rtol, atol=atol) if isinstance(ref, np.ndarray) else None
+    if isinstance(want, dict) and "$list" in want:
+        items = got.get("$list") if isinstance(got, dict) else None
+        if items is None:
+            return f"{what} is {kind_of(got)}; expected a {want.get('type', 'list')} of {len(want['$list'])}"
+        if len(items) != len(want["$list"]):
+            return f"{what} has {len(items)} items; expected {len(want['$list'])}"
+        for i, (g, w) in enumerate(zip(items, want["$list"], strict=True)):
+            if (msg := compare_value(g, w, what=f"{what}[{i}]", rtol=rtol, atol=atol, dtype=dtype)) is not None:
+                return msg
+        return None
+    if isinstance(want, dict) and "$dict" in want:
+        d = got.get("$dict") if isinstance(got, dict) else None
+        if d is None:
+            return f"{what} is {kind_of(got)}; expected a dict"
+        missing = sorted(set(want["$dict"]) - set(d))
+        if missing:
+            return f"{what} has no key {missing[0]!r}"
+        for k, w in want["$dict"].items():
+            if (msg := compare_value(d[k], w, what=f"{what}[{k!r}]", rtol=rtol, atol=atol, dtype=dtype)) is not None:
+                return msg
+        return None
+    return None  # objects: nothing to compare
+
+
+def plan_cases(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Script:
+    p = check.params
+    script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
+    script.import_module()
+    for case in p.get("cases", [{}]):
+        steps = case.get("steps") or [{"call": p["fn"], "args": case.get("args", []),
+                                       "kwargs": case.get("kwargs", {}), **({"label": case["label"]}
+                                                                            if "label" in case else {})}]
+        for s in steps:
+            script.step(s)
+    return script
+
+
+class Function:
+    """Student functions and methods against the reference on the same judge-chosen inputs."""
+
+    def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
+        script = plan_cases(check, assignment, inputs, rng)
+        return Plan(ops=script.ops, labels={"checked": script.checked})
+
+    def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
+              ref: GroupRun | None) -> Verdict:
+        p = check.params
+        rtol, atol = float(p.get("rtol", 1e-5)), float(p.get("atol", 1e-7))
+        if ref is None or ref.error:
+            return Verdict.err(f"the reference solution failed on this check (grader bug): {ref and ref.error}")
+        for label, i in plan.labels["checked"].items():
+            if i >= len(run.results) or run.results[i].error:
+                break
+            msg = compare_value(run.value(i), ref.value(i), what=label, rtol=rtol, atol=atol,
+                                dtype=bool(p.get("dtype", False)))
+            if msg is not None:
+                return Verdict.fail(msg)
+        if (msg := failure_text(run, plan)) is not None:
+            return Verdict.fail(msg)
+        return Verdict.ok()
+

@@ -1,0 +1,216 @@
+"""A small declarative step language for specs: calls into student modules with judge-chosen inputs.
+
+A check's ``steps`` (TOML) become harness ops. Step kinds::
+
+    { call = "softmax", args = [...], kwargs = {...}, as = "out", label = "..." }   module-level function
+    { new = "Digits", args = [...], as = "ds" }                                      construct a class
+    { method = "forward", on = "L", args = [...] }                                   call a method of a kept object
+    { item = ["params", "cache_layer1"] }                                            obj[key][key2]...
+    { attr = "W", on = "L" }                                                         obj.W
+    { set = "W", on = "L", value = <arg> }                                           obj.W = value
+    { np_load = "weights.npz", list = true, as = "w" }                               np.load(allow_pickle=False)
+    { torch_load = "model.pt", into = "net" }                                        weights_only + strict load
+    { assign = "state", into = "net" }                                               obj.a.0.W = state["a.0.W"], ...
+    { eval = "net" }                                                                 net.eval()
+
+Arguments: literals; lists of arguments; ``{ normal = [shape], scale, shift }``, ``{ uniform = [shape], low, high }``,
+``{ randint = [shape], high }``, ``{ onehot = [n, k] }``, ``{ array = [[...]] }`` (all numpy, ``dtype`` optional);
+``{ ref = "name" }``; ``{ fn = "name" }`` (a function of the student's module); ``{ dict = {...}, as = "name" }``;
+``{ tensor = <arg>, dtype = "int64" }``; ``{ data = "hidden set", scale, flatten, torch }`` (hidden images,
+shuffled afresh; only for kinds that hold the labels). Steps that read a value (call, method, item, attr) are
+compared with the reference unless ``check = false``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grader.assignments import AssignmentSpec
+from grader.judge.compare import fmt_shape
+from grader.judge.context import Inputs
+
+READS = ("call", "method", "item", "attr")
+
+
+@dataclass(slots=True)
+class HiddenPart:
+    """A hidden set shown to the sandbox by a ``{ data = ... }`` argument; its labels stay here."""
+
+    name: str
+    labels: np.ndarray
+    classes: int
+
+
+@dataclass(slots=True)
+class Script:
+    """Ops being built for one check, the labels of the ops whose values are compared, the hidden parts."""
+
+    assignment: AssignmentSpec
+    module: str
+    inputs: Inputs
+    rng: np.random.Generator
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+    hidden: list[HiddenPart] = field(default_factory=list)
+    _n: int = 0
+
+    def fresh(self, stem: str) -> str:
+        self._n += 1
+        return f"_{stem}{self._n}"
+
+    def add(self, op: dict[str, Any], label: str | None = None) -> int:
+        self.ops.append(op)
+        if label is not None:
+            while label in self.checked:
+                label += " (again)"
+            self.checked[label] = len(self.ops) - 1
+        return len(self.ops) - 1
+
+    def module_file(self, module: str | None = None) -> str:
+        m = module or self.module
+        return f"{m}.ipynb" if f"{m}.ipynb" in self.assignment.files else f"{m}.py"
+
+    def import_module(self, module: str | None = None) -> None:
+        m = module or self.module
+        if not any(o["op"] == "import" and o["module"] == m for o in self.ops):
+            self.add({"op": "import", "module": m, "what": f"importing {self.module_file(m)}"})
+
+    # -- arguments ------------------------------------------------------------------------------
+    def arg(self, spec: Any) -> tuple[Any, str]:
+        """The op value of an argument spec, and a few words describing it."""
+        if isinstance(spec, list):
+            parts = [self.arg(s) for s in spec]
+            return [p[0] for p in parts], "[" + ", ".join(p[1] for p in parts) + "]"
+        if not isinstance(spec, dict):
+            return spec, repr(spec)
+        dtype = spec.get("dtype")
+        if "normal" in spec:
+            a = self.rng.normal(float(spec.get("shift", 0.0)), float(spec.get("scale", 1.0)), size=spec["normal"])
+            return self._array(a, dtype), f"an array of shape {fmt_shape(a.shape)}"
+        if "uniform" in spec:
+            a = self.rng.uniform(float(spec.get("low", 0.0)), float(spec.get("high", 1.0)), size=spec["uniform"])
+            return self._array(a, dtype), f"an array of shape {fmt_shape(a.shape)}"
+        if "randint" in spec:
+            a = self.rng.integers(int(spec.get("low", 0)), int(spec["high"]), size=spec["randint"])
+            return self._array(a, dtype or "int64"), f"integers of shape {fmt_shape(a.shape)}"
+        if "onehot" in spec:
+            n, k = spec["onehot"]
+            a = np.eye(k)[self.rng.integers(0, k, size=n)]
+            return self._array(a, dtype), f"one-hot labels of shape ({n}, {k})"
+        if "array" in spec:
+            a = np.asarray(spec["array"], dtype=dtype or np.float64)
+            return self.inputs.add(a), f"an array of shape {fmt_shape(a.shape)}"
+        if "ref" in spec:
+            return {"$ref": spec["ref"]}, spec["ref"]
+        if "fn" in spec:
+            name = self.fresh("fn")
+            module = spec.get("module", self.module)
+            self.add({"op": "get", "module": module, "name": spec["fn"], "as": name, "report": False,
+                      "what": f"looking up {spec['fn']} in {self.module_file(module)}"})
+            return {"$ref": name}, spec["fn"]
+        if "dict" in spec:
+            name = spec.get("as") or self.fresh("dict")
+            value = {k: self.arg(v)[0] for k, v in spec["dict"].items()}
+            self.add({"op": "value", "value": value, "as": name, "report": False, "what": f"preparing {name}"})
+            return {"$ref": name}, name
+        if "tensor" in spec:
+            name = spec.get("as") or self.fresh("t")
+            value, desc = self.arg(spec["tensor"])
+            self.add({"op": "tensor", "value": value, "dtype": dtype or "float32", "as": name, "report": False,
+                      "what": "preparing a tensor"})
+            return {"$ref": name}, desc.replace("an array", "a tensor").replace("integers", "an integer tensor")
+        if "data" in spec:
+            return self._data(spec)
+        raise ValueError(f"unknown argument spec {spec!r}")
+
+    def _array(self, a: np.ndarray, dtype: str | None) -> dict[str, str]:
+        return self.inputs.add(a.astype(dtype) if dtype else a)
+
+    def _data(self, spec: dict[str, Any]) -> tuple[Any, str]:
+        from grader.data import load_hidden
+
+        hidden = load_hidden(self.inputs.settings, spec["data"], **spec.get("load", {}))
+        perm = np.random.default_rng(secrets.randbits(128)).permutation(len(hidden.labels))
+        name = f"d{len(self.inputs.datasets)}"
+        self.inputs.add_dataset(name, hidden.images[perm])
+        self.hidden.append(HiddenPart(name=spec.get("label", spec["data"]), labels=hidden.labels[perm],
+                                      classes=len(hidden.classes)))
+        value = {"$data": name, "scale": float(spec.get("scale", 255.0)), "flatten": bool(spec.get("flatten")),
+                 "torch": bool(spec.get("torch")), "float64": bool(spec.get("float64"))}
+        return value, f"the hidden {spec.get('label', spec['data'])} images"
+
+    # -- steps ----------------------------------------------------------------------------------
+    def step(self, s: dict[str, Any]) -> None:
+        check = s.get("check", True)
+        as_ = {"as": s["as"]} if "as" in s else {}
+        report = {} if check else {"report": False}
+        if "call" in s:
+            module = s.get("module", self.module)
+            self.import_module(module)
+            args = [self.arg(a) for a in s.get("args", [])]
+            kwargs = {k: self.arg(v) for k, v in s.get("kwargs", {}).items()}
+            what = s.get("label") or f"{s['call']}({self._argtext(args, kwargs)})"
+            self.add({"op": "call", "module": module, "name": s["call"], "args": [a[0] for a in args],
+                      "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, **as_, **report},
+                     what if check else None)
+        elif "new" in s:
+            module = s.get("module", self.module)
+            self.import_module(module)
+            args = [self.arg(a) for a in s.get("args", [])]
+            kwargs = {k: self.arg(v) for k, v in s.get("kwargs", {}).items()}
+            what = s.get("label") or f"{s['new']}({self._argtext(args, kwargs)})"
+            self.add({"op": "new", "module": module, "name": s["new"], "args": [a[0] for a in args],
+                      "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, "report": False, **as_})
+        elif "method" in s:
+            args = [self.arg(a) for a in s.get("args", [])]
+            kwargs = {k: self.arg(v) for k, v in s.get("kwargs", {}).items()}
+            what = s.get("label") or f"{s.get('owner', s['on'])}.{s['method']}({self._argtext(args, kwargs)})"
+            self.add({"op": "call", "ref": s["on"], "method": s["method"], "args": [a[0] for a in args],
+                      "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, **as_, **report},
+                     what if check else None)
+        elif "item" in s:
+            ref, *keys = s["item"]
+            what = s.get("label") or ref + "".join(f"[{k!r}]" for k in keys)
+            for j, key in enumerate(keys):
+                last = j == len(keys) - 1
+                name = s.get("as", self.fresh("item")) if last else self.fresh("item")
+                self.add({"op": "getitem", "ref": ref, "key": key, "as": name, "what": f"reading {what}",
+                          **({} if last and check else {"report": False})}, what if last and check else None)
+                ref = name
+        elif "attr" in s:
+            what = s.get("label") or f"{s.get('owner', s['on'])}.{s['attr']}"
+            self.add({"op": "getattr", "ref": s["on"], "attr": s["attr"], "what": f"reading {what}", **as_, **report},
+                     what if check else None)
+        elif "set" in s:
+            value, _ = self.arg(s["value"])
+            self.add({"op": "setattr", "ref": s["on"], "attr": s["set"], "value": value, "report": False,
+                      "what": f"setting {s.get('owner', s['on'])}.{s['set']}"})
+        elif "np_load" in s:
+            self.add({"op": "np_load", "file": s["np_load"], "list": bool(s.get("list")), "report": False, **as_,
+                      "what": f"np.load('{s['np_load']}', allow_pickle=False)"})
+        elif "torch_load" in s:
+            state = self.fresh("state")
+            self.add({"op": "torch_load", "file": s["torch_load"], "as_state": state, "report": False,
+                      "what": f"torch.load('{s['torch_load']}', weights_only=True)"})
+            if "into" in s:
+                owner = s.get("owner", s["into"])
+                self.add({"op": "load_state_dict", "ref": s["into"], "state": state,
+                          "what": f"{owner}.load_state_dict(<{s['torch_load']}>, strict=True)"})
+            if "as" in s:
+                self.add({"op": "value", "value": {"$ref": state}, "as": s["as"], "report": False,
+                          "what": f"reading {s['torch_load']}"})
+        elif "assign" in s:
+            self.add({"op": "assign_state", "ref": s["into"], "state": s["assign"], "report": False,
+                      "what": s.get("label") or f"putting the saved tensors into {s.get('owner', s['into'])}"})
+        elif "eval" in s:
+            self.add({"op": "eval", "ref": s["eval"], "what": f"{s.get('owner', s['eval'])}.eval()"})
+        else:
+            raise ValueError(f"unknown step {s!r}")
+
+    @staticmethod
+    def _argtext(args: list[tuple[Any, str]], kwargs: dict[str, tuple[Any, str]]) -> str:
+        return ", ".join([a[1] for a in args] + [f"{k}={v[1]}" for k, v in kwargs.items()])
