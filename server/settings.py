@@ -48,13 +48,12 @@ class ServerSettings:
     secure_cookies: bool = True
     max_content_length: int = 100 * MiB + MiB
     """Hard cap on any request body; per-assignment upload limits are checked below this."""
-    default_upload_bytes: int = 100 * MiB
     max_attempts: int = 3
     """Gradings started per submission before it ends as error."""
     lease_seconds: float = 90.0
     """A running submission whose worker has not been heard from for this long is requeued."""
     heartbeat_seconds: float = 10.0
-    requeue_after_seconds: float = 1800.0
+    requeue_after_seconds: float = 3600.0
     """A queued submission whose message was sent this long ago without a claim is sent again."""
     sweep_interval_seconds: float = 15.0
     visibility_timeout: int = 7200
