@@ -7,7 +7,10 @@ from pathlib import Path
 FASHION_MNIST = "fashion_mnist"
 DOGS_AND_CATS_PARTS = ("orig", "aug", "new")
 DOGS_AND_CATS = tuple(f"dogs_and_cats/{part}" for part in DOGS_AND_CATS_PARTS)
-ALL_SETS = (FASHION_MNIST, *DOGS_AND_CATS)
+EXTRA_SIZES = {"emnist_balanced_small": (28, 28), "nist36_like": (32, 32), "mnist": (28, 28), "digits": (8, 8)}
+"""Sets of the notebook-era assignments (grader.data.extra) and their image sizes."""
+EXTRA_SETS = tuple(EXTRA_SIZES)
+ALL_SETS = (FASHION_MNIST, *DOGS_AND_CATS, *EXTRA_SETS)
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -28,6 +31,8 @@ PREPARE_HINT = "run `autograder data prepare`"
 
 def default_size(name: str) -> tuple[int, int]:
     """The image size a set is graded at unless an assignment asks for another."""
+    if name in EXTRA_SIZES:
+        return EXTRA_SIZES[name]
     return FASHION_MNIST_SIZE if name == FASHION_MNIST else DEFAULT_IMAGE_SIZE
 
 

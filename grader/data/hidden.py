@@ -86,7 +86,7 @@ def _check_fresh(hidden: Path, name: str, manifest: dict) -> None:
     source = manifest["source"]
     root = hidden / source["dir"]
     try:
-        if source["kind"] == "idx":
+        if source["kind"] in ("idx", "files"):
             digest = stat_digest(root, source["files"])
         else:
             digest = list_image_folder(root).digest()

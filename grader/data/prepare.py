@@ -28,12 +28,14 @@ from grader.data.catalog import (
     DEFAULT_IMAGE_SIZE,
     DOGS_AND_CATS,
     DOGS_AND_CATS_CLASSES,
+    EXTRA_SETS,
     FASHION_MNIST,
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_SIZE,
     arrays_dir,
 )
 from grader.data.errors import DataUnavailable
+from grader.data.extra import prepare_extra
 from grader.data.folders import FolderListing, list_image_folder, stat_digest
 from grader.settings import GraderSettings
 
@@ -110,6 +112,9 @@ def prepare(
             work = partial(_prepare_folder_arrays_all, hidden, name, sizes, force, log)
             if attempt(name, work):
                 ready.append(name)
+    for name in wanted:
+        if name in EXTRA_SETS and attempt(name, partial(prepare_extra, hidden, name, Path(settings.shared_data), force, log)):
+            ready.append(name)
     if errors:
         raise DataUnavailable("\n".join(errors))
     elapsed = time.perf_counter() - start
