@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from server import web
@@ -71,4 +71,16 @@ def tokens() -> Any:
     token = None
     if form.validate_on_submit():
         token = accounts.create_api_token(web.db(), web.user(), name=form.name.data or "web")
-    return render_template("auth/tokens.html", form=form, token=token)
+    return render_template("auth/tokens.html", form=form, token=token, action=ActionForm(),
+                           tokens=accounts.list_tokens(web.db(), web.user()))
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int) -> Any:
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if not accounts.revoke_token(web.db(), web.user(), token_id):
+        abort(404)
+    flash("Token revoked.")
+    return redirect(url_for("auth.tokens"))

@@ -180,5 +180,20 @@ def user_for_api_token(session: Session, token: str) -> User | None:
     return row.user
 
 
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False))
+                                .order_by(ApiToken.id.desc())))
+
+
+def revoke_token(session: Session, user: User, token_id: int) -> bool:
+    """Revoke one of the user's own tokens; False if there is no such token of theirs."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        return False
+    row.revoked = True
+    session.commit()
+    return True
+
+
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.role, User.username)))

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from server.models import Assignment, Counts, Submission, User, Visibility, utcnow
+from server.models import Assignment, Counts, Role, Submission, User, Visibility, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ _CACHE_LOCK = threading.Lock()
 
 def ranked(session: Session, assignment: Assignment, *, counts: str | None = None,
            cutoff: datetime | None = None, passed_only: bool = False) -> list[Row]:
-    """Rows in rank order; `cutoff` keeps only submissions uploaded at or before it (challenge deadline).
+    """Students' rows in rank order (instructors' test uploads never rank); `cutoff` keeps only submissions uploaded at or before it (challenge deadline).
 
     Cached per process, keyed on the assignment's `lb_version` (one primary-key read per request).
     """
@@ -97,7 +97,7 @@ def _ranked(session: Session, assignment: Assignment, *, counts: str, cutoff: da
     q = (select(Submission.id, Submission.user_id, Submission.lb_value, Submission.lb_metrics, Submission.score,
                 Submission.passed, Submission.created_at, User.username, User.name, User.nickname, inner.c.n)
          .join(inner, inner.c.sid == Submission.id).join(User, User.id == Submission.user_id)
-         .where(inner.c.rn == 1, inner.c.ok.is_(True))
+         .where(inner.c.rn == 1, inner.c.ok.is_(True), User.role == Role.STUDENT.value)
          .order_by(Submission.lb_value.desc(), Submission.created_at.asc(), Submission.id.asc()))
     rows: list[Row] = []
     for i, r in enumerate(session.execute(q).all(), start=1):

@@ -117,3 +117,20 @@ def test_token_page_creates_token(as_user, db, h):
     page = c.get("/auth/tokens")
     r = c.post("/auth/tokens", data={"csrf_token": h.csrf_of(page.text), "name": "laptop"})
     assert r.status_code == 200 and 'id="new-token"' in r.text
+
+
+def test_revoke_own_token_only(app, as_user, db, h):
+    alice_token = accounts.create_api_token(db, h.get_user(db, "alice"), name="laptop")
+    from server.models import ApiToken
+
+    accounts.create_api_token(db, h.get_user(db, "bob"))
+    bob_token_id = db.scalar(select(ApiToken.id).where(ApiToken.user_id == h.get_user(db, "bob").id))
+    c = as_user("alice")
+    page = c.get("/auth/tokens")
+    assert "laptop" in page.text
+    token = h.csrf_of(page.text)
+    assert c.post(f"/auth/tokens/{bob_token_id}/revoke", data={"csrf_token": token}).status_code == 404
+    alice_id = db.scalar(select(ApiToken.id).where(ApiToken.user_id == h.get_user(db, "alice").id))
+    assert c.post(f"/auth/tokens/{alice_id}/revoke", data={"csrf_token": token}).status_code == 302
+    r = app.test_client().get("/api/v1/assignments", headers={"Authorization": f"Bearer {alice_token}"})
+    assert r.status_code == 401

@@ -11,7 +11,7 @@ PUBLIC = {"/auth/login", "/auth/setup/<token>", "/static/<path:filename>", "/api
 
 def _fill(rule: str, sid: int) -> str:
     return (rule.replace("<name>", "rpz-cnn").replace("<int:submission_id>", str(sid))
-            .replace("<int:regrade_id>", "1").replace("<int:sid>", str(sid)))
+            .replace("<int:regrade_id>", "1").replace("<int:sid>", str(sid)).replace("<int:token_id>", "1"))
 
 
 def _routes(app, prefix: str) -> list[tuple[str, str]]:
