@@ -268,8 +268,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env = dict(os.environ, AUTOGRADER_BROKER_URL=settings.broker_url, AUTOGRADER_INTERNAL_URL=settings.internal_url,
                AUTOGRADER_INTERNAL_SECRET=settings.internal_secret, AUTOGRADER_INSTANCE_DIR=str(settings.instance_dir),
                AUTOGRADER_SECRET_KEY=settings.secret_key)
-    worker = subprocess.Popen([sys.executable, "-m", "grader.cli", "worker", "--hostname", "embedded@%h"],
-                              env=env, start_new_session=True)
+    stopping = threading.Event()
+    worker = _Supervised([sys.executable, "-m", "grader.cli", "worker", "--hostname", "embedded@%h"], env, log)
+    threading.Thread(target=worker.watch, args=(stopping,), daemon=True, name="worker-supervisor").start()
     app = create_app(settings=settings)
     start_sweeper(app)
     server = make_server(args.host, args.port, app, threaded=True)
@@ -287,12 +288,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        try:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(worker.pid, signal.SIGKILL)
+        stopping.set()
+        worker.stop()
     return 0
+
+
+class _Supervised:
+    """The embedded worker process, restarted if it dies (e.g. killed by the OOM killer)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Any) -> None:
+        self.argv, self.env, self.log = argv, env, log
+        self.lock = threading.Lock()
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+
+    def watch(self, stopping: threading.Event) -> None:
+        while not stopping.wait(2.0):
+            with self.lock:
+                code = self.proc.poll()
+                if code is not None and not stopping.is_set():
+                    self.log(f"the worker exited ({code}); starting it again")
+                    self.proc = self._spawn()
+
+    def stop(self) -> None:
+        with self.lock:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=20)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- client
