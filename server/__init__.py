@@ -39,4 +39,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Server
     web.csrf.exempt(api.bp)
     web.csrf.exempt(internal.bp)
     web.csrf.exempt(metrics.bp)
+    if s.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = s.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     return app

@@ -61,6 +61,8 @@ class ServerSettings:
     login_max_failures: int = 5
     login_window_seconds: int = 900
     worker_concurrency: int = 1
+    trusted_proxies: int = 0
+    """Reverse proxies in front of the web app whose X-Forwarded-For/-Proto to trust (rate limits, https)."""
     metrics_token: str = ""
     """Bearer token for Prometheus to scrape /metrics; empty: the endpoint is off (404)."""
     flag_min_uploads: int = 20

@@ -134,3 +134,33 @@ def test_revoke_own_token_only(app, as_user, db, h):
     assert c.post(f"/auth/tokens/{alice_id}/revoke", data={"csrf_token": token}).status_code == 302
     r = app.test_client().get("/api/v1/assignments", headers={"Authorization": f"Bearer {alice_token}"})
     assert r.status_code == 401
+
+
+def test_rate_limit_uses_the_client_address_behind_a_trusted_proxy(settings, h):
+    from server import create_app
+    from server.db import upgrade
+
+    upgrade(settings.database_url)
+    app = create_app(settings=settings.with_(trusted_proxies=1))
+    from sqlalchemy.orm import Session
+
+    from server.web import runtime
+
+    with Session(runtime(app).engine) as s:
+        accounts.add_user(s, "alice", password=h.PASSWORDS["alice"])
+        s.commit()
+    for i in range(4 * settings.login_max_failures):
+        c = app.test_client()
+        token = h.csrf_of(c.get("/auth/login").text)
+        c.post("/auth/login", data={"username": f"nobody{i}", "password": "x", "csrf_token": token},
+               headers={"X-Forwarded-For": "203.0.113.9"})
+    c = app.test_client()
+    token = h.csrf_of(c.get("/auth/login").text)
+    other = c.post("/auth/login", data={"username": "alice", "password": h.PASSWORDS["alice"], "csrf_token": token},
+                   headers={"X-Forwarded-For": "198.51.100.7"})
+    assert other.status_code == 302  # another client behind the same proxy is not locked out
+    c = app.test_client()
+    token = h.csrf_of(c.get("/auth/login").text)
+    same = c.post("/auth/login", data={"username": "alice", "password": h.PASSWORDS["alice"], "csrf_token": token},
+                  headers={"X-Forwarded-For": "203.0.113.9"})
+    assert same.status_code == 429
