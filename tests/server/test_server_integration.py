@@ -241,3 +241,16 @@ def test_pages_stay_fast_while_workers_grade(stack, tmp_path):
         assert p95 < 0.5, f"{kind} p95 {p95 * 1000:.0f} ms"  # target 100 ms; loose bound for a loaded 2-core box
     for sid in ids:
         assert stack.wait_status(sid, {"graded", "error", "rejected"}, timeout=240)["status"] == "graded"
+
+
+def test_grader_failure_is_retried_then_error_with_reason(stack, tmp_path):
+    """A host problem (here: no sandbox binary) fails every attempt: bounded retries, then error."""
+    w = stack.h.Proc("broken-worker", stack.h.cli("worker", "--hostname", "broken@%h"),
+                     dict(stack.worker_env(9), AUTOGRADER_BWRAP="/nonexistent/bwrap"), tmp_path / "broken.log").start()
+    stack.procs.append(w)
+    sid = stack.submit_no_wait(_numpy_zip(tmp_path))
+    final = stack.wait_status(sid, {"graded", "error", "rejected"}, timeout=240)
+    assert final["status"] == "error" and "not your fault" in final["message"]
+    row = _db_row(stack, sid)
+    assert row["attempts"] == 3
+    assert row["error_reason"].count("grader error") == 3 and "bubblewrap" in row["error_reason"]
