@@ -83,6 +83,7 @@ def test_anonymous_and_hidden(as_user, grade, db, h):
     nick = h.get_user(db, "alice").nickname
     assert [r["name"] for r in board["rows"]] == [nick, h.get_user(db, "bob").nickname]
     assert board["rows"][0]["submission_id"] is None  # no link into another student's submission
+    assert f'id="my-nickname">{h.get_user(db, "bob").nickname}<' in as_user("bob").get("/assignments/rpz-cnn/leaderboard").text
     assert "Alice" in json.dumps(as_user("teacher").get("/assignments/rpz-cnn/leaderboard.json").json)
     a.leaderboard_visibility = "hidden"
     a.challenge_deadline = utcnow() + timedelta(days=1)
