@@ -8,6 +8,7 @@ import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.batching import BatchPartition
+from grader.judge.classifier import ClassifierLogSoftmax, ClassifierNll
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.functions import Function
 from grader.judge.layers import LayerBackward, LayerForward, LayerGradcheck, LayerInterface, LayerParams
@@ -40,4 +41,6 @@ KINDS: dict[str, Kind] = {
     "init.xavier": XavierInit(),
     "batches.partition": BatchPartition(),
     "predictions": Predictions(),
+    "classifier.nll": ClassifierNll(),
+    "classifier.logsoftmax": ClassifierLogSoftmax(),
 }
