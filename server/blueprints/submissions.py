@@ -10,6 +10,7 @@ from flask_login import login_required
 
 from server import storage, web
 from server.forms import ActionForm, UploadForm
+from server.markdown import render as render_markdown
 from server.models import Assignment
 from server.services import assignments as assignment_svc
 from server.services import submissions as svc
@@ -52,9 +53,9 @@ def assignment(name: str) -> Any:
 
 def _assignment_page(a: Assignment, form: UploadForm, error: str | None, code: int) -> Any:
     s = web.db()
-    page = ""
+    page: Any = ""
     with contextlib.suppress(Exception):
-        page = assignment_svc.spec_for(a.name).page
+        page = render_markdown(assignment_svc.spec_for(a.name).page)
     return render_template("submissions/assignment.html", a=a, form=form, error=error, page=page,
                            used=svc.uploads_used(s, web.user(), a), history=svc.history(s, web.user(), a),
                            now=svc.utcnow()), code
