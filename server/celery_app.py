@@ -35,6 +35,9 @@ def make_celery(settings: ServerSettings) -> Celery:
         task_routes={TASK_NAME: {"queue": QUEUE}},
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
+        # An upload must not hang on a broker that is down: fail fast, the sweeper sends it later.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        broker_connection_timeout=5,
         broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

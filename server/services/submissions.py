@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 Dispatch = Callable[[int, float], None]
 """Hands "grade submission N" (after a delay in seconds) to the broker."""
 
+INLINE_SENDS = 50
+"""A regrade sends this many messages in the request; the sweeper sends the rest."""
 Q, R = SubmissionStatus.QUEUED.value, SubmissionStatus.RUNNING.value
 FINAL = (SubmissionStatus.GRADED.value, SubmissionStatus.REJECTED.value, SubmissionStatus.ERROR.value)
 
@@ -388,11 +390,21 @@ def sweep(session: Session, settings: ServerSettings, dispatch: Dispatch, *, now
             send(session, dispatch, sub.id)
             counts["requeued"] += 1
     cutoff = now - timedelta(seconds=settings.requeue_after_seconds)
-    lost = list(session.scalars(select(Submission.id).where(
-        Submission.status == Q, or_(Submission.enqueued_at.is_(None), Submission.enqueued_at < cutoff))))
-    for sid in lost:
-        if send(session, dispatch, sid):
-            counts["resent"] += 1
+    lost_cond = and_(Submission.status == Q, or_(Submission.enqueued_at.is_(None), Submission.enqueued_at < cutoff))
+    for sid in list(session.scalars(select(Submission.id).where(lost_cond).order_by(Submission.queued_at))):
+        # Take the resend first, so that the sweepers of several web processes never send it twice.
+        res = session.execute(update(Submission).where(Submission.id == sid, lost_cond).values(enqueued_at=utcnow()))
+        session.commit()
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        try:
+            dispatch(sid, 0.0)
+        except Exception:
+            log.exception("could not queue submission %s; will retry", sid)
+            session.execute(update(Submission).where(Submission.id == sid).values(enqueued_at=None))
+            session.commit()
+            break  # the broker is down: try again at the next sweep
+        counts["resent"] += 1
     return counts
 
 
@@ -413,8 +425,9 @@ def regrade(session: Session, dispatch: Dispatch, *, assignment: Assignment, req
             status=Q, queued_at=now, enqueued_at=None, attempts=0, claim=None, lease_expires_at=None,
             current_check="", checks_done=0, regrade_id=rg.id))
     session.commit()
-    for sid in submission_ids:
+    for sid in submission_ids[:INLINE_SENDS]:
         send(session, dispatch, sid)
+    # The rest (a whole course) is sent by the sweeper in the background: enqueued_at is NULL.
     return rg
 
 

@@ -226,3 +226,19 @@ def test_redelivery_to_the_same_exclusive_worker_takes_over(worker, db, sub_id):
     assert worker.result(sub_id, first.json["claim"], graded()).status_code == 409  # the dead attempt's claim
     s = row(db, sub_id)
     assert "died (message redelivered)" in s.error_reason and s.claim == again.json["claim"]
+
+
+def test_big_regrade_is_sent_by_the_sweeper_once(db, h, settings):
+    from server.models import Submission as S
+
+    alice, teacher, a = h.get_user(db, "alice"), h.get_user(db, "teacher"), h.get_assignment(db)
+    for n in range(1, 71):
+        db.add(S(user_id=alice.id, assignment_id=a.id, upload_number=n, stored_name=f"00/{n}.zip", status="graded"))
+    db.commit()
+    sent: list[int] = []
+    rg = svc.regrade(db, lambda sid, d: sent.append(sid), assignment=a, requested_by=teacher,
+                     submission_ids=svc.regrade_ids(db, a), scope="all")
+    assert rg.total == 70 and len(sent) == svc.INLINE_SENDS
+    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid))["resent"] == 70 - svc.INLINE_SENDS
+    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid))["resent"] == 0  # never twice
+    assert sorted(sent) == sorted(svc.regrade_ids(db, a))
