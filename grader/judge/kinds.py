@@ -14,6 +14,7 @@ from grader.judge.functions import Function
 from grader.judge.layers import LayerBackward, LayerForward, LayerGradcheck, LayerInterface, LayerParams
 from grader.judge.network import Network
 from grader.judge.predictions import Predictions
+from grader.judge.shapes import TorchParamShapes
 from grader.judge.statistics import XavierInit
 from grader.judge.torch_models import TorchAccuracy, TorchBuild, TorchCheckpoint, TorchClassify
 
@@ -43,4 +44,5 @@ KINDS: dict[str, Kind] = {
     "predictions": Predictions(),
     "classifier.nll": ClassifierNll(),
     "classifier.logsoftmax": ClassifierLogSoftmax(),
+    "torch.param_shapes": TorchParamShapes(),
 }

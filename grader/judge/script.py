@@ -15,7 +15,8 @@ A check's ``steps`` (TOML) become harness ops. Step kinds::
 
 Arguments: literals; lists of arguments; ``{ normal = [shape], scale, shift }``, ``{ uniform = [shape], low, high }``,
 ``{ randint = [shape], high }``, ``{ onehot = [n, k] }``, ``{ array = [[...]] }`` (all numpy, ``dtype`` optional);
-``{ ref = "name" }``; ``{ fn = "name" }`` (a function of the student's module); ``{ dict = {...}, as = "name" }``;
+``{ ref = "name" }``; ``{ fn = "name" }`` (a function of the student's module); ``{ dict = {...}, as = "name" }``
+and ``{ list = [...], as = "name" }`` (kept, so later steps can read what the student's code did to them);
 ``{ tensor = <arg>, dtype = "int64" }``; ``{ data = "hidden set", scale, flatten, torch }`` (hidden images,
 shuffled afresh; only for kinds that hold the labels). Steps that read a value (call, method, item, attr) are
 compared with the reference unless ``check = false``.
@@ -115,6 +116,11 @@ class Script:
         if "dict" in spec:
             name = spec.get("as") or self.fresh("dict")
             value = {k: self.arg(v)[0] for k, v in spec["dict"].items()}
+            self.add({"op": "value", "value": value, "as": name, "report": False, "what": f"preparing {name}"})
+            return {"$ref": name}, name
+        if "list" in spec:
+            name = spec.get("as") or self.fresh("list")
+            value = [self.arg(v)[0] for v in spec["list"]]
             self.add({"op": "value", "value": value, "as": name, "report": False, "what": f"preparing {name}"})
             return {"$ref": name}, name
         if "tensor" in spec:
