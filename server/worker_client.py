@@ -131,7 +131,7 @@ def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: floa
         with tempfile.TemporaryDirectory(prefix=f"autograder-{sid}-") as tmp:
             zip_path = Path(tmp) / "submission.zip"
             client.download(sid, claim, zip_path)
-            digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+            digest = _sha256(zip_path)
             if digest != info.get("sha256", digest):
                 client.fail(sid, claim, "downloaded zip does not match its checksum")
                 return f"submission {sid}: checksum mismatch"
@@ -155,6 +155,14 @@ def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: floa
         return f"submission {sid}: claim lost ({exc})"
     finally:
         beat.stop.set()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def worker_heartbeat_loop(client: InternalClient, every: float, stop: threading.Event) -> None:
