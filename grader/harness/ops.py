@@ -120,6 +120,25 @@ class Interpreter:
                           f"(save it with np.savez('{op['file']}', *weights))")
         return [arrays[n] for n in names]
 
+    def op_assign_state(self, op: Mapping[str, Any]) -> Any:
+        """obj.a[0].W = state["a.0.W"] for every key of a loaded dict: saved tensors of hand-written layers."""
+        obj, state = self.refs[op["ref"]], self.refs[op["state"]]
+        if not isinstance(state, Mapping):
+            raise OpError(f"the checkpoint holds a {type(state).__name__}; expected a dict of tensors")
+        for key, value in state.items():
+            *path, last = str(key).split(".")
+            target = obj
+            for part in path:
+                target = target[int(part)] if part.isdigit() else getattr(target, part)
+            old = getattr(target, last, None)
+            if last.startswith("_") or old is None:
+                raise OpError(f"checkpoint key '{key}': {type(target).__name__} has no attribute '{last}'")
+            if tuple(getattr(old, "shape", ())) != tuple(getattr(value, "shape", ())):
+                raise OpError(f"checkpoint key '{key}' has shape {tuple(getattr(value, 'shape', ()))}; the model's "
+                              f"is {tuple(getattr(old, 'shape', ()))}")
+            setattr(target, last, value)
+        return sorted(str(k) for k in state)
+
     def op_setattr(self, op: Mapping[str, Any]) -> Any:
         setattr(self.refs[op["ref"]], op["attr"], self.value(op["value"]))
 
