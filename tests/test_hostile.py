@@ -305,3 +305,19 @@ HITS = [s[:200] for s in SEEN if "AUTOGRADER_SECRET_KEY" in s or "DATABASE_URL" 
     assert "HITS=0 of" in msg, msg
     assert int(msg.split(" of ")[1].split()[0]) >= 3  # it did read environ/cmdline of the processes it sees
     assert secret not in msg
+
+
+def test_closing_the_channel_and_exiting_behind_a_daemon(grade):
+    """Student code that closes every inherited fd, or exits while a child keeps the channel open."""
+    closer = numpy_nn(replace=in_linear_forward("import os\nos.closerange(3, 256)\nwhile True:\n    pass"))
+    result = grade(closer, op_s=3)
+    msg = check(result, "numpy_nn.Linear.forward").message
+    assert "Linear.forward" in msg and ("channel" in msg or "did not finish" in msg), msg
+    assert check(result, "numpy_nn.ReLU.forward").status is CheckStatus.PASSED
+
+    code = "import os, time\nif os.fork() == 0:\n    time.sleep(60)\nos._exit(4)"
+    t0 = time.monotonic()
+    result = grade(numpy_nn(replace=in_linear_forward(code)), op_s=20)
+    msg = check(result, "numpy_nn.Linear.forward").message
+    assert "exit code 4" in msg, msg
+    assert time.monotonic() - t0 < 15, "the end of the process was not noticed before the op deadline"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,9 +114,14 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], *, job: Job, li
         try:
             while True:
                 msgs = sp.messages(until=min(op_deadline, wall_deadline))
-                if msgs is None:  # channel closed
-                    sp.proc.wait(timeout=10)
-                    failure = _death(sp, limits)
+                if msgs is None:  # the channel closed or the process ended
+                    try:
+                        sp.proc.wait(timeout=2)
+                    except subprocess.TimeoutExpired:  # alive, but it closed the grader's channel
+                        failure = {"type": "Protocol", "sandbox": True,
+                                   "message": "closed the grader's channel; do not close file descriptors you did not open"}
+                    else:
+                        failure = _death(sp, limits)
                     break
                 if not msgs and time.monotonic() >= min(op_deadline, wall_deadline):
                     if current is None:

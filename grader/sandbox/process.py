@@ -82,6 +82,8 @@ class SandboxProcess:
         finally:
             os.close(write_fd)
         self.started = time.monotonic()
+        self.pidfd = os.pidfd_open(self.proc.pid)  # readable once the process has exited
+        self.exited = False
         self.channel = read_fd
         self.buffer = bytearray()
         self.received = 0
@@ -98,13 +100,21 @@ class SandboxProcess:
     def messages(self, *, until: float) -> list[dict[str, Any]] | None:
         """Wait until `until` (monotonic) for frames. Returns decoded messages ([] on timeout),
         None once the channel is closed. Raises `wire.WireError` on a malformed frame."""
-        fds = [self.channel] + ([self.proc.stdout.fileno()] if self.proc.stdout else [])
+        fds = [self.channel, self.pidfd] + ([self.proc.stdout.fileno()] if self.proc.stdout else [])
         while True:
             if self.eof:
                 return None
-            timeout = max(0.0, until - time.monotonic())
+            if self.exited:  # deliver what the process wrote before it ended, then report the end
+                fds = [self.channel]
+            timeout = 0.0 if self.exited else max(0.0, until - time.monotonic())
             ready, _, _ = select.select(fds, [], [], timeout)
+            if self.pidfd in ready:
+                self.exited = True
+                continue
             if not ready:
+                if self.exited:
+                    self.eof = True
+                    return None
                 return []
             if self.proc.stdout and self.proc.stdout.fileno() in ready:
                 chunk = os.read(self.proc.stdout.fileno(), 65536)
@@ -112,7 +122,7 @@ class SandboxProcess:
                     self.stdout_tail += chunk
                     del self.stdout_tail[:-STDOUT_TAIL]
                 else:
-                    fds = [self.channel]
+                    fds = [f for f in fds if f != self.proc.stdout.fileno()]
             if self.channel in ready:
                 chunk = os.read(self.channel, 1 << 20)
                 if not chunk:
@@ -141,6 +151,7 @@ class SandboxProcess:
             self.kill()
         finally:
             os.close(self.channel)
+            os.close(self.pidfd)
             if self.proc.stdout:
                 self.proc.stdout.close()
             self.cgroup.remove()
