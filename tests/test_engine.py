@@ -17,7 +17,7 @@ from grader.api import grade_submission
 from grader.result import CheckStatus, GradeResult, Status
 from tests.conftest import check, make_zip, reference_file
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("host_unharmed")]
 
 NUMPY_ONLY = {"numpy_nn.py": reference_file("numpy_nn.py")}
 
