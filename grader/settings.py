@@ -29,6 +29,9 @@ class GraderSettings:
     bwrap: str
     limit_overrides: dict[str, float] = field(default_factory=dict)
     """Override any assignment limit for every grading (e.g. AUTOGRADER_LIMITS="op_s=5,wall_s=300")."""
+    require_sandbox: bool = False
+    """`autograder worker` refuses to start unless bubblewrap runs and the cgroup limits can be set
+    (AUTOGRADER_REQUIRE_SANDBOX=true; on in the worker image)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GraderSettings:
@@ -46,6 +49,7 @@ class GraderSettings:
             python=Path(get("SANDBOX_PYTHON", sys.executable)),
             bwrap=get("BWRAP", "bwrap"),
             limit_overrides=_parse_limits(get("LIMITS", "")),
+            require_sandbox=get("REQUIRE_SANDBOX", "false").strip().lower() in {"1", "true", "yes", "on"},
         )
 
     def with_(self, **changes: object) -> GraderSettings:

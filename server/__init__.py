@@ -18,7 +18,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Server
     from flask import Flask
 
     from server import web
-    from server.blueprints import api, auth, instructor, internal, leaderboard, metrics, submissions
+    from server.blueprints import api, auth, health, instructor, internal, leaderboard, metrics, submissions
     from server.db import make_engine, make_session_factory
     from server.settings import settings as env_settings
 
@@ -34,7 +34,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Server
     app.extensions["autograder"] = web.Runtime(settings=s, engine=engine, sessions=make_session_factory(engine),
                                                dispatch=dispatch)
     web.init_app(app)
-    for bp in (auth.bp, submissions.bp, leaderboard.bp, instructor.bp, api.bp, internal.bp, metrics.bp):
+    for bp in (auth.bp, submissions.bp, leaderboard.bp, instructor.bp, api.bp, internal.bp, metrics.bp, health.bp):
         app.register_blueprint(bp)
     web.csrf.exempt(api.bp)
     web.csrf.exempt(internal.bp)

@@ -172,6 +172,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not os.environ.get("AUTOGRADER_INTERNAL_SECRET") and not (instance / "internal_secret").is_file():
         return _err("a worker needs AUTOGRADER_INTERNAL_SECRET (the web app's internal secret) and "
                     "AUTOGRADER_INTERNAL_URL (where the web app is)")
+    from server.worker_preflight import check_worker_host
+    if why := check_worker_host():
+        return _err(why)
     settings = _settings()
     celery = make_celery(settings)
     concurrency = args.concurrency or settings.worker_concurrency

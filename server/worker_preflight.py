@@ -1,0 +1,66 @@
+"""Start-up check of `autograder worker`: can this host sandbox student code at all?
+
+With ``AUTOGRADER_REQUIRE_SANDBOX=true`` (set in the worker image) the worker runs the sandbox's own
+host check (`grader.sandbox.host_backend`: bubblewrap creates its namespaces, the memory, pids and cpu
+cgroups are writable) before it takes any message, and refuses to start with a message naming what is
+missing. Without the setting a host problem shows up per grading instead (retried, then an error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from grader.settings import GraderSettings
+
+CONTAINER_HINT = (
+    "A worker container needs bubblewrap (in the image), permission to create namespaces and a writable "
+    "cgroup v2 hierarchy with the memory, pids and cpu controllers: run it with `privileged: true` and "
+    "`cgroup: private` (see docker/compose.yaml and the README's Deploy section)."
+)
+
+
+def leave_cgroup_namespace_root(root: Path, self_cgroup: Path = Path("/proc/self/cgroup")) -> bool:
+    """Move the processes at the root of a private cgroup v2 namespace into ``<root>/worker``.
+
+    A container started with a private cgroup namespace begins in the root of it, and cgroup v2 allows
+    no processes in a group whose controllers are handed to child groups ("no internal processes").
+    Returns True when processes were moved; does nothing on cgroup v1 or outside a namespace root.
+    """
+    if not (root / "cgroup.controllers").is_file():
+        return False
+    try:
+        if self_cgroup.read_text().strip() != "0::/":
+            return False
+        pids = (root / "cgroup.procs").read_text().split()
+    except OSError:
+        return False
+    if not pids:
+        return False
+    leaf = root / "worker"
+    try:
+        leaf.mkdir(exist_ok=True)
+    except OSError:
+        return False  # not writable: host_backend says so in words
+    for pid in pids:
+        with contextlib.suppress(OSError):  # exited meanwhile, or a kernel thread
+            (leaf / "cgroup.procs").write_text(pid)
+    return True
+
+
+def check_worker_host(settings: GraderSettings | None = None) -> str | None:
+    """None when the worker may start; otherwise why it must not (for its stderr)."""
+    if settings is None:
+        from grader.settings import settings as grader_settings
+
+        settings = grader_settings()
+    if not settings.require_sandbox:
+        return None
+    from grader.sandbox import SandboxUnavailable, host_backend
+
+    leave_cgroup_namespace_root(settings.cgroup_root)
+    try:
+        host_backend(settings.bwrap, settings.cgroup_root, settings.cgroup_name)
+    except SandboxUnavailable as exc:
+        return f"this host cannot sandbox student code, so the worker does not start: {exc}. {CONTAINER_HINT}"
+    return None
