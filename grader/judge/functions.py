@@ -75,6 +75,19 @@ def compare_value(got: Any, want: Any, *, what: str, rtol: float, atol: float, d
     return None  # objects: nothing to compare
 
 
+def compare_shape(got: Any, want: Any, *, what: str) -> str | None:
+    """None when a raw student array or tensor has the reference's shape."""
+    def shape(v: Any) -> tuple[int, ...] | None:
+        a = v.get("$tensor") if isinstance(v, dict) and "$tensor" in v else v
+        return tuple(a.shape) if isinstance(a, np.ndarray) else None
+
+    w, g = shape(want), shape(got)
+    if w is None or g == w:
+        return None
+    return f"{what} is {kind_of(got)}" + (f" of shape {fmt_shape(g)}" if g is not None and isinstance(got, dict) else "") \
+        + f"; expected shape {fmt_shape(w)}"
+
+
 def plan_cases(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Script:
     p = check.params
     script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
@@ -93,7 +106,7 @@ class Function:
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         script = plan_cases(check, assignment, inputs, rng)
-        return Plan(ops=script.ops, labels={"checked": script.checked})
+        return Plan(ops=script.ops, labels={"checked": script.checked, "shape_only": script.shape_only})
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
@@ -104,8 +117,11 @@ class Function:
         for label, i in plan.labels["checked"].items():
             if i >= len(run.results) or run.results[i].error:
                 break
-            msg = compare_value(run.value(i), ref.value(i), what=label, rtol=rtol, atol=atol,
-                                dtype=bool(p.get("dtype", False)))
+            if label in plan.labels.get("shape_only", ()):
+                msg = compare_shape(run.value(i), ref.value(i), what=label)
+            else:
+                msg = compare_value(run.value(i), ref.value(i), what=label, rtol=rtol, atol=atol,
+                                    dtype=bool(p.get("dtype", False)))
             if msg is not None:
                 return Verdict.fail(msg)
         if (msg := failure_text(run, plan)) is not None:

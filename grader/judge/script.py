@@ -19,7 +19,7 @@ Arguments: literals; lists of arguments; ``{ normal = [shape], scale, shift }``,
 and ``{ list = [...], as = "name" }`` (kept, so later steps can read what the student's code did to them);
 ``{ tensor = <arg>, dtype = "int64" }``; ``{ data = "hidden set", scale, flatten, torch }`` (hidden images,
 shuffled afresh; only for kinds that hold the labels). Steps that read a value (call, method, item, attr) are
-compared with the reference unless ``check = false``.
+compared with the reference unless ``check = false`` (only their shapes with ``shape = true``).
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class Script:
     ops: list[dict[str, Any]] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     hidden: list[HiddenPart] = field(default_factory=list)
+    shape_only: set[str] = field(default_factory=set)
+    """Labels whose values are random by design (e.g. fresh weights): only their shapes are compared."""
     _n: int = 0
 
     def fresh(self, stem: str) -> str:
@@ -151,6 +153,12 @@ class Script:
 
     # -- steps ----------------------------------------------------------------------------------
     def step(self, s: dict[str, Any]) -> None:
+        before = set(self.checked)
+        self._step(s)
+        if s.get("shape"):
+            self.shape_only |= set(self.checked) - before
+
+    def _step(self, s: dict[str, Any]) -> None:
         check = s.get("check", True)
         as_ = {"as": s["as"]} if "as" in s else {}
         report = {} if check else {"report": False}
