@@ -1,0 +1,41 @@
+"""gt-hw5: the reference notebook, value comparison details, and the assignment's self-test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grader.assignments import load_assignment
+from grader.judge.functions import compare_value
+from tests.test_assignment_helpers import assert_notebook_in_sync, assert_selftest
+
+
+def test_reference_notebook_is_built_from_the_module() -> None:
+    assert_notebook_in_sync("gt_hw5", "hw5.ipynb")
+
+
+def test_compare_value_names_the_item() -> None:
+    want = {"$list": [np.ones((2, 3)), [np.zeros(2)]], "type": "tuple"}
+    want["$list"][1] = {"$list": [np.zeros(2)], "type": "list"}
+    good = {"$list": [np.ones((2, 3)), {"$list": [np.zeros(2)], "type": "list"}], "type": "tuple"}
+    assert compare_value(good, want, what="f(x)", rtol=1e-5, atol=0) is None
+    bad = {"$list": [np.ones((2, 3)), {"$list": [np.ones(2)], "type": "list"}], "type": "tuple"}
+    assert "f(x)[1][0] is wrong" in str(compare_value(bad, want, what="f(x)", rtol=1e-5, atol=0))
+    assert "expected a tuple of 2" in str(compare_value(np.ones(3), want, what="f(x)", rtol=1e-5, atol=0))
+    tensor = {"$tensor": np.ones(3, np.float32), "dtype": "float32"}
+    assert "dtype float32; expected int64" in str(compare_value(
+        tensor, {"$tensor": np.ones(3, np.int64), "dtype": "int64"}, what="t", rtol=0, atol=0, dtype=True))
+    assert compare_value(0.5, 0.5 + 1e-9, what="s", rtol=1e-5, atol=0) is None
+
+
+def test_spec() -> None:
+    spec = load_assignment("gt-hw5")
+    assert spec.files == ("hw5.ipynb", "mlp_weights.npz")
+    assert spec.max_score == 41
+    assert "np.savez" in spec.page
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_selftest_full_marks_and_every_mutant_caught(fast_settings) -> None:
+    assert_selftest("gt-hw5", fast_settings, at_least=15)
