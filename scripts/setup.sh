@@ -17,7 +17,7 @@ for arg in "$@"; do
   esac
 done
 
-apt_packages=(bubblewrap dataset-fashion-mnist python3-venv)
+apt_packages=(bubblewrap python3-seccomp dataset-fashion-mnist python3-venv)
 [ "$WANT_TEST" = 1 ] && apt_packages+=(redis-server chromium postgresql iproute2)
 missing=()
 for p in "${apt_packages[@]}"; do

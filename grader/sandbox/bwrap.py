@@ -48,7 +48,8 @@ def python_prefixes(python: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
 
 
 def bwrap_argv(
-    *, bwrap: str, python: Path, job: Job, tmpfs_bytes: int, cpus: float, argv_tail: list[str], marker: str
+    *, bwrap: str, python: Path, job: Job, tmpfs_bytes: int, cpus: float, argv_tail: list[str], marker: str,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
             "--new-session", "--clearenv", "--cap-drop", "ALL", "--hostname", "sandbox"]
@@ -83,6 +84,8 @@ def bwrap_argv(
            SANDBOX_MARKER: marker}
     for k, v in env.items():
         args += ["--setenv", k, v]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     return args + ["--", str(python.absolute()), "-I", "-B", *argv_tail]
 
 
