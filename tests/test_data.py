@@ -363,7 +363,7 @@ def test_load_hidden_unprepared_says_what_to_do(tmp_path: Path) -> None:
     ):
         load_hidden(settings, "fashion_mnist")
     with pytest.raises(DataUnavailable, match=r"known sets: fashion_mnist, dogs_and_cats/orig"):
-        load_hidden(settings, "mnist")
+        load_hidden(settings, "cifar10")
 
 
 @needs_debian
