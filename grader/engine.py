@@ -123,6 +123,8 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
     if stats:
         metrics["sandbox.peak_memory_mb"] = round(stats.peak_memory_bytes / 2**20, 1)
         metrics["sandbox.starts"] = float(stats.starts)
+        for cause, n in sorted(stats.kills.items()):
+            metrics[f"sandbox.kills.{cause}"] = float(n)
     return GradeResult.from_checks(assignment=spec.name, checks=results, metrics=metrics, timings=timings,
                                    notices=list(unpacked.notices), required=spec.required_checks)
 

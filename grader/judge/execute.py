@@ -8,7 +8,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from grader.harness.ops import Interpreter, error_info
 from grader.judge.context import GroupRun, Inputs, OpResult, Plan
 from grader.sandbox import Outcome, RunLimits, SandboxProcess
 from grader.sandbox.bwrap import Job
-from grader.sandbox.cgroups import CgroupBackend
+from grader.sandbox.cgroups import CgroupBackend, Usage
 
 HARNESS_DIR = Path(__file__).resolve().parent.parent / "harness"
 STARTUP_TIMEOUT = 60.0
@@ -44,6 +44,8 @@ class SandboxStats:
     starts: int = 0
     peak_memory_bytes: int = 0
     seconds: float = 0.0
+    kills: dict[str, int] = field(default_factory=dict)
+    """Sandbox processes ended by the grader or the kernel, by cause (timeout, memory, pids, crash, ...)."""
 
 
 def run_in_sandbox(
@@ -171,6 +173,9 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], *, job: Job, li
                        if sp.outcome is not Outcome.OVERFLOW else f"produced more than {limits.output_bytes} bytes of output"}
         usage = sp.usage()
         stats.peak_memory_bytes = max(stats.peak_memory_bytes, usage.peak_memory_bytes)
+        if failure is not None:
+            cause = kill_cause(str(failure.get("type", "")), usage, sp.outcome)
+            stats.kills[cause] = stats.kills.get(cause, 0) + 1
         if not hello and failure is not None:
             raise GraderFault(f"the sandbox harness did not start: {failure['message']}\n{sp.stdout_text[-2000:]}")
     if failure is not None:
@@ -200,6 +205,19 @@ def op_timeout(op: dict[str, Any], limits: RunLimits) -> float:
     if kind in ("new", "torch_load", "load_state_dict", "torch_probe", "state_keys"):
         return limits.build_s
     return limits.op_s
+
+
+def kill_cause(failure_type: str, usage: Usage, outcome: Outcome | None) -> str:
+    """Why a sandbox process had to end early, as one metric label."""
+    if usage.oom_killed:
+        return "memory"
+    if usage.pids_limit_hit:
+        return "pids"
+    if failure_type == "Timeout":
+        return "timeout"
+    if outcome is Outcome.OVERFLOW:
+        return "overflow"
+    return {"Crash": "crash", "Protocol": "protocol"}.get(failure_type, "other")
 
 
 def _death(sp: SandboxProcess, limits: RunLimits) -> dict[str, Any]:
