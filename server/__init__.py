@@ -19,6 +19,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Server
 
     from server import web
     from server.blueprints import api, auth, health, instructor, internal, leaderboard, metrics, submissions
+    from server.blueprints import observability as obs
     from server.db import make_engine, make_session_factory
     from server.settings import settings as env_settings
 
@@ -34,7 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Server
     app.extensions["autograder"] = web.Runtime(settings=s, engine=engine, sessions=make_session_factory(engine),
                                                dispatch=dispatch)
     web.init_app(app)
-    for bp in (auth.bp, submissions.bp, leaderboard.bp, instructor.bp, api.bp, internal.bp, metrics.bp, health.bp):
+    for bp in (auth.bp, submissions.bp, leaderboard.bp, instructor.bp, api.bp, internal.bp, metrics.bp, health.bp, obs.bp):
         app.register_blueprint(bp)
     web.csrf.exempt(api.bp)
     web.csrf.exempt(internal.bp)

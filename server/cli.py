@@ -175,6 +175,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from server.worker_preflight import check_worker_host
     if why := check_worker_host():
         return _err(why)
+    from server.worker_logging import install as install_structured_logs
+    install_structured_logs()  # JSON lines with the submission id on every line of a grading
     settings = _settings()
     celery = make_celery(settings)
     concurrency = args.concurrency or settings.worker_concurrency
