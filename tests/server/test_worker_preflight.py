@@ -1,0 +1,60 @@
+"""`autograder worker` with AUTOGRADER_REQUIRE_SANDBOX=true refuses to start on a host that cannot sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from grader.settings import settings
+from server.worker_preflight import check_worker_host, leave_cgroup_namespace_root
+
+
+def _worker(h, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOGRADER_")}
+    env.update(AUTOGRADER_INTERNAL_SECRET="s", AUTOGRADER_INSTANCE_DIR=str(tmp_path / "w"),
+               AUTOGRADER_BROKER_URL="redis://127.0.0.1:9/0", **extra)
+    return subprocess.run(h.cli("worker"), env=env, capture_output=True, text=True, timeout=120, cwd=h.PROJECT)
+
+
+def test_worker_without_bubblewrap_refuses_to_start(h, tmp_path):
+    out = _worker(h, tmp_path, AUTOGRADER_REQUIRE_SANDBOX="true", AUTOGRADER_BWRAP="/nonexistent/bwrap")
+    assert out.returncode == 1
+    assert "cannot sandbox student code" in out.stderr and "bubblewrap" in out.stderr
+    assert "privileged" in out.stderr and "cgroup: private" in out.stderr  # what a container needs
+
+
+def test_worker_without_cgroups_refuses_to_start(h, tmp_path):
+    out = _worker(h, tmp_path, AUTOGRADER_REQUIRE_SANDBOX="true", AUTOGRADER_CGROUP_ROOT=str(tmp_path))
+    assert out.returncode == 1
+    assert "cannot enforce the memory limit, the process limit or the CPU quota" in out.stderr
+
+
+def test_the_check_is_off_unless_required(tmp_path):
+    cfg = settings().with_(bwrap="/nonexistent/bwrap")
+    assert check_worker_host(cfg) is None
+    assert "bubblewrap" in (check_worker_host(cfg.with_(require_sandbox=True)) or "")
+
+
+@pytest.mark.sandbox
+def test_this_host_passes_the_check():
+    cfg = settings().with_(require_sandbox=True, cgroup_name=f"nn-autograder-preflight-{os.getpid()}")
+    try:
+        assert check_worker_host(cfg) is None
+    finally:  # the check creates the (empty) parent group; remove it again
+        for parent in [cfg.cgroup_root / c / cfg.cgroup_name for c in ("memory", "pids", "cpu")] + \
+                [cfg.cgroup_root / "unified" / cfg.cgroup_name, cfg.cgroup_root / cfg.cgroup_name]:
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+
+def test_cgroup_v1_or_a_non_root_group_is_left_alone(tmp_path):
+    assert leave_cgroup_namespace_root(tmp_path) is False  # no cgroup.controllers: not cgroup v2
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids")
+    me = tmp_path / "self_cgroup"
+    me.write_text("0::/system.slice/worker.service\n")
+    assert leave_cgroup_namespace_root(tmp_path, me) is False
+    assert not (tmp_path / "worker").exists()
