@@ -48,6 +48,12 @@ def workers_state() -> list[dict[str, Any]]:
     return out
 
 
+@bp.app_context_processor
+def _heartbeats() -> dict[str, Any]:
+    """Lets any page include instructor/_workers.html (the state is read only when it is rendered)."""
+    return {"worker_heartbeats": workers_state, "alive_within": ALIVE_SECONDS}
+
+
 @bp.get("/instructor/workers.json")
 @web.instructor_required
 def workers_json() -> Any:

@@ -185,3 +185,12 @@ def test_worker_logs_are_json_with_the_submission_id_on_every_line_of_a_grading(
     assert len(during) >= 2 and all(r["submission_id"] == sid for r in during), during
     assert "SUCCESS" in records[stop]["message"] and f"submission {sid}: graded" in records[stop]["message"]
     assert any(r["submission_id"] is None for r in records[:start]), "lines outside a grading carry no id"
+
+
+def test_the_workers_partial_renders_on_any_page(app, db):
+    from flask import render_template_string
+
+    svc.worker_heartbeat(db, "w9@grader-z")
+    with app.test_request_context("/instructor/"):
+        html = render_template_string('{% include "instructor/_workers.html" %}')
+    assert "w9@grader-z" in html and "idle" in html
