@@ -11,7 +11,7 @@ from grader.selftest import load_mutants, run_mutants
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("assignment", ["rpz-cnn", "a4-digits", "cmu-16720-hw5", "gt-hw5"])
+@pytest.mark.parametrize("assignment", ["rpz-cnn", "a4-digits", "cmu-16720-hw5", "gt-hw5", "nd-hw04"])
 def test_reference_full_marks_and_every_mutant_caught(assignment, fast_settings):
     cfg = fast_settings.with_(limit_overrides={})  # the assignment's own limits, as in production
     reference, outcomes = run_mutants(assignment, settings=cfg, log=lambda s: None)
