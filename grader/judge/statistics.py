@@ -3,7 +3,8 @@
 ``fn(in_size, out_size, params, name)`` must put ``W`` (in, out) drawn from U(-a, a), a = sqrt(6 / (in + out)),
 and a zero bias ``b`` (out,) into ``params['W' + name]`` and ``params['b' + name]``. With n = in * out draws
 the judge checks the bound, the mean and the variance 2 / (in + out) within 5 standard errors, the
-Kolmogorov-Smirnov distance to the uniform law (alpha = 0.001), and that two calls draw different weights.
+Kolmogorov-Smirnov distance to the uniform law (alpha = 1e-6,
+so that a correct initialiser fails about once in a million gradings), and that two calls draw different weights.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from grader.judge.compare import fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import failure_text
 from grader.judge.script import Script
+
+KS_C = 2.7
+"""sqrt(-ln(alpha / 2) / 2) for alpha = 1e-6: the asymptotic Kolmogorov-Smirnov critical value."""
 
 
 def ks_uniform(x: np.ndarray, a: float) -> float:
@@ -57,9 +61,9 @@ def xavier_problem(w: object, b: object, n_in: int, n_out: int, *, what: str) ->
         return (f"{what}: W has variance {got_var:.4g}; Xavier initialisation has Var[w] = 2 / (in + out) = "
                 f"{var:.4g} (relative difference {abs(got_var / var - 1):.1%}, allowed {tol:.1%})")
     d = ks_uniform(w, a)
-    if d > 1.95 / math.sqrt(n):
+    if d > KS_C / math.sqrt(n):
         return (f"{what}: W does not look uniform on [-{a:.3g}, {a:.3g}] (Kolmogorov-Smirnov distance {d:.3g} > "
-                f"{1.95 / math.sqrt(n):.3g})")
+                f"{KS_C / math.sqrt(n):.3g})")
     return None
 
 
