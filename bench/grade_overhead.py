@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -57,14 +56,23 @@ print(evaluate(MyNet(), ref + "/model.pt", ["fashion_mnist"], 500),
 """
 
 
+# Runs the grading as its only child and reports that child's peak RSS (the judge side of the grading).
+MEASURE = """
+import resource, subprocess, sys
+p = subprocess.run(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, file=sys.stderr)
+sys.exit(p.returncode)
+"""
+
+
 def run_grade(zip_path: Path) -> tuple[float, dict, int]:
     t0 = time.perf_counter()
-    p = subprocess.run([str(ROOT / ".venv/bin/autograder"), "grade", str(zip_path), "--json"],
-                       capture_output=True, text=True, check=False)
+    p = subprocess.run([sys.executable, "-c", MEASURE, str(ROOT / ".venv/bin/autograder"), "grade", str(zip_path),
+                        "--json"], capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         sys.exit(f"grading failed: {p.stderr[-2000:]}")
-    return wall, json.loads(p.stdout), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return wall, json.loads(p.stdout), int(p.stderr.strip().splitlines()[-1])
 
 
 def run_bare() -> tuple[float, str]:
@@ -92,7 +100,9 @@ def main() -> None:
             peaks.append(judge_rss + sandbox_peak)
             b, accs = run_bare()
             bare_times.append(b)
-            print(f"run {i + 1}: grade {wall:6.2f} s (score {result['score']}/{result['max_score']}, "
+            print(f"run {i + 1}: grade {wall:6.2f} s (judge peak RSS {judge_rss / 2**20:.0f} MiB, sandbox peak "
+                  f"{sandbox_peak / 2**20:.0f} MiB)", flush=True)
+            print(f"       grade {wall:6.2f} s (score {result['score']}/{result['max_score']}, "
                   f"sandbox {result['timings']['sandbox_s']:.2f} s, starts {result['metrics'].get('sandbox.starts')}), "
                   f"bare {b:6.2f} s {accs}", flush=True)
     g, b = statistics.median(grade_times), statistics.median(bare_times)
