@@ -90,6 +90,10 @@ def test_student_and_instructor_in_chromium(served, browser, tmp_path):
     assert "passed" in student.inner_text("#checks")
     student.screenshot(path=str(tmp_path / "submission.png"), full_page=True)
 
+    state = student.request.get(sub_url + ".json").json()
+    failing = [(c["id"], c["message"][:200]) for c in state["result"]["checks"] if c["status"] != "passed"]
+    assert "finetune.weighted" in state["result"]["metrics"], f"no leaderboard metric; failing checks: {failing}"
+
     student.goto(f"{base}/assignments/rpz-cnn/leaderboard")
     me = student.locator("#leaderboard-table tbody tr.me")
     me.wait_for(timeout=30_000)
