@@ -178,7 +178,8 @@ def _rows(db_url: str) -> list[dict[str, Any]]:
 
 
 def test_workers_in_two_namespaces_grade_everything_once_despite_sigkill(hosts, cgroup_name, procs, h, tmp_path):
-    a, b = hosts.add(0, 41), hosts.add(1, 42)
+    subnet = 10 + 2 * (os.getpid() % 120)  # 10.231.<subnet>.0/24 and the next: parallel runs do not clash
+    a, b = hosts.add(0, subnet), hosts.add(1, subnet + 1)
     redis_port, web_port = h.free_port(), h.free_port()
     redis_auth = ":multihost-redis-pass@"  # off loopback Redis wants a password (protected mode)
     web_dir = tmp_path / "web"
