@@ -456,7 +456,7 @@ def test_importing_grader_data_is_cheap() -> None:
 def test_full_prepare(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "hidden")
     logs: list[str] = []
-    assert prepare(settings=settings, log=logs.append) == SETS
+    assert prepare(settings=settings, sets=SETS, log=logs.append) == SETS
     expected = {
         "fashion_mnist": (10_000, [1000] * 10),
         "dogs_and_cats/orig": (1593, [796, 797]),
@@ -472,5 +472,5 @@ def test_full_prepare(tmp_path: Path) -> None:
     check_against_image_folder(settings, SETS[1:], step=1)  # every image, bit for bit
     logs.clear()
     t0 = time.perf_counter()
-    prepare(settings=settings, log=logs.append)
+    prepare(settings=settings, sets=SETS, log=logs.append)
     assert time.perf_counter() - t0 < 2.0 and "nothing to do" in logs[-1]
