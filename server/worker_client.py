@@ -65,7 +65,8 @@ class InternalClient:
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise WebUnavailable(f"{method} {path}: {exc}") from None
 
-    def _retrying(self, method: str, path: str, payload: dict[str, Any], tries: int = 6) -> dict[str, Any]:
+    def _retrying(self, method: str, path: str, payload: dict[str, Any], tries: int = 10) -> dict[str, Any]:
+        """Results survive a restart or deploy of the web app: about three minutes of retries."""
         for i in range(tries):
             try:
                 return self._request(method, path, payload)
