@@ -54,7 +54,7 @@ def metric_of(assignment: Assignment) -> str | None:
         return None
 
 
-_CACHE: dict[tuple[int, str, str, bool], tuple[int, list[Row]]] = {}
+_CACHE: dict[tuple[str, int, str, str, bool], tuple[int, list[Row]]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -62,10 +62,12 @@ def ranked(session: Session, assignment: Assignment, *, counts: str | None = Non
            cutoff: datetime | None = None, passed_only: bool = False) -> list[Row]:
     """Students' rows in rank order (instructors' test uploads never rank); `cutoff` keeps only submissions uploaded at or before it (challenge deadline).
 
-    Cached per process, keyed on the assignment's `lb_version` (one primary-key read per request).
+    Cached per process, keyed on the database and the assignment's `lb_version` (one primary-key read per
+    request); the database is part of the key because ids and versions repeat across databases.
     """
     counts = counts or assignment.leaderboard_counts
-    key = (assignment.id, counts, cutoff.isoformat() if cutoff else "", passed_only)
+    database = str(session.get_bind().url)
+    key = (database, assignment.id, counts, cutoff.isoformat() if cutoff else "", passed_only)
     version = session.scalar(select(Assignment.lb_version).where(Assignment.id == assignment.id)) or 0
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
