@@ -28,7 +28,11 @@ the load average is printed because it decides the outcome here):
   run B (20:43, load 2.8-5.3 during the 1-worker part, up to 27 during the 2-worker part):
     1 worker 3.54/min (grading median 15.6 s; upload->result median 317 s, worst 676 s),
     2 workers 4.62/min (grading median 27.1 s; median 239 s, worst 518 s), ratio 1.30
-  Neither run meets the 1.8 target, and neither is a clean measurement; rerun on an idle 2-core machine.
+  run C (21:07, --count 12, load 2.4-2.6 throughout, the quietest):
+    1 worker 5.90/min (grading median 10.0 s), 2 workers 8.11/min (grading median 14.9 s), ratio 1.38;
+    with two gradings at once each one takes ~50 % longer although each sandbox has its own CPU quota
+    (judge work outside the sandbox, web app, memory bandwidth of 2 vCPUs of a VM).
+  No run meets the 1.8 target; none is a clean measurement; rerun on an idle 2-core machine.
 """
 
 from __future__ import annotations
