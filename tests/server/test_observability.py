@@ -194,3 +194,11 @@ def test_the_workers_partial_renders_on_any_page(app, db):
     with app.test_request_context("/instructor/"):
         html = render_template_string('{% include "instructor/_workers.html" %}')
     assert "w9@grader-z" in html and "idle" in html
+
+
+def test_queue_page_shows_the_workers_heartbeats(db, as_user):
+    svc.worker_heartbeat(db, "w7@grader-q")
+    page = as_user("teacher").get("/instructor/")
+    assert page.status_code == 200
+    assert 'id="queue"' in page.text and 'id="workers"' in page.text
+    assert "w7@grader-q" in page.text and "alive" in page.text
