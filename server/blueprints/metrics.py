@@ -13,14 +13,21 @@ from server.services import submissions as svc
 bp = Blueprint("metrics", __name__)
 
 
-@bp.get("/metrics")
-def metrics() -> Any:
+def refuse_without_token() -> tuple[dict[str, str], int] | None:
+    """The scrape endpoints' gate: 404 when no metrics token is configured, 401 without the right bearer token."""
     token = web.settings().metrics_token
     if not token:
         abort(404)
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), token.encode()):
         return {"error": "unauthorized"}, 401
+    return None
+
+
+@bp.get("/metrics")
+def metrics() -> Any:
+    if (refused := refuse_without_token()) is not None:
+        return refused
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 

@@ -3,13 +3,13 @@ heartbeats for instructors (/instructor/workers and its JSON)."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, cast
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template
 from sqlalchemy import select
 
 from server import web
+from server.blueprints.metrics import refuse_without_token
 from server.grading_metrics import KillCache, render
 from server.models import Submission, WorkerSeen, utcnow
 
@@ -21,12 +21,8 @@ ALIVE_SECONDS = 60.0
 
 @bp.get("/metrics/grading")
 def grading_metrics() -> Any:
-    token = web.settings().metrics_token
-    if not token:
-        abort(404)
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        return {"error": "unauthorized"}, 401
+    if (refused := refuse_without_token()) is not None:
+        return refused
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
     cache = cast(KillCache, current_app.extensions.setdefault("autograder_kill_cache", KillCache()))
