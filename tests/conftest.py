@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,13 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def fast_settings(work_dir: Path) -> GraderSettings:
-    return settings().with_(work_dir=work_dir, limit_overrides=dict(FAST_LIMITS),
-                            cgroup_name=f"nn-autograder-test-{os.getpid()}")
+def fast_settings(work_dir: Path) -> Iterator[GraderSettings]:
+    cfg = settings().with_(work_dir=work_dir, limit_overrides=dict(FAST_LIMITS),
+                           cgroup_name=f"nn-autograder-test-{os.getpid()}")
+    yield cfg
+    for controller in ("memory", "pids", "cpu"):  # the session's (empty) parent cgroups
+        with contextlib.suppress(OSError):
+            (cfg.cgroup_root / controller / cfg.cgroup_name).rmdir()
 
 
 def make_zip(path: Path, files: Mapping[str, bytes | str]) -> Path:
