@@ -42,7 +42,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,23 +55,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.server.ports import free_port, wait_port  # noqa: E402
+
 OMIT = {"nofin": ["finetuned.pt"], "numpy": ["pytorch_cnn.py", "model.pt", "finetuned.pt"], "full": []}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 def cli(*args: str) -> list[str]:
@@ -128,9 +116,9 @@ class Stack:
         redis = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.spawn("redis", [redis, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(self.tmp)], dict(os.environ))
-        wait_port(self.redis_port)
+        wait_port(self.redis_port, timeout=60.0)
         self.spawn("web", cli("web", "--bind", f"127.0.0.1:{self.web_port}", "--workers", "2"), env)
-        wait_port(self.web_port)
+        wait_port(self.web_port, timeout=60.0)
         for n in range(1, self.workers + 1):
             self.spawn(f"worker{n}", cli("worker", "--hostname", f"bench{n}@%h"), self.worker_env(n))
         self.wait_workers()

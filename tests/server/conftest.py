@@ -11,10 +11,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from server.services import accounts  # noqa: E402
 from server.services.assignments import ensure_assignment  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
 from server.web import runtime  # noqa: E402
+from tests.server.ports import free_port, wait_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"teacher": "teacher-pass-1", "alice": "alice-pass-1", "bob": "bob-pass-1"}
@@ -142,21 +141,6 @@ def files_under(path: Path) -> list[Path]:
 
 # ---------------------------------------------------------------- real processes
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 @dataclass
