@@ -16,6 +16,7 @@ import numpy as np
 from grader.archive import ArchiveLimits, ArchiveRejected, unpack_submission
 from grader.assignments import AssignmentSpec, CheckSpec, UnknownAssignment, load_assignment
 from grader.assignments.spec import make_limits
+from grader.data import DataUnavailable
 from grader.judge.context import GroupRun, Inputs, Verdict
 from grader.judge.execute import GraderFault, Task, run_in_sandbox, run_reference
 from grader.judge.kinds import KINDS
@@ -89,12 +90,8 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
             continue
         try:
             plan = KINDS[check.kind].plan(check, spec, inputs, rng)
-        except Exception as exc:  # hidden data missing and the like: the grader's problem
-            from grader.data import DataUnavailable
-
-            if isinstance(exc, DataUnavailable):
-                return GradeResult.error(assignment=spec.name, max_score=spec.max_score, message=str(exc))
-            raise
+        except DataUnavailable as exc:  # hidden data not prepared: the grader's problem, not the student's
+            return GradeResult.error(assignment=spec.name, max_score=spec.max_score, message=str(exc))
         tasks.append(Task(index=index, check_id=check.id, plan=plan))
 
     limits = RunLimits(memory_bytes=lim.memory_bytes, pids=lim.pids, cpus=lim.cpus, wall_s=lim.wall_s,

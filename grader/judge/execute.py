@@ -187,8 +187,9 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], *, job: Job, li
             if op["op"] == "import":
                 poisoned[op["module"]] = failure
         # Tasks that were not reached stay pending; a task interrupted between two ops restarts from scratch.
+        # (The interrupted op's own task is in `done` already.)
         for t in pending:
-            if t.index not in done and runs[t.index].results and t.index != (current or (None,))[0]:
+            if t.index not in done:
                 runs[t.index].results.clear()
     else:
         done.update(by_index)
