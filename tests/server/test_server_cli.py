@@ -36,7 +36,7 @@ def test_users_import_add_and_token(run, tmp_path):
     assert add.returncode == 0 and "first-login link: http" in add.stdout
     assert run("users", "add", "zoe").returncode == 1  # exists
     tok = run("token", "create", "ann")
-    assert tok.returncode == 0 and len(tok.stdout.strip()) > 30
+    assert tok.returncode == 0 and tok.stdout.strip().startswith("nag_") and len(tok.stdout.strip()) > 40
     assert run("token", "create", "nobody").returncode == 1
 
 
@@ -53,3 +53,12 @@ def test_submit_needs_a_token_and_a_file(run, tmp_path):
     z.write_bytes(b"PK")
     out = run("submit", str(z), "--server", "http://127.0.0.1:9", "--token", "t")
     assert out.returncode == 1 and "cannot reach" in out.stderr
+
+
+def test_api_tokens_never_look_like_a_command_line_option():
+    """A token_urlsafe value starts with "-" one time in 64; `submit --token -x...` then failed in CI."""
+    from server.security import new_token
+
+    tokens = [new_token() for _ in range(2000)]
+    assert all(t.startswith("nag_") and len(t) > 40 for t in tokens)
+    assert len(set(tokens)) == len(tokens)
