@@ -199,9 +199,9 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "grader.cli", *args]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def h() -> Any:
-    """Helper functions for tests (test modules do not import conftest)."""
+    """Helper functions for tests (test modules do not import conftest); session-wide, for module-wide stacks."""
     import types
 
     return types.SimpleNamespace(

@@ -9,85 +9,14 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.server.stack import Stack, start_stack
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@dataclass
-class Stack:
-    tmp: Path
-    h: Any
-    procs: list
-    redis_port: int = 0
-    web_port: int = 0
-    token: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-    redis: Any = None
-    web: Any = None
-    workers: list = field(default_factory=list)
-
-    def web_env(self) -> dict[str, str]:
-        return dict(self.env, AUTOGRADER_DATABASE_URL=f"sqlite:///{self.tmp / 'web' / 'autograder.sqlite3'}",
-                    AUTOGRADER_INSTANCE_DIR=str(self.tmp / "web"), AUTOGRADER_UPLOAD_DIR=str(self.tmp / "web" / "uploads"))
-
-    def worker_env(self, n: int) -> dict[str, str]:
-        # A worker "on another machine": its own instance folder, no database URL, no access to the uploads.
-        env = {k: v for k, v in self.env.items() if k != "AUTOGRADER_DATABASE_URL"}
-        env["AUTOGRADER_INSTANCE_DIR"] = str(self.tmp / f"worker{n}")
-        env["AUTOGRADER_DATABASE_URL"] = "postgresql://nobody@invalid.invalid/none"  # never used by workers
-        return env
-
-    def start_redis(self) -> None:
-        self.redis = self.h.redis_proc(self.tmp, self.redis_port).start()
-        self.procs.append(self.redis)
-        self.h.wait_port(self.redis_port)
-
-    def start_web(self) -> None:
-        self.web = self.h.Proc("web", self.h.cli("web", "--bind", f"127.0.0.1:{self.web_port}", "--workers", "2"),
-                               self.web_env(), self.tmp / "web.log").start()
-        self.procs.append(self.web)
-        self.h.wait_port(self.web_port, timeout=60)
-
-    def start_worker(self, n: int = 1) -> Any:
-        w = self.h.Proc(f"worker{n}", self.h.cli("worker", "--hostname", f"w{n}@%h"), self.worker_env(n),
-                        self.tmp / f"worker{n}.log").start()
-        self.procs.append(w)
-        self.workers.append(w)
-        return w
-
-    def api(self, path: str) -> dict[str, Any]:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}",
-                                     headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read())
-
-    def submit_no_wait(self, zip_path: Path) -> int:
-        out = subprocess.run(self.h.cli("submit", str(zip_path), "--server", f"http://127.0.0.1:{self.web_port}",
-                                        "--token", self.token, "--no-wait"),
-                             capture_output=True, text=True, timeout=60, cwd=self.h.PROJECT)
-        assert out.returncode == 0, out.stderr
-        return int(out.stdout.strip())
-
-    def wait_status(self, sid: int, statuses: set[str], timeout: float) -> dict[str, Any]:
-        end = time.monotonic() + timeout
-        last: dict[str, Any] = {}
-        while time.monotonic() < end:
-            try:
-                last = self.api(f"/api/v1/submissions/{sid}")
-            except OSError:
-                time.sleep(0.5)
-                continue
-            if last["status"] in statuses:
-                return last
-            time.sleep(0.3)
-        logs = "\n".join(f"--- {p.name}\n{p.output()}" for p in self.procs)
-        raise AssertionError(f"submission {sid} not in {statuses} after {timeout}s: {last}\n{logs}")
 
 
 def _numpy_zip(tmp: Path, *, sleep: float = 0.0) -> Path:
@@ -103,33 +32,7 @@ def _numpy_zip(tmp: Path, *, sleep: float = 0.0) -> Path:
 
 @pytest.fixture
 def stack(tmp_path, h, procs) -> Stack:
-    st = Stack(tmp=tmp_path, h=h, procs=procs, redis_port=h.free_port(), web_port=h.free_port())
-    (tmp_path / "web").mkdir()
-    st.env = dict(
-        os.environ,
-        AUTOGRADER_BROKER_URL=f"redis://127.0.0.1:{st.redis_port}/0",
-        AUTOGRADER_SECRET_KEY="integration-secret", AUTOGRADER_INTERNAL_SECRET="integration-internal-secret",
-        AUTOGRADER_INTERNAL_URL=f"http://127.0.0.1:{st.web_port}", AUTOGRADER_SECURE_COOKIES="false",
-        AUTOGRADER_LEASE_SECONDS="6", AUTOGRADER_HEARTBEAT_SECONDS="1", AUTOGRADER_SWEEP_INTERVAL_SECONDS="1",
-        AUTOGRADER_REQUEUE_AFTER_SECONDS="6", AUTOGRADER_VISIBILITY_TIMEOUT="10", PYTHONUNBUFFERED="1",
-    )
-    env = st.web_env()
-    for argv in (h.cli("db", "upgrade"), h.cli("users", "add", "alice", "--password", "alice-pass-1")):
-        subprocess.run(argv, env=env, check=True, capture_output=True, timeout=60, cwd=h.PROJECT)
-    from sqlalchemy.orm import Session
-
-    from server.db import make_engine
-    from server.services.assignments import ensure_assignment
-
-    engine = make_engine(env["AUTOGRADER_DATABASE_URL"])
-    with Session(engine) as s:
-        ensure_assignment(s, "rpz-cnn")
-    engine.dispose()
-    st.token = subprocess.run(h.cli("token", "create", "alice"), env=env, check=True, capture_output=True, text=True,
-                              timeout=60, cwd=h.PROJECT).stdout.strip()
-    st.start_redis()
-    st.start_web()
-    return st
+    return start_stack(tmp_path, h, procs)
 
 
 def test_submit_cli_uploads_waits_and_prints_the_report(stack, tmp_path):
