@@ -29,9 +29,10 @@ class GraderSettings:
     bwrap: str
     limit_overrides: dict[str, float] = field(default_factory=dict)
     """Override any assignment limit for every grading (e.g. AUTOGRADER_LIMITS="op_s=5,wall_s=300")."""
-    require_sandbox: bool = False
-    """`autograder worker` refuses to start unless bubblewrap runs and the cgroup limits can be set
-    (AUTOGRADER_REQUIRE_SANDBOX=true; on in the worker image)."""
+    require_sandbox: bool = True
+    """`autograder worker` and `autograder serve` refuse to start unless bubblewrap runs and the cgroup
+    limits can be set (AUTOGRADER_REQUIRE_SANDBOX, on by default; `false` only to let a broken host start
+    and fail each grading instead, as a test of the retry path does)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GraderSettings:
@@ -49,7 +50,7 @@ class GraderSettings:
             python=Path(get("SANDBOX_PYTHON", sys.executable)),
             bwrap=get("BWRAP", "bwrap"),
             limit_overrides=_parse_limits(get("LIMITS", "")),
-            require_sandbox=get("REQUIRE_SANDBOX", "false").strip().lower() in {"1", "true", "yes", "on"},
+            require_sandbox=get("REQUIRE_SANDBOX", "true").strip().lower() not in {"0", "false", "no", "off"},
         )
 
     def with_(self, **changes: object) -> GraderSettings:

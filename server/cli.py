@@ -263,6 +263,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         secure_cookies=os.environ.get("AUTOGRADER_SECURE_COOKIES", "false").lower() in {"1", "true", "yes"},
     )
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    from server.worker_preflight import check_worker_host
+    if why := check_worker_host():  # before anything else: a server that cannot grade must not take uploads
+        return _err(why)
     if not args.no_prepare:
         log("preparing the hidden data (once)...")
         _prepare_data(log)

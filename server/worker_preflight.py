@@ -1,9 +1,10 @@
 """Start-up check of `autograder worker`: can this host sandbox student code at all?
 
-With ``AUTOGRADER_REQUIRE_SANDBOX=true`` (set in the worker image) the worker runs the sandbox's own
-host check (`grader.sandbox.host_backend`: bubblewrap creates its namespaces, the memory, pids and cpu
-cgroups are writable) before it takes any message, and refuses to start with a message naming what is
-missing. Without the setting a host problem shows up per grading instead (retried, then an error).
+Unless ``AUTOGRADER_REQUIRE_SANDBOX=false``, `autograder worker` and `autograder serve` run the sandbox's
+own host check (`grader.sandbox.host_backend`: bubblewrap creates its namespaces, the memory, pids and
+cpu cgroups are writable) before taking any message or upload, and refuse to start with a message naming
+what is missing. With the setting off a host problem shows up per grading instead (retried, then an
+error); grading never falls back to running student code unsandboxed either way.
 """
 
 from __future__ import annotations

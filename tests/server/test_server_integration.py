@@ -149,7 +149,9 @@ def test_pages_stay_fast_while_workers_grade(stack, tmp_path):
 def test_grader_failure_is_retried_then_error_with_reason(stack, tmp_path):
     """A host problem (here: no sandbox binary) fails every attempt: bounded retries, then error."""
     w = stack.h.Proc("broken-worker", stack.h.cli("worker", "--hostname", "broken@%h"),
-                     dict(stack.worker_env(9), AUTOGRADER_BWRAP="/nonexistent/bwrap"), tmp_path / "broken.log").start()
+                     dict(stack.worker_env(9), AUTOGRADER_BWRAP="/nonexistent/bwrap",
+                          AUTOGRADER_REQUIRE_SANDBOX="false"),  # let it start, then fail each grading
+                     tmp_path / "broken.log").start()
     stack.procs.append(w)
     sid = stack.submit_no_wait(_numpy_zip(tmp_path))
     final = stack.wait_status(sid, {"graded", "error", "rejected"}, timeout=240)

@@ -1,4 +1,4 @@
-"""`autograder worker` with AUTOGRADER_REQUIRE_SANDBOX=true refuses to start on a host that cannot sandbox."""
+"""`autograder worker` and `autograder serve` refuse to start on a host that cannot sandbox (on by default)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _worker(h, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]
 
 
 def test_worker_without_bubblewrap_refuses_to_start(h, tmp_path):
-    out = _worker(h, tmp_path, AUTOGRADER_REQUIRE_SANDBOX="true", AUTOGRADER_BWRAP="/nonexistent/bwrap")
+    out = _worker(h, tmp_path, AUTOGRADER_BWRAP="/nonexistent/bwrap")  # the check is on by default
     assert out.returncode == 1
     assert "cannot sandbox student code" in out.stderr and "bubblewrap" in out.stderr
     assert "privileged" in out.stderr and "cgroup: private" in out.stderr  # what a container needs
@@ -33,10 +33,28 @@ def test_worker_without_cgroups_refuses_to_start(h, tmp_path):
     assert "cannot enforce the memory limit, the process limit or the CPU quota" in out.stderr
 
 
-def test_the_check_is_off_unless_required(tmp_path):
+def test_the_check_is_on_unless_turned_off(tmp_path):
+    from grader.settings import GraderSettings
+
+    assert GraderSettings.from_env({}).require_sandbox is True
+    assert GraderSettings.from_env({"AUTOGRADER_REQUIRE_SANDBOX": "yes"}).require_sandbox is True
+    off = GraderSettings.from_env({"AUTOGRADER_REQUIRE_SANDBOX": "false"})
+    assert off.require_sandbox is False
     cfg = settings().with_(bwrap="/nonexistent/bwrap")
-    assert check_worker_host(cfg) is None
-    assert "bubblewrap" in (check_worker_host(cfg.with_(require_sandbox=True)) or "")
+    assert "bubblewrap" in (check_worker_host(cfg) or "")
+    assert check_worker_host(cfg.with_(require_sandbox=False)) is None
+
+
+def test_serve_without_bubblewrap_refuses_before_taking_uploads(h, tmp_path):
+    """The embedded server checks before it prepares data, creates demo users or opens its port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOGRADER_")}
+    env.update(AUTOGRADER_INSTANCE_DIR=str(tmp_path / "inst"), AUTOGRADER_BWRAP="/nonexistent/bwrap")
+    out = subprocess.run(h.cli("serve", "--port", "9", "--no-prepare"), env=env, capture_output=True, text=True,
+                         timeout=120, cwd=h.PROJECT)
+    assert out.returncode == 1
+    assert "cannot sandbox student code" in out.stderr and "bubblewrap" in out.stderr
+    assert "running at" not in out.stdout
+    assert not (tmp_path / "inst").exists() or not any((tmp_path / "inst").glob("*.db"))
 
 
 @pytest.mark.sandbox
