@@ -187,6 +187,7 @@ class RunFigures:
     latencies_s: list[float]
     waits_s: list[float]
     engine_s: list[float]
+    overhead_s: list[float]  # claim to result minus the engine's own time: fetch, worker start-up, posting
 
 
 def run_batch(tmp: Path, *, workers: int, data: bytes, count: int, limits: str, timeout: float) -> RunFigures:
@@ -216,6 +217,8 @@ def run_batch(tmp: Path, *, workers: int, data: bytes, count: int, limits: str, 
         latencies_s=[(r["finished"] - r["created"]).total_seconds() for r in rows],
         waits_s=[(r["started"] - r["created"]).total_seconds() for r in rows],
         engine_s=[float(r["result"]["timings"]["total_s"]) for r in rows],
+        overhead_s=[(r["finished"] - r["started"]).total_seconds() - float(r["result"]["timings"]["total_s"])
+                    for r in rows],
     )
 
 
@@ -255,6 +258,12 @@ def main() -> int:
                   f"(worst margin {max(lat - b for lat, b in zip(fig.latencies_s, bound, strict=True)):+.1f} s); "
                   f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
                   flush=True)
+            print(f"    worker overhead outside the engine (claim to result minus engine time): "
+                  f"median {statistics.median(fig.overhead_s):.2f} s, worst {max(fig.overhead_s):.2f} s; "
+                  f"above the bound: " + ", ".join(
+                      f"wait {w:.1f} + engine {e:.1f} + overhead {o:.1f}"
+                      for lat, b, w, e, o in zip(fig.latencies_s, bound, fig.waits_s, fig.engine_s, fig.overhead_s,
+                                                 strict=True) if lat > b), flush=True)
         if len(runs) >= 2:
             ratio = runs[-1].per_minute / runs[0].per_minute
             print(f"ratio {runs[-1].workers} vs {runs[0].workers} worker(s): {ratio:.2f}  (target >= 1.8)")
