@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import random
 import statistics
 import time
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert
 
-from server.models import Submission, User, utcnow
+from tests.server.seeding import seed_course
 
 pytestmark = pytest.mark.slow
 
 
 def seed(db, h, students: int = 1000, submissions: int = 20000) -> None:
-    rng = random.Random(7)
-    db.execute(insert(User), [{"username": f"s{i:04d}", "name": f"Student {i}", "nickname": f"nick-{i}",
-                               "role": "student", "password_hash": "x"} for i in range(students)])
-    db.commit()
-    ids = [h.get_user(db, f"s{i:04d}").id for i in range(0, students)]
-    a = h.get_assignment(db)
-    t0 = utcnow() - timedelta(days=30)
-    rows, per_user = [], {uid: 0 for uid in ids}
-    for k in range(submissions):
-        uid = rng.choice(ids)
-        per_user[uid] += 1
-        w = rng.random()
-        metrics = {"finetune.weighted": w, "finetune.orig": w, "finetune.aug": w, "finetune.new": w,
-                   "mynet.accuracy": 0.9}
-        graded = rng.random() < 0.9
-        rows.append({"user_id": uid, "assignment_id": a.id, "upload_number": per_user[uid],
-                     "stored_name": f"00/{k}.zip", "created_at": t0 + timedelta(seconds=k * 60),
-                     "queued_at": t0 + timedelta(seconds=k * 60), "status": "graded" if graded else "rejected",
-                     "lb_value": w if graded else None, "score": 6.0 if graded else None, "passed": graded,
-                     "result_json": json.dumps({"schema": 1, "metrics": metrics, "checks": []}) if graded else None,
-                     "lb_metrics": json.dumps(metrics) if graded else None})
-    for i in range(0, len(rows), 2000):
-        db.execute(insert(Submission), rows[i:i + 2000])
-    db.commit()
+    seed_course(db, h.get_assignment(db).id, students=students, submissions=submissions)
 
 
 def timed(client, url: str, n: int = 40) -> tuple[float, float]:
