@@ -15,6 +15,21 @@ if TYPE_CHECKING:
 
 TASK_NAME = "autograder.grade"
 QUEUE = "grading"
+PROGRESS = "PROGRESS"
+"""The grading task's custom state while it runs; meta: submission_id, check, checks_started."""
+
+
+def result_backend_for(broker_url: str) -> str:
+    """Task states go where the messages go, so workers need no extra service or credentials: the same
+    Redis, or for the embedded SQLite broker a SQLite file beside it (Celery's database backend; a
+    file of its own so that state writes never wait on the broker's locks)."""
+    if broker_url.startswith("sqla+sqlite:///"):
+        path = broker_url.removeprefix("sqla+sqlite:///")
+        folder = path.rsplit("/", 1)[0] if "/" in path else "."
+        return f"db+sqlite:///{folder}/task-states.sqlite3"
+    if broker_url.startswith("sqla+"):
+        return "db+" + broker_url.removeprefix("sqla+")
+    return broker_url
 
 
 def make_celery(settings: ServerSettings) -> Celery:
@@ -30,7 +45,12 @@ def make_celery(settings: ServerSettings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_concurrency=settings.worker_concurrency,
-        task_ignore_result=True,
+        task_ignore_result=True,  # the grading task opts in (its progress and outcome)
+        result_backend=result_backend_for(settings.broker_url),
+        result_expires=7 * 24 * 3600,
+        result_backend_always_retry=False,
+        redis_socket_timeout=10,
+        redis_socket_connect_timeout=5,
         task_default_queue=QUEUE,
         task_routes={TASK_NAME: {"queue": QUEUE}},
         broker_transport_options=transport,

@@ -214,6 +214,8 @@ class Submission(Base):
     """Token of the grading attempt that currently holds this submission."""
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     worker: Mapped[str] = mapped_column(String(200), default="")
+    task_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    """The Celery task of the current or last attempt (its PROGRESS state is in the result backend)."""
     current_check: Mapped[str] = mapped_column(String(200), default="")
     checks_done: Mapped[int] = mapped_column(Integer, default=0)
     checks_total: Mapped[int] = mapped_column(Integer, default=0)

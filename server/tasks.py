@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from server.celery_app import TASK_NAME
+from server.celery_app import PROGRESS, TASK_NAME
 from server.worker_client import InternalClient, WebUnavailable, run_grading_job
 
 
-@shared_task(bind=True, name=TASK_NAME, acks_late=True, reject_on_worker_lost=True,
+@shared_task(bind=True, name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=False,
              autoretry_for=(WebUnavailable,), retry_backoff=5, retry_backoff_max=120, max_retries=8)
 def grade(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
-    """Grade one submission by id."""
+    """Grade one submission by id; while it runs the task's state is PROGRESS with the current check."""
     conf = self.app.conf.autograder
+    sid = int(submission_id)
     client = InternalClient(conf["internal_url"], conf["internal_secret"], hostname=self.request.hostname or "",
                             exclusive=bool(conf.get("exclusive", False)))
-    return run_grading_job(client, int(submission_id), heartbeat_seconds=float(conf["heartbeat_seconds"]))
+
+    def on_check(check_id: str, started: int) -> None:
+        self.update_state(state=PROGRESS, meta={"submission_id": sid, "check": check_id, "checks_started": started})
+
+    return run_grading_job(client, sid, heartbeat_seconds=float(conf["heartbeat_seconds"]),
+                           task_id=self.request.id or "", on_check=on_check)

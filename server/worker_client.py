@@ -15,6 +15,7 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,9 @@ class InternalClient:
                 time.sleep(min(30.0, 2.0 * 2**i))
         raise AssertionError("unreachable")
 
-    def claim(self, sid: int) -> dict[str, Any]:
+    def claim(self, sid: int, task_id: str = "") -> dict[str, Any]:
         return self._request("POST", f"/internal/submissions/{sid}/claim",
-                             {"hostname": self.hostname, "exclusive": self.exclusive})
+                             {"hostname": self.hostname, "exclusive": self.exclusive, "task_id": task_id})
 
     def download(self, sid: int, claim: str, dest: Path) -> None:
         self._request("GET", f"/internal/submissions/{sid}/zip?claim={claim}", dest=dest)
@@ -119,10 +120,15 @@ class _Heartbeat(threading.Thread):
                 log.warning("heartbeat for submission %s failed: %s", self.sid, exc)
 
 
-def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: float) -> str:
-    """One grading attempt for submission `sid`; returns a short outcome for the worker log."""
+def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: float, task_id: str = "",
+                    on_check: Callable[[str, int], None] | None = None) -> str:
+    """One grading attempt for submission `sid`; returns a short outcome for the worker log.
+
+    `on_check(check_id, checks_started)` is called as each check starts (the task reports it as its
+    Celery state); the same progress is posted to the web app, which stores it on the submission.
+    """
     try:
-        info = client.claim(sid)
+        info = client.claim(sid, task_id)
     except ClaimLost as exc:
         return f"submission {sid}: nothing to do ({exc})"
     claim = info["claim"]
@@ -137,11 +143,20 @@ def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: floa
                 client.fail(sid, claim, "downloaded zip does not match its checksum")
                 return f"submission {sid}: checksum mismatch"
 
+            started = 0
+
             def on_progress(check_id: str) -> None:
+                nonlocal started
+                started += 1
                 try:
                     client.progress(sid, claim, check_id)
                 except Exception as exc:  # progress is best effort; the result is what counts
                     log.warning("progress for submission %s: %s", sid, exc)
+                if on_check is not None:
+                    try:
+                        on_check(check_id, started)
+                    except Exception as exc:  # e.g. the result backend is down: the grading goes on
+                        log.warning("task state for submission %s: %s", sid, exc)
 
             from grader.api import grade_submission
 

@@ -47,7 +47,7 @@ def _unauthorized(_e: Exception) -> Any:
 def claim(sid: int) -> Any:
     d = _json()
     c = svc.claim(web.db(), web.settings(), sid, hostname=str(d.get("hostname", "")),
-                  exclusive=bool(d.get("exclusive", False)))
+                  exclusive=bool(d.get("exclusive", False)), task_id=str(d.get("task_id") or ""))
     return {"claim": c.token, "assignment": c.submission.assignment.name, "sha256": c.submission.sha256,
             "size": c.submission.size_bytes, "attempt": c.submission.attempts}
 

@@ -187,7 +187,7 @@ def state_dict(session: Session, sub: Submission, *, for_instructor: bool = Fals
         "finished_at": sub.finished_at.isoformat() if sub.finished_at else None,
     }
     if for_instructor:
-        d.update(attempts=sub.attempts, worker=sub.worker, error_reason=sub.error_reason,
+        d.update(attempts=sub.attempts, worker=sub.worker, task_id=sub.task_id, error_reason=sub.error_reason,
                  user=sub.user.username)
     return d
 
@@ -218,7 +218,7 @@ def worker_heartbeat(session: Session, hostname: str) -> None:
 
 
 def claim(session: Session, settings: ServerSettings, submission_id: int, *, hostname: str,
-          exclusive: bool = False) -> Claim:
+          exclusive: bool = False, task_id: str = "") -> Claim:
     """Start a grading attempt; Conflict when finished, held by a live worker, or out of attempts.
 
     `exclusive`: the claiming worker grades one submission at a time, so if it already holds this one,
@@ -243,7 +243,7 @@ def claim(session: Session, settings: ServerSettings, submission_id: int, *, hos
         .where(Submission.id == sub.id, Submission.attempts == sub.attempts, Submission.status == sub.status,
                or_(Submission.claim.is_(None), Submission.claim == sub.claim))
         .values(status=R, claim=token, attempts=sub.attempts + 1, started_at=now, worker=hostname[:200],
-                error_reason=sub.error_reason,
+                task_id=task_id[:64], error_reason=sub.error_reason,
                 lease_expires_at=now + timedelta(seconds=settings.lease_seconds), current_check="", checks_done=0)
     )
     if res.rowcount != 1:  # type: ignore[attr-defined]

@@ -1,0 +1,69 @@
+"""The grading task reports its progress as Celery task state (PROGRESS with the current check) in the result
+backend, next to the progress stored on the submission; real redis-server, web app and worker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.server.stack import start_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _slow_numpy_zip(tmp, seconds: float):
+    from reference.build import build_submission_zip, reference_dir
+
+    src = (reference_dir("rpz-cnn") / "numpy_nn.py").read_bytes() + f"\nimport time as _t\n_t.sleep({seconds})\n".encode()
+    return build_submission_zip("rpz-cnn", tmp / "slow.zip", replace={"numpy_nn.py": src},
+                                omit=["pytorch_cnn.py", "model.pt", "finetuned.pt"])
+
+
+def _task_id(stack, sid: int) -> str:
+    from sqlalchemy.orm import Session
+
+    from server.db import make_engine
+    from server.models import Submission
+
+    engine = make_engine(stack.web_env()["AUTOGRADER_DATABASE_URL"])
+    try:
+        with Session(engine) as s:
+            return s.get(Submission, sid).task_id
+    finally:
+        engine.dispose()
+
+
+def test_task_state_shows_the_running_check_then_the_outcome(tmp_path, h, procs):
+    from celery import Celery
+    from celery.result import AsyncResult
+
+    stack = start_stack(tmp_path, h, procs)
+    stack.start_worker()
+    sid = stack.submit_no_wait(_slow_numpy_zip(tmp_path, 6))
+    stack.wait_status(sid, {"running"}, timeout=120)
+    broker = stack.env["AUTOGRADER_BROKER_URL"]
+    app = Celery("observer", broker=broker, backend=broker)
+    try:
+        end = time.monotonic() + 60
+        task_id, seen = "", None
+        while time.monotonic() < end and seen is None:
+            task_id = task_id or _task_id(stack, sid)
+            if task_id:
+                r = AsyncResult(task_id, app=app)
+                if r.state == "PROGRESS":
+                    seen = dict(r.info)
+            time.sleep(0.2)
+        assert task_id, "the submission does not record its task id"
+        assert seen is not None, f"never saw PROGRESS for task {task_id}\n{stack.logs()}"
+        assert seen["submission_id"] == sid and seen["checks_started"] >= 1
+        assert seen["check"].startswith("numpy_nn.")
+        final = stack.wait_status(sid, {"graded", "error", "rejected"}, timeout=240)
+        assert final["status"] == "graded"
+        end = time.monotonic() + 30
+        while AsyncResult(task_id, app=app).state != "SUCCESS" and time.monotonic() < end:
+            time.sleep(0.2)
+        done = AsyncResult(task_id, app=app)
+        assert done.state == "SUCCESS" and done.result == f"submission {sid}: graded"
+    finally:
+        app.close()
