@@ -188,6 +188,7 @@ class Submission(Base):
         Index("ix_submissions_assignment_status", "assignment_id", "status"),
         Index("ix_submissions_status_queued_at", "status", "queued_at"),
         Index("ix_submissions_assignment_user", "assignment_id", "user_id"),
+        Index("ix_submissions_assignment_lb_changed", "assignment_id", "lb_changed"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -215,6 +216,9 @@ class Submission(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     worker: Mapped[str] = mapped_column(String(200), default="")
     task_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    lb_changed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The assignment's `lb_version` when this row last changed what the leaderboard shows (upload, result),
+    so a cached leaderboard re-ranks only the students whose rows changed since its version."""
     """The Celery task of the current or last attempt (its PROGRESS state is in the result backend)."""
     current_check: Mapped[str] = mapped_column(String(200), default="")
     checks_done: Mapped[int] = mapped_column(Integer, default=0)

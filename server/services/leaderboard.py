@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.orm import Session
 
 from server.models import Assignment, Counts, Role, Submission, User, Visibility, utcnow
@@ -54,8 +55,19 @@ def metric_of(assignment: Assignment) -> str | None:
         return None
 
 
-_CACHE: dict[tuple[str, int, str, str, bool], tuple[int, list[Row]]] = {}
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    version: int
+    rows: list[Row]
+    full_at: float  # time.monotonic() of the last full ranking
+
+
+_CACHE: dict[tuple[str, int, str, str, bool], _Cached] = {}
 _CACHE_LOCK = threading.Lock()
+FULL_EVERY_S = 60.0
+"""A full re-ranking at least this often, for changes that carry no row mark (a renamed student, a role)."""
+MAX_PATCH_STUDENTS = 200
+"""Beyond this many changed students one full ranking is cheaper than patching."""
 
 
 def ranked(session: Session, assignment: Assignment, *, counts: str | None = None,
@@ -63,7 +75,10 @@ def ranked(session: Session, assignment: Assignment, *, counts: str | None = Non
     """Students' rows in rank order (instructors' test uploads never rank); `cutoff` keeps only submissions uploaded at or before it (challenge deadline).
 
     Cached per process, keyed on the database and the assignment's `lb_version` (one primary-key read per
-    request); the database is part of the key because ids and versions repeat across databases.
+    request); the database is part of the key because ids and versions repeat across databases. When the
+    version moved on, only the students with submissions marked since (`Submission.lb_changed`) are
+    ranked again and merged in, so a deadline burst of results costs a small query per change instead of
+    ranking every submission of the course.
     """
     counts = counts or assignment.leaderboard_counts
     database = str(session.get_bind().url)
@@ -71,18 +86,42 @@ def ranked(session: Session, assignment: Assignment, *, counts: str | None = Non
     version = session.scalar(select(Assignment.lb_version).where(Assignment.id == assignment.id)) or 0
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
-    if hit is not None and hit[0] == version:
-        return hit[1]
-    rows = _ranked(session, assignment, counts=counts, cutoff=cutoff, passed_only=passed_only)
+    if hit is not None and hit.version == version:
+        return hit.rows
+    now = time.monotonic()
+    rows: list[Row] | None = None
+    full_at = now
+    if hit is not None and hit.version < version and now - hit.full_at < FULL_EVERY_S:
+        changed = set(session.scalars(select(Submission.user_id).distinct().where(
+            Submission.assignment_id == assignment.id, Submission.lb_changed > hit.version)))
+        if len(changed) <= MAX_PATCH_STUDENTS:
+            fresh = _ranked(session, assignment, counts=counts, cutoff=cutoff, passed_only=passed_only,
+                            users=changed) if changed else []
+            rows = _merge(hit.rows, changed, fresh)
+            full_at = hit.full_at
+    if rows is None:
+        rows = _ranked(session, assignment, counts=counts, cutoff=cutoff, passed_only=passed_only)
     with _CACHE_LOCK:
         if len(_CACHE) > 256:
             _CACHE.clear()
-        _CACHE[key] = (version, rows)
+        _CACHE[key] = _Cached(version, rows, full_at)
     return rows
 
 
+def _order(r: Row) -> tuple[float, datetime, int]:
+    return -r.value, r.at, r.submission_id
+
+
+def _merge(old: list[Row], changed: set[int], fresh: list[Row]) -> list[Row]:
+    """`old` with the rows of the `changed` students replaced by `fresh` ones, ranked again."""
+    merged = sorted([r for r in old if r.user_id not in changed] + fresh, key=_order)
+    return [r if r.rank == i else replace(r, rank=i) for i, r in enumerate(merged, start=1)]
+
+
 def _ranked(session: Session, assignment: Assignment, *, counts: str, cutoff: datetime | None,
-            passed_only: bool) -> list[Row]:
+            passed_only: bool, users: set[int] | None = None) -> list[Row]:
+    """The ranking computed from the submissions (of `users` only when given: ranks then count from 1
+    among them and are only meaningful after `_merge`)."""
     eligible = Submission.lb_value.is_not(None)
     if cutoff is not None:
         eligible = and_(eligible, Submission.created_at <= cutoff)
@@ -95,7 +134,9 @@ def _ranked(session: Session, assignment: Assignment, *, counts: str, cutoff: da
                     eligible.label("ok"),
                     func.row_number().over(partition_by=Submission.user_id, order_by=order).label("rn"),
                     func.count(Submission.id).over(partition_by=Submission.user_id).label("n"))
-             .where(Submission.assignment_id == assignment.id).subquery())
+             .where(Submission.assignment_id == assignment.id,
+                    Submission.user_id.in_(users) if users is not None else true())
+             .subquery())
     q = (select(Submission.id, Submission.user_id, Submission.lb_value, Submission.lb_metrics, Submission.score,
                 Submission.passed, Submission.created_at, User.username, User.name, User.nickname, inner.c.n)
          .join(inner, inner.c.sid == Submission.id).join(User, User.id == Submission.user_id)

@@ -106,7 +106,7 @@ def submit_upload(session: Session, settings: ServerSettings, dispatch: Dispatch
                          size_bytes=stored.size, sha256=stored.sha256,
                          checks_total=_checks_total(assignment.name))
         session.add(sub)
-        bump_leaderboard(session, assignment.id)
+        bump_leaderboard(session, assignment.id, sub)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -279,10 +279,14 @@ def progress(session: Session, settings: ServerSettings, submission_id: int, tok
     session.commit()
 
 
-def bump_leaderboard(session: Session, assignment_id: int) -> None:
-    """Invalidate cached leaderboards of the assignment (part of the caller's transaction)."""
-    session.execute(update(Assignment).where(Assignment.id == assignment_id)
-                    .values(lb_version=Assignment.lb_version + 1))
+def bump_leaderboard(session: Session, assignment_id: int, changed: Submission | None = None) -> None:
+    """Invalidate cached leaderboards of the assignment (part of the caller's transaction); `changed` is
+    marked with the new version, so caches re-rank only its student."""
+    version = session.execute(update(Assignment).where(Assignment.id == assignment_id)
+                              .values(lb_version=Assignment.lb_version + 1)
+                              .returning(Assignment.lb_version)).scalar_one()
+    if changed is not None:
+        changed.lb_changed = version
 
 
 def _leaderboard_columns(name: str) -> set[str]:
@@ -327,7 +331,7 @@ def finish(session: Session, settings: ServerSettings, dispatch: Dispatch, submi
     wanted = _leaderboard_columns(sub.assignment.name)
     sub.lb_metrics = json.dumps({k: v for k, v in gr.to_dict()["metrics"].items() if k in wanted and v is not None}) \
         if sub.lb_value is not None else None
-    bump_leaderboard(session, sub.assignment_id)
+    bump_leaderboard(session, sub.assignment_id, sub)
     sub.message = gr.message
     sub.finished_at = now
     sub.claim = None
