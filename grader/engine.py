@@ -20,7 +20,7 @@ from grader.data import DataUnavailable
 from grader.judge.context import GroupRun, Inputs, Verdict
 from grader.judge.execute import GraderFault, Task, run_in_sandbox, run_reference
 from grader.judge.kinds import KINDS
-from grader.notebook import with_notebook_modules
+from grader.notebook import SourceMap, with_notebook_modules
 from grader.result import CheckResult, CheckStatus, GradeResult
 from grader.sandbox import RunLimits, SandboxUnavailable, host_backend
 from grader.sandbox.cgroups import CgroupBackend
@@ -68,7 +68,7 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
     except ArchiveRejected as exc:
         return GradeResult.rejected(assignment=spec.name, message=exc.message, max_score=spec.max_score,
                                     timings={"total_s": round(time.perf_counter() - t0, 3)})
-    unpacked = with_notebook_modules(unpacked)  # NAME.ipynb -> NAME.py of its definitions
+    unpacked, notebooks = with_notebook_modules(unpacked)  # NAME.ipynb -> NAME.py of its definitions
     t_unpacked = time.perf_counter()
     if not unpacked.found:
         return GradeResult.rejected(
@@ -113,7 +113,7 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
             verdicts[check.id] = Verdict.err(f"the grader failed on this check (not your fault): {exc!r}")
         metrics.update(verdicts[check.id].metrics)
 
-    results = [_check_result(c, verdicts[c.id]) for c in spec.checks]
+    results = [_check_result(c, verdicts[c.id], notebooks) for c in spec.checks]
     t_end = time.perf_counter()
     timings = {"unpack_s": round(t_unpacked - t0, 3), "sandbox_s": round(stats.seconds, 3) if stats else 0.0,
                "total_s": round(t_end - t0, 3)}
@@ -133,7 +133,9 @@ def _files_needed(check: CheckSpec, files: Collection[str] = ()) -> list[str]:
     return ([module] if check.module else []) + list(check.needs)
 
 
-def _check_result(check: CheckSpec, v: Verdict) -> CheckResult:
+def _check_result(check: CheckSpec, v: Verdict, notebooks: SourceMap) -> CheckResult:
+    """The check's result; messages about a module made from a notebook name the notebook (and cell) instead."""
     fraction = v.fraction if v.fraction is not None else (1.0 if v.status is CheckStatus.PASSED else 0.0)
     return CheckResult(id=check.id, target=check.target, status=v.status,
-                       points=round(check.points * fraction, 4), max_points=check.points, message=v.message)
+                       points=round(check.points * fraction, 4), max_points=check.points,
+                       message=notebooks.student_text(v.message))
