@@ -141,8 +141,7 @@ def _kept(node: ast.stmt) -> bool:
 def _segment(lines: list[str], node: ast.stmt, start: int) -> list[str]:
     """The statement's own text, lines `start` to its end (a neighbour after `;` on the same line left out)."""
     out = lines[start - 1 : node.end_lineno]
-    end_line = out[-1].encode()[: node.end_col_offset].decode(errors="ignore")  # offsets count UTF-8 bytes
-    out[-1] = end_line
+    out[-1] = out[-1].encode()[: node.end_col_offset].decode(errors="ignore")  # offsets count UTF-8 bytes
     if start == node.lineno:
         out[0] = out[0].encode()[node.col_offset :].decode(errors="ignore")
     return out

@@ -61,6 +61,7 @@ def test_every_kept_line_knows_its_cell_and_line() -> None:
     assert located == {"import numpy as np": (1, 1), "X = 1": (2, 2), "class Model:": (2, 4),
                        "def f(self):": (2, 5), "return np.zeros(2)": (2, 6)}
     assert "print" not in conv.source  # only the kept statement of a line, not its neighbour after ';'
+    assert 'LABEL = "é"\n' in convert(make_notebook('LABEL = "é"; train()'), name="hw.ipynb").source  # byte offsets
 
 
 def test_messages_name_the_notebook_and_cell() -> None:
