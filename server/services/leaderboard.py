@@ -6,6 +6,7 @@ of students and tens of thousands of submissions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -156,6 +157,16 @@ def hidden_for(assignment: Assignment, viewer: User, *, now: datetime | None = N
         return False
     deadline = assignment.challenge_deadline
     return deadline is None or (now or utcnow()) < deadline
+
+
+def etag(session: Session, assignment: Assignment, viewer: User, *, now: float | None = None) -> str:
+    """Changes whenever `board` for this viewer may: a new version, other settings, the deadline passing,
+    and at least once a minute (the full re-ranking that picks up renamed students)."""
+    version = session.scalar(select(Assignment.lb_version).where(Assignment.id == assignment.id)) or 0
+    parts = (str(session.get_bind().url), assignment.id, version, viewer.id, viewer.role, assignment.title,
+             assignment.leaderboard_visibility, assignment.leaderboard_counts, assignment.challenge_deadline,
+             hidden_for(assignment, viewer), int((time.time() if now is None else now) // FULL_EVERY_S))
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
 def board(session: Session, assignment: Assignment, viewer: User) -> dict[str, Any]:

@@ -10,19 +10,27 @@ function el(tag, attrs, text) {
 
 function pct(v) { return v === null || v === undefined ? "" : (100 * v).toFixed(2); }
 
-async function getJSON(url) {
-  const r = await fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin", cache: "no-store"});
+// A conditional GET: with the ETag of the last answer, an unchanged resource comes back as an empty 304.
+async function getJSON(url, etag) {
+  const headers = {"Accept": "application/json"};
+  if (etag) headers["If-None-Match"] = etag;
+  const r = await fetch(url, {headers, credentials: "same-origin", cache: "no-store"});
+  if (r.status === 304) return {unchanged: true, etag};
   if (!r.ok) throw new Error("HTTP " + r.status);
-  return r.json();
+  return {unchanged: false, etag: r.headers.get("ETag"), data: await r.json()};
 }
 
 function poll(url, render, everyMs, stop) {
-  let timer = null;
+  let timer = null, etag = null, last = null;
   const tick = async () => {
     try {
-      const data = await getJSON(url);
-      render(data);
-      if (stop && stop(data)) return;
+      const got = await getJSON(url, etag);
+      etag = got.etag;
+      if (!got.unchanged) {
+        last = got.data;
+        render(last);
+      }
+      if (stop && last && stop(last)) return;
     } catch (e) { /* keep polling: the server may be restarting */ }
     timer = setTimeout(tick, document.hidden ? everyMs * 3 : everyMs);
   };

@@ -160,3 +160,36 @@ def test_assignment_settings_form(as_user, db, h):
     assert a.upload_limit == 50 and a.max_upload_bytes == 20 * 2**20 and a.leaderboard_counts == "latest"
     assert a.challenge_deadline.strftime("%Y-%m-%d %H:%M") == "2025-01-12 23:59"
     assert "0 of 50 uploads used" in as_user("alice").get("/assignments/rpz-cnn").text
+
+
+def test_live_polls_get_304_until_the_board_changes(as_user, grade):
+    grade("alice", 0.60, 1)
+    c = as_user("alice")
+    first = c.get("/assignments/rpz-cnn/leaderboard.json")
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag and "no-cache" in first.headers["Cache-Control"]
+    same = c.get("/assignments/rpz-cnn/leaderboard.json", headers={"If-None-Match": etag})
+    assert same.status_code == 304 and same.data == b""
+    other = as_user("bob").get("/assignments/rpz-cnn/leaderboard.json", headers={"If-None-Match": etag})
+    assert other.status_code == 200  # another viewer's own row differs: never their cached copy
+    grade("bob", 0.70, 2)
+    changed = c.get("/assignments/rpz-cnn/leaderboard.json", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert [r["name"] for r in changed.json["rows"]] == ["Bob B", "Alice A"]
+
+
+def test_page_rows_match_the_json_and_escape_names(as_user, grade, db, h):
+    h.get_user(db, "bob").name = "<script>alert(1)</script>"
+    db.commit()
+    grade("bob", 0.75, 1)
+    grade("alice", 0.5, 2)
+    c = as_user("alice")
+    page = c.get("/assignments/rpz-cnn/leaderboard").text
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    body = page[page.index("<tbody>"):page.index("</tbody>")]
+    rows = [r for r in body.split("<tr")[1:]]
+    assert len(rows) == 2 and rows[1].startswith(' class="me"') and not rows[0].startswith(' class="me"')
+    board = c.get("/assignments/rpz-cnn/leaderboard.json").json
+    cells = rows[0].split("<td>")[1:]
+    assert cells[0].startswith("1<") and cells[2].startswith(f"{100 * board['rows'][0]['value']:.2f}<")
+    assert len(cells) == 3 + len([col for col in board["columns"] if col["metric"] != board["metric"]]) + 2
