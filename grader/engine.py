@@ -113,7 +113,9 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
             verdicts[check.id] = Verdict.err(f"the grader failed on this check (not your fault): {exc!r}")
         metrics.update(verdicts[check.id].metrics)
 
-    results = [_check_result(c, verdicts[c.id], notebooks) for c in spec.checks]
+    seconds = {spec.checks[t.index].id: round(sum(r.seconds for r in runs[t.index].results), 3)
+               for t in tasks if t.index in runs and runs[t.index].results}
+    results = [_check_result(c, verdicts[c.id], notebooks, seconds.get(c.id)) for c in spec.checks]
     t_end = time.perf_counter()
     timings = {"unpack_s": round(t_unpacked - t0, 3), "sandbox_s": round(stats.seconds, 3) if stats else 0.0,
                "total_s": round(t_end - t0, 3)}
@@ -133,9 +135,9 @@ def _files_needed(check: CheckSpec, files: Collection[str] = ()) -> list[str]:
     return ([module] if check.module else []) + list(check.needs)
 
 
-def _check_result(check: CheckSpec, v: Verdict, notebooks: SourceMap) -> CheckResult:
+def _check_result(check: CheckSpec, v: Verdict, notebooks: SourceMap, seconds: float | None) -> CheckResult:
     """The check's result; messages about a module made from a notebook name the notebook (and cell) instead."""
     fraction = v.fraction if v.fraction is not None else (1.0 if v.status is CheckStatus.PASSED else 0.0)
     return CheckResult(id=check.id, target=check.target, status=v.status,
                        points=round(check.points * fraction, 4), max_points=check.points,
-                       message=notebooks.student_text(v.message))
+                       message=notebooks.student_text(v.message), seconds=seconds)

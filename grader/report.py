@@ -20,7 +20,8 @@ def render_text(result: GradeResult) -> str:
     lines.append("")
     width = max((len(c.id) for c in result.checks), default=10)
     for c in result.checks:
-        lines.append(f"  {MARK[c.status]:<5} {c.id:<{width}}  {c.points:>5g} / {c.max_points:<5g} [{c.target}]")
+        took = f"  {c.seconds:.2f} s" if c.seconds is not None else ""
+        lines.append(f"  {MARK[c.status]:<5} {c.id:<{width}}  {c.points:>5g} / {c.max_points:<5g} [{c.target}]{took}")
         if c.message:
             lines.append(f"        {c.message}")
     shown = {k: v for k, v in result.metrics.items() if not k.startswith("sandbox.")}

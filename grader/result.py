@@ -38,6 +38,8 @@ class CheckResult:
     points: float
     max_points: float
     message: str = ""
+    seconds: float | None = None
+    """Time the student's code ran in the sandbox for this check (absent when nothing ran)."""
 
     @property
     def passed(self) -> bool:
@@ -100,7 +102,8 @@ class GradeResult:
         # Field order as in DESIGN.md, "schema" first.
         ordered = {"schema": d.pop("schema")}
         ordered.update(d)
-        ordered["checks"] = [dict(c, status=str(c["status"])) for c in ordered["checks"]]
+        ordered["checks"] = [{k: (str(v) if k == "status" else v) for k, v in c.items()
+                              if not (k == "seconds" and v is None)} for c in ordered["checks"]]
         ordered["status"] = str(self.status)
         ordered["notices"] = list(self.notices)
         ordered["metrics"] = {k: _finite(v) for k, v in self.metrics.items()}
@@ -116,7 +119,8 @@ class GradeResult:
         checks = tuple(
             CheckResult(id=c["id"], target=c["target"], status=CheckStatus(c["status"]),
                         points=float(c["points"]), max_points=float(c["max_points"]),
-                        message=c.get("message", ""))
+                        message=c.get("message", ""),
+                        seconds=float(c["seconds"]) if c.get("seconds") is not None else None)
             for c in d.get("checks", [])
         )
         return cls(

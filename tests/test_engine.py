@@ -199,3 +199,26 @@ class FinetuneNet(_OldFinetune):
     ft = check(result, "pytorch_cnn.FinetuneNet.build")
     assert ft.status is CheckStatus.FAILED
     assert "no network" in ft.message and "must not download" in ft.message, ft.message
+
+
+@pytest.mark.sandbox
+def test_each_check_reports_the_time_the_students_code_took(tmp_path, fast_settings):
+    slow = reference_file("numpy_nn.py") + (
+        b"\n_orig_backward = ReLU.backward\n"
+        b"def _slow_backward(self, *a, **k):\n    import time\n    time.sleep(0.3)\n    return _orig_backward(self, *a, **k)\n"
+        b"ReLU.backward = _slow_backward\n")
+    z = make_zip(tmp_path / "slow.zip", {"numpy_nn.py": slow})
+    result = grade_submission(zip_path=z, assignment="rpz-cnn", settings=fast_settings,
+                              only=["numpy_nn.ReLU.backward", "numpy_nn.Linear.forward", "pytorch_cnn.MyNet.build"])
+    by_id = {c.id: c for c in result.checks}
+    assert by_id["numpy_nn.ReLU.backward"].status is CheckStatus.PASSED
+    assert by_id["numpy_nn.ReLU.backward"].seconds >= 0.3
+    assert by_id["numpy_nn.Linear.forward"].seconds is not None and by_id["numpy_nn.Linear.forward"].seconds < 0.3
+    assert by_id["pytorch_cnn.MyNet.build"].seconds is None  # pytorch_cnn.py is missing: nothing ran
+    d = result.to_dict()
+    mynet = next(c for c in d["checks"] if c["id"] == "pytorch_cnn.MyNet.build")
+    assert "seconds" not in mynet
+    assert GradeResult.from_dict(json.loads(result.to_json())) == result
+    from grader.report import render_text
+
+    assert any(line.rstrip().endswith(" s") and "numpy_nn.ReLU.backward" in line for line in render_text(result).splitlines())

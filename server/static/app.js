@@ -51,7 +51,7 @@ function renderReport(box, s) {
   box.append(sum);
   const t = el("table", {id: "checks"});
   const head = el("tr");
-  for (const h of ["Check", "Target", "Result", "Points", "Message"]) head.append(el("th", {}, h));
+  for (const h of ["Check", "Target", "Result", "Points", "Time", "Message"]) head.append(el("th", {}, h));
   const thead = el("thead");
   thead.append(head);
   t.append(thead);
@@ -59,7 +59,9 @@ function renderReport(box, s) {
   for (const c of r.checks) {
     const tr = el("tr", {class: "check-" + c.status});
     tr.append(el("td", {}, c.id), el("td", {}, c.target), el("td", {}, c.status),
-              el("td", {}, `${c.points} / ${c.max_points}`), el("td", {class: "msg"}, c.message));
+              el("td", {}, `${c.points} / ${c.max_points}`),
+              el("td", {class: "secs"}, c.seconds === undefined || c.seconds === null ? "" : `${c.seconds.toFixed(2)} s`),
+              el("td", {class: "msg"}, c.message));
     body.append(tr);
   }
   t.append(body);
