@@ -17,7 +17,19 @@ unaffected by the grading load.
 
     .venv/bin/python bench/load.py [--students 50] [--per-student 4] [--workers 2] [--variant numpy|nofin]
 
-Figures: see the docstring's tail, updated with each recorded run.
+Figures (idle 2-core VM, 2026-11-23; cpus=1 per grading, 4 viewers thinking 0.25 s):
+  --variant nofin (numpy layers + MyNet on 10,000 images, ~9 s per grading; 16 minutes busy):
+    uploads 200 accepted, p50 482 ms, p95 1061 ms (50 at once against 2 x 4 gunicorn threads);
+    200 of 200 graded, each in one attempt, no extra rows: nothing lost; 12.4 submissions/min;
+    leaderboard        idle p50 23.0 / p95 27.9 ms, busy p50 16.1 / p95 30.5 ms (busy/idle p95 1.09)
+    leaderboard.json   idle p50 21.6 / p95 25.7 ms, busy p50 15.5 / p95 28.6 ms (1.11)
+    submission         idle p50  5.6 / p95  7.3 ms, busy p50  5.0 / p95 10.2 ms (1.40)
+    submission.json    idle p50  4.8 / p95  6.1 ms, busy p50  4.5 / p95 11.0 ms (1.81)
+  --variant numpy (default; ~0.3 s per grading, so results arrive 6 per second for 32 s):
+    200 of 200 graded in one attempt, 370 submissions/min; leaderboard p95 39.7 ms idle, 39.8 ms busy;
+    leaderboard.json 30.4 / 43.8 ms; submission 8.6 / 15.1 ms; submission.json 6.4 / 15.1 ms.
+  Before the incremental leaderboard cache, Python-built rows and the gradings' low CPU weight (same
+  script, numpy, under other load): leaderboard busy p50 480 ms, p95 800 ms; leaderboard.json p95 735 ms.
 """
 
 from __future__ import annotations
