@@ -16,6 +16,7 @@ busy with the busy/idle ratio. Targets (issue 4): nothing lost, leaderboard p95 
 unaffected by the grading load.
 
     .venv/bin/python bench/load.py [--students 50] [--per-student 4] [--workers 2] [--variant numpy|nofin]
+                                   [--database sqlite|postgres]
 
 Figures (idle 2-core VM, 2026-11-23; cpus=1 per grading, 4 viewers thinking 0.25 s):
   --variant nofin (numpy layers + MyNet on 10,000 images, ~9 s per grading; 16 minutes busy):
@@ -169,6 +170,7 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=30.0)
     ap.add_argument("--variant", choices=sorted(OMIT), default="numpy",
                     help="numpy: the numpy part of rpz-cnn (~1 s of grading); nofin: also MyNet (~10 s)")
+    ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--limits", default="cpus=1")
     ap.add_argument("--timeout", type=float, default=3600.0)
     args = ap.parse_args()
@@ -180,7 +182,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="autograder-load-") as tmp_s:
         tmp = Path(tmp_s)
         data = build_submission_zip("rpz-cnn", tmp / "submission.zip", omit=OMIT[args.variant]).read_bytes()
-        stack = Stack(tmp=tmp / "stack", workers=args.workers, limits=args.limits)
+        stack = Stack(tmp=tmp / "stack", workers=args.workers, limits=args.limits, database=args.database)
         stack.tmp.mkdir()
         samples = Samples()
         stop = threading.Event()
@@ -188,7 +190,7 @@ def main() -> int:
         own: dict[str, int] = {}  # viewer -> the id of one of their own submissions
         try:
             stack.start(seed=course.seed)
-            print(f"stack up: {args.workers} workers, web at {stack.base_url}; {total} submissions of "
+            print(f"stack up: {args.workers} workers, web at {stack.base_url}, {args.database}; {total} submissions of "
                   f"{len(data) / 2**10:.0f} KiB ({args.variant}) from {args.students} students", flush=True)
             # Each viewer has one earlier submission of their own to look at (graded before the idle phase).
             for i, name in enumerate(course.viewer_names):

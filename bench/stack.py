@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -46,14 +47,18 @@ class Stack:
     workers: int
     limits: str = ""
     web_workers: int = 2
+    database: str = "sqlite"
+    """"sqlite" (a file in `tmp`) or "postgres" (a throw-away server from Debian's binaries, fsync on)."""
     redis_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     token: str = ""
+    pg_root: Path | None = None
+    pg_url: str = ""
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.tmp / 'web' / 'autograder.sqlite3'}"
+        return self.pg_url or f"sqlite:///{self.tmp / 'web' / 'autograder.sqlite3'}"
 
     @property
     def base_url(self) -> str:
@@ -85,6 +90,8 @@ class Stack:
         """A database with the student `bench` (API token in `token`) and rpz-cnn; `seed(db_url)` may add more;
         then redis, the web app and the workers, waiting until every worker has reported in."""
         (self.tmp / "web").mkdir(parents=True)
+        if self.database == "postgres":
+            self.start_postgres()
         env = self.web_env()
         for argv in (cli("db", "upgrade"), cli("users", "add", "bench", "--password", "bench-pass-1")):
             subprocess.run(argv, env=env, check=True, capture_output=True, cwd=ROOT, timeout=120)
@@ -105,6 +112,17 @@ class Stack:
         for n in range(1, self.workers + 1):
             self.spawn(f"worker{n}", cli("worker", "--hostname", f"bench{n}@%h"), self.worker_env(n))
         self.wait_workers()
+
+    def start_postgres(self) -> None:
+        from tests.server.pg import init_cluster, wait_ready
+
+        # Outside `tmp`: PostgreSQL runs as the postgres user, who cannot enter root's private folders.
+        self.pg_root = Path(tempfile.mkdtemp(prefix="autograder-bench-pg-"))
+        cluster = init_cluster(self.pg_root, free_port(), fsync=True)
+        self.spawn("postgres", cluster.argv, dict(os.environ))
+        wait_port(cluster.port, timeout=60.0)
+        wait_ready(cluster.url)
+        self.pg_url = cluster.url
 
     def wait_workers(self, timeout: float = 120.0) -> None:
         from sqlalchemy import create_engine, func, select
@@ -159,3 +177,5 @@ class Stack:
                     p.wait(timeout=10)
                 except ProcessLookupError:
                     pass
+        if self.pg_root is not None:
+            shutil.rmtree(self.pg_root, ignore_errors=True)

@@ -6,25 +6,16 @@ Skipped when the postgresql binaries or the psycopg driver are missing. Runs the
 
 from __future__ import annotations
 
-import glob
 import os
-import pwd
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.server.pg import PostgresUnavailable, init_cluster, wait_ready
+
 pytestmark = [pytest.mark.integration]
-
-
-def _bin(name: str) -> str | None:
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if isinstance(found, list):
-        return found[-1] if found else None
-    return found
 
 
 @pytest.fixture
@@ -38,45 +29,17 @@ def cleanup():
 @pytest.fixture
 def pg_url(tmp_path, h, cleanup, procs):
     pytest.importorskip("psycopg")
-    initdb, postgres = _bin("initdb"), _bin("postgres")
-    if not initdb or not postgres:
-        pytest.skip("PostgreSQL binaries are not installed")
     # Not under pytest's tmp_path: that is private to root, and PostgreSQL must not run as root.
     root = Path(tempfile.mkdtemp(prefix="autograder-pg-"))
     cleanup.append(root)
-    data, sock = root / "pgdata", root / "pgsock"
-    sock.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        try:
-            pw = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no postgres user")
-        for p in (root, sock):
-            os.chown(p, pw.pw_uid, pw.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "autograder", "--no-sync"],
-                   check=True, capture_output=True, timeout=120)
-    port = h.free_port()
-    p = h.Proc("postgres", [*prefix, postgres, "-D", str(data), "-p", str(port), "-k", str(sock),
-                            "-h", "127.0.0.1", "-c", "fsync=off"], dict(os.environ), tmp_path / "pg.log")
-    procs.append(p.start())
-    h.wait_port(port, timeout=60)
-    url = f"postgresql+psycopg://autograder@127.0.0.1:{port}/postgres"
-    import sqlalchemy as sa
-
-    end = time.monotonic() + 30
-    while True:
-        try:
-            e = sa.create_engine(url)
-            with e.connect():
-                pass
-            e.dispose()
-            break
-        except sa.exc.OperationalError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.3)
+    try:
+        cluster = init_cluster(root, h.free_port())
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    procs.append(h.Proc("postgres", cluster.argv, dict(os.environ), tmp_path / "pg.log").start())
+    h.wait_port(cluster.port, timeout=60)
+    wait_ready(cluster.url)
+    url = cluster.url
     return url
 
 
