@@ -29,6 +29,10 @@ Figures (idle 2-core VM, 2026-11-23; cpus=1 per grading, 4 viewers thinking 0.25
   --variant numpy (default; ~0.3 s per grading, so results arrive 6 per second for 32 s):
     200 of 200 graded in one attempt, 370 submissions/min; leaderboard p95 39.7 ms idle, 39.8 ms busy;
     leaderboard.json 30.4 / 43.8 ms; submission 8.6 / 15.1 ms; submission.json 6.4 / 15.1 ms.
+  --database postgres --variant numpy (PostgreSQL 15 from Debian, fsync on, same machine):
+    200 of 200 graded in one attempt, 309 submissions/min; uploads p50 331 / p95 571 ms;
+    leaderboard p95 29.5 ms idle, 49.7 ms busy; leaderboard.json 25.3 / 68.2 ms;
+    submission 8.6 / 22.2 ms; submission.json 7.2 / 27.6 ms (the database server shares the 2 cores).
   Before the incremental leaderboard cache, Python-built rows and the gradings' low CPU weight (same
   script, numpy, under other load): leaderboard busy p50 480 ms, p95 800 ms; leaderboard.json p95 735 ms.
 """
