@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from server.models import User
+from server.models import Assignment, User
+from server.services.assignments import get_assignment
 from server.services.submissions import Dispatch, fmt_bytes, too_large_message
 from server.settings import ServerSettings
 
@@ -62,6 +63,13 @@ def dispatch() -> Dispatch:
 
 def user() -> User:
     return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
+
+
+def assignment_or_404(name: str) -> Assignment:
+    a = get_assignment(db(), name)
+    if a is None:
+        abort(404)
+    return a
 
 
 def instructor_required(view: F) -> F:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, abort, g, request, url_for
 
 from server import web
-from server.models import Assignment, User
+from server.models import User
 from server.services import accounts
 from server.services import assignments as assignment_svc
 from server.services import leaderboard as lb
@@ -36,13 +36,6 @@ def _user() -> User:
     return cast(User, g.api_user)
 
 
-def _assignment(name: str) -> Assignment:
-    a = assignment_svc.get_assignment(web.db(), name)
-    if a is None:
-        abort(404)
-    return a
-
-
 @bp.get("/openapi.json")
 def openapi() -> Any:
     return OPENAPI
@@ -62,7 +55,7 @@ def assignments() -> Any:
 @bp.post("/assignments/<name>/submissions")
 @token_required
 def upload(name: str) -> Any:
-    a = _assignment(name)
+    a = web.assignment_or_404(name)
     g.upload_limit = a.max_upload_bytes
     if request.content_length is not None and request.content_length > a.max_upload_bytes + 64 * 1024:
         return {"error": svc.too_large_message(a.max_upload_bytes), "limit_bytes": a.max_upload_bytes}, 413
@@ -103,7 +96,7 @@ def submission(submission_id: int) -> Any:
 @bp.get("/assignments/<name>/leaderboard")
 @token_required
 def leaderboard(name: str) -> Any:
-    return lb.board(web.db(), _assignment(name), _user())
+    return lb.board(web.db(), web.assignment_or_404(name), _user())
 
 
 _SUB = {"type": "object", "properties": {

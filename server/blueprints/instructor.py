@@ -9,20 +9,13 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 
 from server import web
 from server.forms import ActionForm, AssignmentSettingsForm, CreateAssignmentForm, RosterForm
-from server.models import Assignment, SubmissionStatus
+from server.models import SubmissionStatus
 from server.services import accounts, reports
 from server.services import assignments as assignment_svc
 from server.services import submissions as svc
 
 bp = Blueprint("instructor", __name__, url_prefix="/instructor")
 MiB = 2**20
-
-
-def _assignment(name: str) -> Assignment:
-    a = assignment_svc.get_assignment(web.db(), name)
-    if a is None:
-        abort(404)
-    return a
 
 
 def _aware(d: datetime | None) -> datetime | None:
@@ -67,7 +60,7 @@ def create_assignment() -> Any:
 @bp.route("/assignments/<name>/settings", methods=["GET", "POST"])
 @web.instructor_required
 def assignment_settings(name: str) -> Any:
-    a = _assignment(name)
+    a = web.assignment_or_404(name)
     form = AssignmentSettingsForm(obj=None if request.method == "POST" else a)
     if request.method == "GET":
         form.opens_at.data, form.closes_at.data = _naive(a.opens_at), _naive(a.closes_at)
@@ -134,7 +127,7 @@ def regrade_one(submission_id: int) -> Any:
 def regrade_many(name: str) -> Any:
     if not ActionForm().validate_on_submit():
         abort(400)
-    a = _assignment(name)
+    a = web.assignment_or_404(name)
     student = (request.form.get("student") or "").strip()
     who = None
     if student:
@@ -161,7 +154,7 @@ def regrade_json(regrade_id: int) -> Any:
 @bp.get("/assignments/<name>/report")
 @web.instructor_required
 def report(name: str) -> Any:
-    a = _assignment(name)
+    a = web.assignment_or_404(name)
     rows = reports.report(web.db(), a, flag_min_uploads=web.settings().flag_min_uploads)
     charts = [reports.svg_bars(reports.score_histogram(rows), title="Counted score distribution"),
               reports.svg_bars(reports.uploads_per_day(web.db(), a), title="Uploads per day (UTC)")]
@@ -171,7 +164,7 @@ def report(name: str) -> Any:
 @bp.get("/assignments/<name>/report.csv")
 @web.instructor_required
 def report_csv(name: str) -> Any:
-    a = _assignment(name)
+    a = web.assignment_or_404(name)
     rows = reports.report(web.db(), a, flag_min_uploads=web.settings().flag_min_uploads)
     return Response(reports.to_csv(rows), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{a.name}-report.csv"'})

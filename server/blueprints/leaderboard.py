@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, render_template, request
 from flask_login import login_required
 from markupsafe import Markup, escape
 
 from server import web
-from server.services import assignments as assignment_svc
 from server.services import leaderboard as svc
 
 bp = Blueprint("leaderboard", __name__)
@@ -18,9 +17,7 @@ bp = Blueprint("leaderboard", __name__)
 @bp.get("/assignments/<name>/leaderboard")
 @login_required
 def page(name: str) -> Any:
-    a = assignment_svc.get_assignment(web.db(), name)
-    if a is None:
-        abort(404)
+    a = web.assignment_or_404(name)
     board = svc.board(web.db(), a, web.user())
     return render_template("leaderboard/page.html", a=a, board=board, rows_html=rows_html(board))
 
@@ -28,9 +25,7 @@ def page(name: str) -> Any:
 @bp.get("/assignments/<name>/leaderboard.json")
 @login_required
 def data(name: str) -> Any:
-    a = assignment_svc.get_assignment(web.db(), name)
-    if a is None:
-        abort(404)
+    a = web.assignment_or_404(name)
     etag = svc.etag(web.db(), a, web.user())
     headers = {"ETag": f'"{etag}"', "Cache-Control": "private, no-cache"}
     if etag in request.if_none_match:  # the live page polls every few seconds: most polls change nothing

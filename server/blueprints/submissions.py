@@ -19,13 +19,6 @@ bp = Blueprint("submissions", __name__)
 FORM_OVERHEAD = 64 * 1024
 
 
-def _assignment(name: str) -> Assignment:
-    a = assignment_svc.get_assignment(web.db(), name)
-    if a is None:
-        abort(404)
-    return a
-
-
 def _visible(submission_id: int) -> Any:
     try:
         sub = svc.visible_submission(web.db(), web.user(), submission_id)
@@ -47,7 +40,7 @@ def index() -> Any:
 @bp.get("/assignments/<name>")
 @login_required
 def assignment(name: str) -> Any:
-    a = _assignment(name)
+    a = web.assignment_or_404(name)
     return _assignment_page(a, UploadForm(), None, 200)
 
 
@@ -65,7 +58,7 @@ def _assignment_page(a: Assignment, form: UploadForm, error: str | None, code: i
 @web.csrf.exempt
 @login_required
 def upload(name: str) -> Any:
-    a = _assignment(name)
+    a = web.assignment_or_404(name)
     g.upload_limit = a.max_upload_bytes
     if request.content_length is not None and request.content_length > a.max_upload_bytes + FORM_OVERHEAD:
         return _refused(a, svc.UploadRefused(svc.too_large_message(a.max_upload_bytes), 413))
