@@ -210,3 +210,17 @@ def h() -> Any:
         Proc=Proc, redis_proc=redis_proc, cli=cli, make_settings=make_settings, PASSWORDS=PASSWORDS,
         PROJECT=PROJECT,
     )
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless, through Playwright (skipped where either is missing)."""
+    from tests.server.browser import ARGS, CHROMIUM
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()

@@ -7,17 +7,15 @@ instructor page.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.server.browser import log_in, serve_embedded
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 GRADING_TIMEOUT_MS = 900_000  # one full grading: ~1 min on an idle 2-core box, minutes when shared
 
 
@@ -32,36 +30,7 @@ def reference_zip(dest: Path) -> Path:
 
 @pytest.fixture
 def served(tmp_path, h, procs) -> str:
-    port = h.free_port()
-    env = dict(os.environ, AUTOGRADER_INSTANCE_DIR=str(tmp_path / "instance"), PYTHONUNBUFFERED="1")
-    for k in ("AUTOGRADER_DATABASE_URL", "AUTOGRADER_BROKER_URL", "AUTOGRADER_INTERNAL_URL"):
-        env.pop(k, None)
-    p = h.Proc("serve", h.cli("serve", "--port", str(port)), env, tmp_path / "serve.log").start()
-    procs.append(p)
-    try:
-        h.wait_port(port, timeout=600)
-    except TimeoutError:
-        pytest.fail("autograder serve did not start:\n" + p.output())
-    return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-def log_in(page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/auth/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    return serve_embedded(tmp_path, h, procs, timeout=600)  # prepares the hidden data on first start
 
 
 def test_student_and_instructor_in_chromium(served, browser, tmp_path):
