@@ -40,8 +40,6 @@ Figures (idle 2-core VM, 2026-11-23; cpus=1 per grading, 4 viewers thinking 0.25
 from __future__ import annotations
 
 import argparse
-import http.cookiejar
-import re
 import sys
 import tempfile
 import threading
@@ -57,10 +55,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.stack import Stack  # noqa: E402
+from tests.server.browser import HttpSession  # noqa: E402
 
 OMIT = {"numpy": ["pytorch_cnn.py", "model.pt", "finetuned.pt"], "nofin": ["finetuned.pt"]}
 VIEWER_PASSWORD = "load-viewer-pass-1"
-CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 
 @dataclass
@@ -102,24 +100,12 @@ class Course:
             engine.dispose()
 
 
-class Browser:
-    """One logged-in student: a cookie jar and timed GETs."""
+class Browser(HttpSession):
+    """One logged-in student reading pages, each read timed."""
 
     def __init__(self, base: str, username: str) -> None:
-        self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        page = self.get_text("/auth/login")
-        m = CSRF.search(page)
-        assert m, "no CSRF token on the login page"
-        body = urllib.parse.urlencode({"username": username, "password": VIEWER_PASSWORD,
-                                       "csrf_token": m.group(1) or m.group(2)}).encode()
-        with self.opener.open(f"{base}/auth/login", data=body, timeout=30) as r:
-            if "/auth/login" in r.geturl():
-                raise RuntimeError(f"{username} could not log in")
-
-    def get_text(self, path: str) -> str:
-        with self.opener.open(self.base + path, timeout=30) as r:
-            return r.read().decode()
+        super().__init__(base)
+        self.login(username, VIEWER_PASSWORD)
 
     def timed(self, path: str) -> float:
         t = time.perf_counter()

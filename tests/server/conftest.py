@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -33,13 +32,11 @@ from server.services import accounts  # noqa: E402
 from server.services.assignments import ensure_assignment  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
 from server.web import runtime  # noqa: E402
-from tests.server.ports import free_port, wait_port
+from tests.server.browser import csrf_of  # noqa: E402
+from tests.server.ports import free_port, wait_port  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"teacher": "teacher-pass-1", "alice": "alice-pass-1", "bob": "bob-pass-1"}
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
-
-
 def make_settings(root: Path, **changes: Any) -> ServerSettings:
     s = ServerSettings(
         instance_dir=root, database_url=f"sqlite:///{root / 'autograder.sqlite3'}",
@@ -76,12 +73,6 @@ def db(app: Flask) -> Iterator[Any]:
 
     with Session(runtime(app).engine) as s:
         yield s
-
-
-def csrf_of(html: str) -> str:
-    m = CSRF_RE.search(html)
-    assert m, "no CSRF token in the page"
-    return m.group(1) or m.group(2)
 
 
 def login(client: FlaskClient, username: str, password: str | None = None) -> Any:

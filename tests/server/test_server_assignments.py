@@ -12,70 +12,30 @@ from __future__ import annotations
 import html
 import io
 import json
-import re
-import secrets
 import time
-import urllib.parse
-import urllib.request
 import zipfile
 from collections.abc import Iterator
-from http.cookiejar import CookieJar
 from typing import Any
 
 import pytest
 
 from grader.assignments import load_assignment
 from grader.selftest import load_mutants, mutate, reference_files
+from tests.server.browser import HttpSession
 from tests.server.stack import Stack, start_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.sandbox]
 
 ASSIGNMENTS = ("nd-hw04", "gt-hw5", "cmu-16720-hw5", "a4-digits")
 FINAL = {"graded", "rejected", "error"}
-SUBMISSION_URL = re.compile(r"/submissions/(\d+)$")
 
 
-class Browser:
-    """One user's session against the web app: cookies, CSRF tokens from the forms, redirects followed."""
+class Browser(HttpSession):
+    """A user of this file's stack (see HttpSession), who can wait for a submission's final state."""
 
     def __init__(self, stack: Stack) -> None:
+        super().__init__(stack.base)
         self.stack = stack
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-
-    def get(self, path: str) -> tuple[str, str]:
-        """The page's text and its final URL."""
-        with self.opener.open(self.stack.base + path, timeout=60) as r:
-            return r.read().decode(), r.geturl()
-
-    def post(self, path: str, body: bytes, content_type: str) -> tuple[str, str]:
-        req = urllib.request.Request(self.stack.base + path, data=body, headers={"Content-Type": content_type})
-        with self.opener.open(req, timeout=120) as r:
-            return r.read().decode(), r.geturl()
-
-    def submit_form(self, page: str, path: str, fields: dict[str, str]) -> tuple[str, str]:
-        """POST a urlencoded form from `page` (whose CSRF token it sends along)."""
-        token = self.stack.h.csrf_of(self.get(page)[0])
-        body = urllib.parse.urlencode({"csrf_token": token, **fields}).encode()
-        return self.post(path, body, "application/x-www-form-urlencoded")
-
-    def login(self, username: str) -> Browser:
-        _, url = self.submit_form("/auth/login", "/auth/login",
-                                  {"username": username, "password": self.stack.h.PASSWORDS[username]})
-        assert not url.endswith("/auth/login"), f"{username} could not log in"
-        return self
-
-    def upload(self, assignment: str, data: bytes, filename: str) -> int:
-        """Upload a zip with the assignment page's form; the new submission's id."""
-        token = self.stack.h.csrf_of(self.get(f"/assignments/{assignment}")[0])
-        boundary = secrets.token_hex(16)
-        body = b"".join([
-            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'.encode(),
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            "Content-Type: application/zip\r\n\r\n".encode(), data, b"\r\n", f"--{boundary}--\r\n".encode()])
-        text, url = self.post(f"/assignments/{assignment}/upload", body, f"multipart/form-data; boundary={boundary}")
-        m = SUBMISSION_URL.search(url)
-        assert m, f"the upload did not lead to a submission page ({url}): {text[:2000]}"
-        return int(m.group(1))
 
     def wait_final(self, sid: int, timeout: float = 300.0) -> dict[str, Any]:
         end = time.monotonic() + timeout
@@ -114,12 +74,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, h: Any) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def teacher(stack: Stack) -> Browser:
-    return Browser(stack).login("teacher")
+    return Browser(stack).login("teacher", stack.h.PASSWORDS["teacher"])
 
 
 @pytest.fixture(scope="module")
 def alice(stack: Stack) -> Browser:
-    return Browser(stack).login("alice")
+    return Browser(stack).login("alice", stack.h.PASSWORDS["alice"])
 
 
 def create_assignment(teacher: Browser, name: str) -> None:
