@@ -12,6 +12,16 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def env_flag(raw: str | None, *, default: bool) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off (any case); unset or anything else is `default`."""
+    value = (raw or "").strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    return default
+
+
 @dataclass(frozen=True, slots=True)
 class GraderSettings:
     hidden_data: Path
@@ -50,7 +60,7 @@ class GraderSettings:
             python=Path(get("SANDBOX_PYTHON", sys.executable)),
             bwrap=get("BWRAP", "bwrap"),
             limit_overrides=_parse_limits(get("LIMITS", "")),
-            require_sandbox=get("REQUIRE_SANDBOX", "true").strip().lower() not in {"0", "false", "no", "off"},
+            require_sandbox=env_flag(env.get("AUTOGRADER_REQUIRE_SANDBOX"), default=True),
         )
 
     def with_(self, **changes: object) -> GraderSettings:

@@ -252,6 +252,7 @@ def ensure_demo(session: Any) -> list[tuple[str, str, str]]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
+    from grader.settings import env_flag
     from server import create_app
     from server.settings import ServerSettings
     from server.sweeper import start_sweeper
@@ -260,7 +261,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}"
     settings = base.with_(
         internal_url=os.environ.get("AUTOGRADER_INTERNAL_URL", f"http://127.0.0.1:{args.port}"),
-        secure_cookies=os.environ.get("AUTOGRADER_SECURE_COOKIES", "false").lower() in {"1", "true", "yes"},
+        secure_cookies=env_flag(os.environ.get("AUTOGRADER_SECURE_COOKIES"), default=False),  # plain http locally
     )
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     from server.worker_preflight import check_worker_host

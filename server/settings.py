@@ -14,12 +14,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from grader.settings import env_flag
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MiB = 2**20
-
-
-def _bool(v: str) -> bool:
-    return v.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _persistent_secret(path: Path) -> str:
@@ -92,7 +90,7 @@ class ServerSettings:
             if raw is None:
                 continue
             kind = type(f.default)
-            values[f.name] = _bool(raw) if kind is bool else kind(raw)
+            values[f.name] = env_flag(raw, default=f.default) if kind is bool else kind(raw)
         return cls(**values)
 
     def with_(self, **changes: Any) -> ServerSettings:

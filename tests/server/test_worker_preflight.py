@@ -76,3 +76,18 @@ def test_cgroup_v1_or_a_non_root_group_is_left_alone(tmp_path):
     me.write_text("0::/system.slice/worker.service\n")
     assert leave_cgroup_namespace_root(tmp_path, me) is False
     assert not (tmp_path / "worker").exists()
+
+
+def test_on_off_settings_read_the_same_everywhere(tmp_path):
+    from grader.settings import env_flag
+    from server.settings import ServerSettings
+
+    for raw in ("1", "true", "YES", " on "):
+        assert env_flag(raw, default=False) is True
+    for raw in ("0", "False", "no", "OFF"):
+        assert env_flag(raw, default=True) is False
+    assert env_flag(None, default=True) is True and env_flag("maybe", default=False) is False
+    base = {"AUTOGRADER_INSTANCE_DIR": str(tmp_path)}
+    assert ServerSettings.from_env(base).secure_cookies is True
+    assert ServerSettings.from_env({**base, "AUTOGRADER_SECURE_COOKIES": "off"}).secure_cookies is False
+    assert ServerSettings.from_env({**base, "AUTOGRADER_SECURE_COOKIES": "yes"}).secure_cookies is True
