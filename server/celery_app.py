@@ -6,6 +6,7 @@ post progress and results back (no database credentials, no shared disk).
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,9 +25,7 @@ def result_backend_for(broker_url: str) -> str:
     Redis, or for the embedded SQLite broker a SQLite file beside it (Celery's database backend; a
     file of its own so that state writes never wait on the broker's locks)."""
     if broker_url.startswith("sqla+sqlite:///"):
-        path = broker_url.removeprefix("sqla+sqlite:///")
-        folder = path.rsplit("/", 1)[0] if "/" in path else "."
-        return f"db+sqlite:///{folder}/task-states.sqlite3"
+        return f"db+sqlite:///{PurePosixPath(broker_url.removeprefix('sqla+sqlite:///')).parent / 'task-states.sqlite3'}"
     if broker_url.startswith("sqla+"):
         return "db+" + broker_url.removeprefix("sqla+")
     return broker_url

@@ -84,7 +84,7 @@ def ranked(session: Session, assignment: Assignment, *, counts: str | None = Non
     counts = counts or assignment.leaderboard_counts
     database = str(session.get_bind().url)
     key = (database, assignment.id, counts, cutoff.isoformat() if cutoff else "", passed_only)
-    version = session.scalar(select(Assignment.lb_version).where(Assignment.id == assignment.id)) or 0
+    version = _version(session, assignment)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
     if hit is not None and hit.version == version:
@@ -107,6 +107,11 @@ def ranked(session: Session, assignment: Assignment, *, counts: str | None = Non
             _CACHE.clear()
         _CACHE[key] = _Cached(version, rows, full_at)
     return rows
+
+
+def _version(session: Session, assignment: Assignment) -> int:
+    """The assignment's leaderboard version as committed now (not as loaded with `assignment`)."""
+    return session.scalar(select(Assignment.lb_version).where(Assignment.id == assignment.id)) or 0
 
 
 def _order(r: Row) -> tuple[float, datetime, int]:
@@ -162,8 +167,7 @@ def hidden_for(assignment: Assignment, viewer: User, *, now: datetime | None = N
 def etag(session: Session, assignment: Assignment, viewer: User, *, now: float | None = None) -> str:
     """Changes whenever `board` for this viewer may: a new version, other settings, the deadline passing,
     and at least once a minute (the full re-ranking that picks up renamed students)."""
-    version = session.scalar(select(Assignment.lb_version).where(Assignment.id == assignment.id)) or 0
-    parts = (str(session.get_bind().url), assignment.id, version, viewer.id, viewer.role, assignment.title,
+    parts = (str(session.get_bind().url), assignment.id, _version(session, assignment), viewer.id, viewer.role, assignment.title,
              assignment.leaderboard_visibility, assignment.leaderboard_counts, assignment.challenge_deadline,
              hidden_for(assignment, viewer), int((time.time() if now is None else now) // FULL_EVERY_S))
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]

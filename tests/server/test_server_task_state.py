@@ -67,3 +67,12 @@ def test_task_state_shows_the_running_check_then_the_outcome(tmp_path, h, procs)
         assert done.state == "SUCCESS" and done.result == f"submission {sid}: graded"
     finally:
         app.close()
+
+
+def test_task_states_go_where_the_messages_go():
+    from server.celery_app import result_backend_for
+
+    assert result_backend_for("redis://:pw@redis:6379/0") == "redis://:pw@redis:6379/0"
+    assert result_backend_for("sqla+sqlite:////srv/inst/broker.sqlite3") == "db+sqlite:////srv/inst/task-states.sqlite3"
+    assert result_backend_for("sqla+sqlite:///broker.sqlite3") == "db+sqlite:///task-states.sqlite3"
+    assert result_backend_for("sqla+postgresql://u@db/broker") == "db+postgresql://u@db/broker"
