@@ -273,9 +273,14 @@ def test_load_hidden_shapes_dtypes_labels(prepared: tuple[GraderSettings, list[s
         assert hs.images.shape == (2 * PER_CLASS, 3, 96, 96) and hs.images.dtype == np.uint8
         assert hs.labels.tolist() == [0] * PER_CLASS + [1] * PER_CLASS and hs.classes == ("cat", "dog")
         assert not hs.labels.flags.writeable and not hs.images.flags.writeable
-    perms = {tuple(fashion.permutation()[:20]) for _ in range(3)}
-    assert len(perms) == 3  # a fresh order per run
-    assert sorted(fashion.permutation()) == list(range(10_000))
+    runs = [fashion.for_sandbox() for _ in range(3)]
+    assert len({tuple(labels[:40]) for _, labels in runs}) == 3  # a fresh order per run
+    for images, labels in runs:
+        assert images.shape == fashion.images.shape and images.dtype == np.uint8
+        assert sorted(labels) == sorted(fashion.labels) and not labels.flags.writeable
+    exact, exact_labels = fashion.for_sandbox(dither=0)
+    order = np.lexsort(exact.reshape(len(exact), -1).T)  # dither=0: the same images, only reordered
+    assert np.array_equal(exact[order], fashion.images[np.lexsort(fashion.images.reshape(10_000, -1).T)])
 
 
 @needs_debian

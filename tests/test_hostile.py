@@ -3,6 +3,7 @@ with a correct, clear report and the host left as it was."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import subprocess
@@ -349,3 +350,69 @@ a.close(); b.close()
     msg = check(result, "numpy_nn.Linear.forward").message
     assert "RESULTS=" in msg, msg
     assert "allowed" not in msg, msg
+
+
+LOOKUP_CLASSIFY = '''
+
+import hashlib as _hashlib
+
+
+def _keys(img):
+    """Three keys of one image: its exact bytes, its zero mask, a coarse quantization (8 levels)."""
+    u8 = (img * 255).round().to(torch.uint8).numpy()
+    return [_hashlib.sha1(a.tobytes()).hexdigest()[:16] for a in (u8, u8 > 0, u8 // 32)]
+
+
+_honest_classify = classify
+
+
+def classify(model, x):
+    """Looks each image up in a table of the public test set; the network's answer when it is not there."""
+    out = _honest_classify(model, x)
+    for i, img in enumerate(x):
+        found = [TABLE[k] for k in _keys(img) if k in TABLE]
+        if found:
+            out[i] = found[0]
+    return out
+
+
+TABLE = {table!r}
+'''
+
+
+@pytest.mark.slow
+def test_lookup_table_of_the_public_test_set_gains_nothing(grade, fast_settings):
+    """FashionMNIST's test set and labels are public: a classify() that looks each image up in a table keyed by
+    its bytes (or zero mask, or coarse quantization) and falls back to its network would score 100 % on
+    bit-exact images. The dither of every run leaves it its network's own accuracy (0.919)."""
+    import hashlib
+
+    import numpy as np
+    import torch
+
+    from grader.data import load_hidden
+
+    fashion = load_hidden(fast_settings, "fashion_mnist")
+    table: dict[str, int] = {}
+    for img, label in zip(fashion.images, fashion.labels, strict=True):
+        for a in (img, img > 0, img // 32):
+            table[hashlib.sha1(a.tobytes()).hexdigest()[:16]] = int(label)
+    source = reference_file("pytorch_cnn.py").decode() + LOOKUP_CLASSIFY.format(table=table)
+
+    # The cheat is real: on the images as they are (dither 0) the table gets every label right.
+    module: dict[str, object] = {"__name__": "pytorch_cnn"}
+    exec(compile(source, "pytorch_cnn.py", "exec"), module)  # noqa: S102 - our own test cheat, not student code
+    net = module["MyNet"]()
+    net.load_state_dict(torch.load(io.BytesIO(reference_file("model.pt")), weights_only=True))
+    net.eval()
+    images, labels = fashion.for_sandbox(dither=0)
+    with torch.no_grad():
+        predicted = module["classify"](net, torch.from_numpy(images[:2000]).float() / 255)
+    assert np.array_equal(predicted.numpy(), labels[:2000])
+
+    files = {"numpy_nn.py": reference_file("numpy_nn.py"), "pytorch_cnn.py": source,
+             "model.pt": reference_file("model.pt")}
+    result = grade(files)
+    assert check(result, "pytorch_cnn.classify").status is CheckStatus.PASSED  # no hit on the random inputs
+    assert check(result, "pytorch_cnn.MyNet.accuracy").status is CheckStatus.PASSED
+    assert 0.90 < result.metrics["mynet.accuracy"] < 0.93  # the network's own 0.919, not the table's 1.0

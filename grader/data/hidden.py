@@ -13,6 +13,10 @@ from grader.data.errors import DataUnavailable
 from grader.data.folders import list_image_folder, stat_digest
 from grader.settings import GraderSettings
 
+DITHER_LEVELS = 1
+"""Default dither of the hidden images a run shows the sandbox, in grey levels (0 shows them bit-exact)."""
+_DITHER_CHUNK = 256
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class HiddenSet:
@@ -29,9 +33,30 @@ class HiddenSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def permutation(self, rng: np.random.Generator | None = None) -> np.ndarray:
-        """A fresh random order for one run (OS entropy unless rng is given): show images[perm] only."""
-        return (rng or np.random.default_rng()).permutation(len(self.labels))
+    def for_sandbox(
+        self, *, dither: int = DITHER_LEVELS, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What one run may show the sandbox: (images, labels), both in a fresh random order (OS entropy unless
+        rng is given), every pixel moved by a random whole number of grey levels in -dither..+dither (clipped
+        to 0..255). The images go to the sandbox, the labels stay with the judge.
+
+        The public test sets' labels can be downloaded; the order makes a list of them in test-set order
+        worthless, the dither makes a table keyed by a public image's exact bytes, its zero mask or a coarse
+        quantization of it worthless. A real network does not notice (bench figures in the README).
+        """
+        rng = rng or np.random.default_rng()
+        perm = rng.permutation(len(self.labels))
+        images = np.empty(self.images.shape, np.uint8)
+        for start in range(0, len(perm), _DITHER_CHUNK):  # chunks: int16 copies stay small and in cache
+            chunk = self.images[perm[start:start + _DITHER_CHUNK]]
+            if dither:
+                noisy = chunk.astype(np.int16)
+                noisy += rng.integers(-dither, dither + 1, size=noisy.shape, dtype=np.int16)
+                chunk = np.clip(noisy, 0, 255, out=noisy)
+            images[start:start + _DITHER_CHUNK] = chunk
+        labels = self.labels[perm]
+        labels.setflags(write=False)
+        return images, labels
 
 
 def load_hidden(

@@ -17,14 +17,13 @@ Arguments: literals; lists of arguments; ``{ normal = [shape], scale, shift }``,
 ``{ randint = [shape], high }``, ``{ onehot = [n, k] }``, ``{ array = [[...]] }`` (all numpy, ``dtype`` optional);
 ``{ ref = "name" }``; ``{ fn = "name" }`` (a function of the student's module); ``{ dict = {...}, as = "name" }``
 and ``{ list = [...], as = "name" }`` (kept, so later steps can read what the student's code did to them);
-``{ tensor = <arg>, dtype = "int64" }``; ``{ data = "hidden set", scale, flatten, torch }`` (hidden images,
-shuffled afresh; only for kinds that hold the labels). Steps that read a value (call, method, item, attr) are
+``{ tensor = <arg>, dtype = "int64" }``; ``{ data = "hidden set", scale, flatten, torch, dither }`` (hidden
+images, shuffled and dithered afresh; only for kinds that hold the labels). Steps that read a value (call, method, item, attr) are
 compared with the reference unless ``check = false`` (only their shapes with ``shape = true``).
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,14 +139,17 @@ class Script:
 
     def _data(self, spec: dict[str, Any]) -> tuple[Any, str]:
         from grader.data import load_hidden
+        from grader.data.hidden import DITHER_LEVELS
 
         hidden = load_hidden(self.inputs.settings, spec["data"], **spec.get("load", {}))
-        perm = np.random.default_rng(secrets.randbits(128)).permutation(len(hidden.labels))
+        scale = float(spec.get("scale", 255.0))
+        # 8-bit images get the dither by default; others (sklearn digits: 0..16) only when the spec asks
+        images, labels = hidden.for_sandbox(dither=int(spec.get("dither", DITHER_LEVELS if scale == 255 else 0)))
         name = f"d{len(self.inputs.datasets)}"
-        self.inputs.add_dataset(name, hidden.images[perm])
-        self.hidden.append(HiddenPart(name=spec.get("label", spec["data"]), labels=hidden.labels[perm],
+        self.inputs.add_dataset(name, images)
+        self.hidden.append(HiddenPart(name=spec.get("label", spec["data"]), labels=labels,
                                       classes=len(hidden.classes)))
-        value = {"$data": name, "scale": float(spec.get("scale", 255.0)), "flatten": bool(spec.get("flatten")),
+        value = {"$data": name, "scale": scale, "flatten": bool(spec.get("flatten")),
                  "torch": bool(spec.get("torch")), "float64": bool(spec.get("float64"))}
         return value, f"the hidden {spec.get('label', spec['data'])} images"
 

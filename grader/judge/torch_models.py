@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import numpy as np
@@ -175,22 +174,23 @@ class TorchAccuracy:
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         from grader.data import load_hidden
+        from grader.data.hidden import DITHER_LEVELS
 
         p = check.params
         ops = _build_ops(p)
         ops += _load_ops(p) + [{"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"}]
         parts = []
-        fresh = np.random.default_rng(secrets.randbits(128))  # a new order every run, not judge-seed dependent
         for d in p["datasets"]:
             hidden = load_hidden(inputs.settings, d["hidden"], **d.get("load", {}))
-            perm = fresh.permutation(len(hidden.labels))
+            # a new order and dither every run (OS entropy), not dependent on the judge's seed
+            images, labels = hidden.for_sandbox(dither=int(d.get("dither", DITHER_LEVELS)))
             name = f"d{len(inputs.datasets)}"
-            inputs.add_dataset(name, hidden.images[perm])
+            inputs.add_dataset(name, images)
             ops.append({"op": "predict", "ref": "net", "fn_module": p["fn_module"], "fn": p["fn"], "data": name,
                         "batch": int(p.get("batch", 250)), "scale": 255.0,
-                        "what": f"{p['fn']}(model, x) on the hidden {d['label']} test set ({len(perm)} images)"})
+                        "what": f"{p['fn']}(model, x) on the hidden {d['label']} test set ({len(labels)} images)"})
             parts.append({"metric": d["metric"], "label": d["label"], "weight": float(d.get("weight", 1.0)),
-                          "labels": hidden.labels[perm], "classes": len(hidden.classes)})
+                          "labels": labels, "classes": len(hidden.classes)})
         return Plan(ops=ops, labels={"parts": parts}, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
