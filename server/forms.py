@@ -12,6 +12,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
 
@@ -54,6 +55,7 @@ class AssignmentSettingsForm(FlaskForm):
     upload_limit = IntegerField("Upload limit", validators=[DataRequired(), NumberRange(min=1, max=100000)])
     max_upload_mb = IntegerField("Max upload size (MB)", validators=[DataRequired(), NumberRange(min=1, max=100000)])
     leaderboard_visibility = SelectField("Leaderboard", choices=[
-        ("public", "public (names)"), ("anonymous", "anonymous nicknames"), ("hidden", "hidden until the deadline")])
-    leaderboard_counts = SelectField("Counted submission", choices=[("best", "best"), ("latest", "latest")])
+        SelectChoice("public", "public (names)"), SelectChoice("anonymous", "anonymous nicknames"),
+        SelectChoice("hidden", "hidden until the deadline")])
+    leaderboard_counts = SelectField("Counted submission", choices=[SelectChoice("best"), SelectChoice("latest")])
     bonus_points = StringField("Bonus by rank", validators=[DataRequired(), Length(max=100)])

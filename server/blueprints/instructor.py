@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from wtforms.fields.choices import SelectChoice
 
 from server import web
 from server.forms import ActionForm, AssignmentSettingsForm, CreateAssignmentForm, RosterForm
@@ -32,7 +33,7 @@ def dashboard() -> Any:
     s = web.db()
     form = CreateAssignmentForm()
     existing = {a.name for a in assignment_svc.list_assignment_rows(s)}
-    form.name.choices = [(n, n) for n in assignment_svc.available_specs() if n not in existing]
+    form.name.choices = [SelectChoice(n) for n in assignment_svc.available_specs() if n not in existing]
     regrades = [svc.regrade_progress(s, r.id) for r in svc.latest_regrades(s)]
     return render_template("instructor/dashboard.html", queue=svc.queue_overview(s), form=form,
                            assignments=assignment_svc.list_assignment_rows(s), regrades=regrades)
@@ -48,7 +49,7 @@ def queue_json() -> Any:
 @web.instructor_required
 def create_assignment() -> Any:
     form = CreateAssignmentForm()
-    form.name.choices = [(n, n) for n in assignment_svc.available_specs()]
+    form.name.choices = [SelectChoice(n) for n in assignment_svc.available_specs()]
     if form.validate_on_submit():
         try:
             assignment_svc.ensure_assignment(web.db(), form.name.data or "")
