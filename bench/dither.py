@@ -1,8 +1,9 @@
-"""What the per-run dither of the hidden images costs a real network: accuracy of the reference models on the
-bit-exact hidden sets vs. on `--runs` freshly dithered copies (`HiddenSet.for_sandbox()`, the images a
-grading shows the sandbox), and how close each model is to its pass threshold.
+"""What the dither of the hidden images costs a real network: accuracy of the reference models on the
+bit-exact hidden sets vs. on the copies dithered with `--keys` random dither keys (`HiddenSet.for_sandbox()`,
+the images a grading shows the sandbox; an installation has one key), and how close each model is to its pass
+threshold.
 
-    .venv/bin/python bench/dither.py [--runs 10]
+    .venv/bin/python bench/dither.py [--keys 10]
 
 Needs `autograder data prepare`. No sandbox: the reference code is trusted and runs in this process.
 """
@@ -10,9 +11,11 @@ Needs `autograder data prepare`. No sandbox: the reference code is trusted and r
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +95,7 @@ def accuracy(predict: Predict, images: np.ndarray, labels: np.ndarray, batch: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--keys", type=int, default=10)
     args = ap.parse_args()
     from grader.data import load_hidden
     from grader.settings import settings
@@ -104,12 +107,16 @@ def main() -> None:
     for name, sets, threshold, predict, batch in models():
         hidden = [(load_hidden(cfg, s), w) for s, w in sets]
         exact = sum(w * accuracy(predict, h.images, h.labels, batch) for h, w in hidden)
-        runs = [sum(w * accuracy(predict, *h.for_sandbox(), batch) for h, w in hidden) for _ in range(args.runs)]
+        runs = []
+        for _ in range(args.keys):
+            seeds = {h.name: secrets.token_bytes(32) for h, _ in hidden}
+            runs.append(sum(w * accuracy(predict, *replace(h, dither_seed=seeds[h.name]).for_sandbox(), batch)
+                            for h, w in hidden))
         delta = max(abs(r - exact) for r in runs)
         worst = max(worst, delta)
         print(f"{name:32} {exact:7.4f} {min(runs):8.4f} / {statistics.median(runs):.4f} / {max(runs):.4f}"
               f" {delta:11.4f} {threshold:9.2f}", flush=True)
-    print(f"largest change of a reference accuracy over {args.runs} dithered runs: {worst:.4f}")
+    print(f"largest change of a reference accuracy over {args.keys} dither keys: {worst:.4f}")
 
 
 if __name__ == "__main__":

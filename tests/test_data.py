@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -138,7 +139,9 @@ def test_idx_rejects_truncated_and_padded_files(tmp_path: Path) -> None:
 def test_prepare_builds_the_layout(prepared: tuple[GraderSettings, list[str]]) -> None:
     settings, _ = prepared
     hidden = settings.hidden_data
-    assert sorted(p.name for p in hidden.iterdir()) == ["arrays", "dogs_and_cats", "fashion_mnist"]
+    assert sorted(p.name for p in hidden.iterdir()) == ["arrays", "dither.key", "dogs_and_cats", "fashion_mnist"]
+    key = hidden / "dither.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
     assert sorted(p.name for p in (hidden / "dogs_and_cats").iterdir()) == ["aug", "new", "orig"]  # no train
     for part in ("orig", "aug", "new"):
         listing = list_image_folder(hidden / "dogs_and_cats" / part)
@@ -273,14 +276,23 @@ def test_load_hidden_shapes_dtypes_labels(prepared: tuple[GraderSettings, list[s
         assert hs.images.shape == (2 * PER_CLASS, 3, 96, 96) and hs.images.dtype == np.uint8
         assert hs.labels.tolist() == [0] * PER_CLASS + [1] * PER_CLASS and hs.classes == ("cat", "dog")
         assert not hs.labels.flags.writeable and not hs.images.flags.writeable
+
+    def by_content(images: np.ndarray) -> np.ndarray:
+        rows = images.reshape(len(images), -1)
+        return rows[np.lexsort(rows.T)]
+
     runs = [fashion.for_sandbox() for _ in range(3)]
     assert len({tuple(labels[:40]) for _, labels in runs}) == 3  # a fresh order per run
     for images, labels in runs:
         assert images.shape == fashion.images.shape and images.dtype == np.uint8
         assert sorted(labels) == sorted(fashion.labels) and not labels.flags.writeable
-    exact, exact_labels = fashion.for_sandbox(dither=0)
-    order = np.lexsort(exact.reshape(len(exact), -1).T)  # dither=0: the same images, only reordered
-    assert np.array_equal(exact[order], fashion.images[np.lexsort(fashion.images.reshape(10_000, -1).T)])
+    # the same dither every run (regrades agree, every student sees the same images), never the exact images
+    assert np.array_equal(by_content(runs[0][0]), by_content(runs[1][0]))
+    assert not np.array_equal(by_content(runs[0][0]), by_content(np.asarray(fashion.images)))
+    assert np.array_equal(by_content(fashion.for_sandbox(dither=0)[0]), by_content(np.asarray(fashion.images)))
+    # another installation's key gives other noise
+    other = dataclasses.replace(fashion, dither_seed=bytes(32))
+    assert not np.array_equal(by_content(other.for_sandbox()[0]), by_content(runs[0][0]))
 
 
 @needs_debian
@@ -369,6 +381,29 @@ def test_load_hidden_unprepared_says_what_to_do(tmp_path: Path) -> None:
         load_hidden(settings, "fashion_mnist")
     with pytest.raises(DataUnavailable, match=r"known sets: fashion_mnist, dogs_and_cats/orig"):
         load_hidden(settings, "cifar10")
+
+
+@needs_debian
+@needs_shared
+def test_dither_key_is_needed_and_never_replaced(prepared: tuple[GraderSettings, list[str]], tmp_path: Path) -> None:
+    settings, _ = prepared
+    key = settings.hidden_data / "dither.key"
+    before = key.read_bytes()
+    run_prepare(settings)
+    assert key.read_bytes() == before  # a second prepare keeps the key (and so the images gradings see)
+    copy = tmp_path / "copy"  # a worker's copy of hidden_data/ without the key
+    shutil.copytree(settings.hidden_data, copy, symlinks=True)
+    (copy / "dither.key").unlink()
+    elsewhere = settings.with_(hidden_data=copy)
+    with pytest.raises(DataUnavailable, match=r"dither.key is missing .*`autograder data prepare`"):
+        load_hidden(elsewhere, "fashion_mnist", check_fresh=False)
+    (copy / "dither.key").write_bytes(b"short")
+    with pytest.raises(DataUnavailable, match=r"too short to be a key"):
+        load_hidden(elsewhere, "fashion_mnist", check_fresh=False)
+    (copy / "dither.key").write_bytes(before)  # the same key: the same dither on every worker
+    a = load_hidden(elsewhere, "fashion_mnist", check_fresh=False)
+    b = load_hidden(settings, "fashion_mnist")
+    assert a.dither_seed == b.dither_seed != load_hidden(settings, "dogs_and_cats/orig").dither_seed
 
 
 @needs_debian

@@ -9,6 +9,7 @@ import numpy as np
 
 from grader.data.arrays import read_manifest
 from grader.data.catalog import ALL_SETS, PREPARE_HINT, arrays_dir, default_size
+from grader.data.dither_key import read_key, set_seed
 from grader.data.errors import DataUnavailable
 from grader.data.folders import list_image_folder, stat_digest
 from grader.settings import GraderSettings
@@ -29,6 +30,8 @@ class HiddenSet:
     labels: np.ndarray
     """int64 (N,), indices into classes."""
     classes: tuple[str, ...]
+    dither_seed: bytes
+    """Seed of this set's dither noise, from the installation's secret key (`grader.data.dither_key`)."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -37,23 +40,28 @@ class HiddenSet:
         self, *, dither: int = DITHER_LEVELS, rng: np.random.Generator | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """What one run may show the sandbox: (images, labels), both in a fresh random order (OS entropy unless
-        rng is given), every pixel moved by a random whole number of grey levels in -dither..+dither (clipped
-        to 0..255). The images go to the sandbox, the labels stay with the judge.
+        rng is given), every pixel moved by a whole number of grey levels in -dither..+dither (clipped to
+        0..255). The images go to the sandbox, the labels stay with the judge.
 
-        The public test sets' labels can be downloaded; the order makes a list of them in test-set order
-        worthless, the dither makes a table keyed by a public image's exact bytes, its zero mask or a coarse
-        quantization of it worthless. A real network does not notice (bench figures in the README).
+        The public test sets' labels can be downloaded: the order makes a list of them in test-set order
+        worthless, the dither a table keyed by a public image's exact bytes, its zero mask or a coarse
+        quantization of it. The dither noise comes from the secret key, the same for every run: a regrade
+        gives the same accuracy and every student is graded on the same images. A real network does not
+        notice (`bench/dither.py`).
         """
         rng = rng or np.random.default_rng()
         perm = rng.permutation(len(self.labels))
+        where = np.empty_like(perm)
+        where[perm] = np.arange(len(perm))  # where[i]: the position image i is shown at
+        noise = np.random.default_rng(np.frombuffer(self.dither_seed, dtype=np.uint32))
         images = np.empty(self.images.shape, np.uint8)
-        for start in range(0, len(perm), _DITHER_CHUNK):  # chunks: int16 copies stay small and in cache
-            chunk = self.images[perm[start:start + _DITHER_CHUNK]]
+        for start in range(0, len(perm), _DITHER_CHUNK):  # in stored order: same noise per image every run
+            chunk = self.images[start:start + _DITHER_CHUNK]
             if dither:
-                noisy = chunk.astype(np.int16)
-                noisy += rng.integers(-dither, dither + 1, size=noisy.shape, dtype=np.int16)
+                noisy = chunk.astype(np.int16)  # chunks keep the int16 copies small and in cache
+                noisy += noise.integers(-dither, dither + 1, size=noisy.shape, dtype=np.int16)
                 chunk = np.clip(noisy, 0, 255, out=noisy)
-            images[start:start + _DITHER_CHUNK] = chunk
+            images[where[start:start + _DITHER_CHUNK]] = chunk
         labels = self.labels[perm]
         labels.setflags(write=False)
         return images, labels
@@ -104,7 +112,8 @@ def load_hidden(
             f"{labels.shape}) do not match the manifest ({n} images, {size}): {PREPARE_HINT} --force"
         )
     labels.setflags(write=False)
-    return HiddenSet(name=name, images=images, labels=labels, classes=classes)
+    seed = set_seed(read_key(hidden), name, size)
+    return HiddenSet(name=name, images=images, labels=labels, classes=classes, dither_seed=seed)
 
 
 def _check_fresh(hidden: Path, name: str, manifest: dict) -> None:

@@ -34,6 +34,7 @@ from grader.data.catalog import (
     FASHION_MNIST_SIZE,
     arrays_dir,
 )
+from grader.data.dither_key import KEY_FILE, ensure_key
 from grader.data.errors import DataUnavailable
 from grader.data.extra import prepare_extra
 from grader.data.folders import FolderListing, list_image_folder, stat_digest
@@ -79,6 +80,9 @@ def prepare(
     hidden = Path(settings.hidden_data)
     hidden.mkdir(parents=True, exist_ok=True)
     start, built, ready, errors, failed = time.perf_counter(), 0, [], [], set()
+    if ensure_key(hidden):  # never replaced: a new key changes the images every later grading sees
+        built += 1
+        log(f"{hidden / KEY_FILE}: new secret dither key (keep it with the data; copies of hidden_data/ need it)")
 
     def attempt(name: str, work: Callable[[], int]) -> bool:
         nonlocal built
