@@ -51,8 +51,10 @@ def evaluate(net, ckpt, sets, batch):
 
 torch.set_num_threads(2)
 ref = sys.argv[1]
-print(evaluate(MyNet(), ref + "/model.pt", ["fashion_mnist"], 500),
-      evaluate(FinetuneNet(), ref + "/finetuned.pt", ["dogs_and_cats/orig", "dogs_and_cats/aug", "dogs_and_cats/new"], 100))
+mynet_batch, finetune_batch = int(sys.argv[2]), int(sys.argv[3])  # the grading's own batch sizes
+print(evaluate(MyNet(), ref + "/model.pt", ["fashion_mnist"], mynet_batch),
+      evaluate(FinetuneNet(), ref + "/finetuned.pt", ["dogs_and_cats/orig", "dogs_and_cats/aug", "dogs_and_cats/new"],
+               finetune_batch))
 """
 
 
@@ -75,9 +77,20 @@ def run_grade(zip_path: Path) -> tuple[float, dict, int]:
     return wall, json.loads(p.stdout), int(p.stderr.strip().splitlines()[-1])
 
 
+def grading_batches() -> list[str]:
+    """The batch sizes the rpz-cnn spec grades MyNet and FinetuneNet with, so both sides do the same work."""
+    from grader.assignments import load_assignment
+    from grader.judge.torch_models import DEFAULT_BATCH
+
+    spec = load_assignment("rpz-cnn")
+    return [str(spec.check(c).params.get("batch", DEFAULT_BATCH))
+            for c in ("pytorch_cnn.MyNet.accuracy", "pytorch_cnn.FinetuneNet.accuracy")]
+
+
 def run_bare() -> tuple[float, str]:
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", BARE, str(ROOT / "reference" / "rpz_cnn")], capture_output=True,
+    p = subprocess.run([sys.executable, "-c", BARE, str(ROOT / "reference" / "rpz_cnn"), *grading_batches()],
+                       capture_output=True,
                        text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     return time.perf_counter() - t0, p.stdout.strip()
 

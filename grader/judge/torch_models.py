@@ -11,6 +11,9 @@ from grader.judge.compare import fmt_shape, kind_of, unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import failure_text
 
+DEFAULT_BATCH = 250
+"""Images per call of fn(model, x) on a hidden set, unless the check says `batch`."""
+
 NETWORK_WORDS = ("urlopen", "name resolution", "name or service", "network is unreachable", "download",
                  "connection refused", "urlerror", "gaierror", "hub")
 
@@ -187,7 +190,7 @@ class TorchAccuracy:
             name = f"d{len(inputs.datasets)}"
             inputs.add_dataset(name, images)
             ops.append({"op": "predict", "ref": "net", "fn_module": p["fn_module"], "fn": p["fn"], "data": name,
-                        "batch": int(p.get("batch", 250)), "scale": 255.0,
+                        "batch": int(p.get("batch", DEFAULT_BATCH)), "scale": 255.0,
                         "what": f"{p['fn']}(model, x) on the hidden {d['label']} test set ({len(labels)} images)"})
             parts.append({"metric": d["metric"], "label": d["label"], "weight": float(d.get("weight", 1.0)),
                           "labels": labels, "classes": len(hidden.classes)})
