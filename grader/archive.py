@@ -63,6 +63,7 @@ class Unpacked:
     root: Path  # folder that holds the submission files (dest itself)
     found: frozenset[str]  # which of the expected file names were found
     notices: tuple[str, ...]  # things to tell the student that did not stop grading
+    folder: str | None = None  # the one top-level folder the files were taken from, when not at the root
 
 
 def unpack_submission(zip_path: Path, dest: Path, *, expected: Sequence[str], limits: ArchiveLimits) -> Unpacked:
@@ -77,9 +78,9 @@ def unpack_submission(zip_path: Path, dest: Path, *, expected: Sequence[str], li
         upload_size = os.fstat(fp.fileno()).st_size
         infos = _read_directory(fp, upload_size, limits)
         files = _check_members(infos, limits)
-        chosen, notices = _choose(files, names)
+        chosen, notices, folder = _choose(files, names)
         _extract_all(fp, upload_size, dest, chosen, limits)
-    return Unpacked(root=dest, found=frozenset(chosen), notices=tuple(notices))
+    return Unpacked(root=dest, found=frozenset(chosen), notices=tuple(notices), folder=folder)
 
 
 # --- checks before anything is written ---------------------------------------------------------------
@@ -223,8 +224,9 @@ def _parts(name: str) -> tuple[str, ...]:
 
 
 def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]],
-            names: list[str]) -> tuple[dict[str, zipfile.ZipInfo], list[str]]:
-    """Which member to use for each expected name (at the root, or in the one top-level folder)."""
+            names: list[str]) -> tuple[dict[str, zipfile.ZipInfo], list[str], str | None]:
+    """Which member to use for each expected name (at the root, or in the one top-level folder), notices,
+    and that folder when it was used."""
     files = [(parts, info) for parts, info in files if parts[0] != "__MACOSX"]
     exact = {name: [(parts, info) for parts, info in files if parts[-1] == name] for name in names}
     hits = [parts for found in exact.values() for parts, _ in found]
@@ -257,7 +259,7 @@ def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]],
                     notices.append(
                         f"Found '{_show('/'.join(parts))}', but the file must be named exactly {name} (letter case "
                         f"matters); it was not used. Rename it to {name} and put it at the root of the zip.")
-    return chosen, notices
+    return chosen, notices, base[0] if base else None
 
 
 # --- extraction ----------------------------------------------------------------------------------------

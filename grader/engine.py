@@ -84,9 +84,10 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
     for index, check in enumerate(spec.checks):
         missing = [f for f in _files_needed(check, spec.files) if f not in unpacked.found]
         if missing:
+            where = (f"looked for in the folder '{unpacked.folder}/' with your other files" if unpacked.folder
+                     else "files belong at the zip root")
             verdicts[check.id] = Verdict.fail(
-                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from your zip "
-                "(files belong at the zip root)")
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from your zip ({where})")
             continue
         try:
             plan = KINDS[check.kind].plan(check, spec, inputs, rng)

@@ -162,7 +162,7 @@ def test_good_zip_at_root_extracts_only_expected_files(box: Box) -> None:
         os.umask(old_umask)
     assert result.root == box.dest
     assert result.found == frozenset(EXPECTED)
-    assert result.notices == ()
+    assert result.notices == () and result.folder is None
     assert extracted(box) == CONTENT
     for path in box.dest.iterdir():
         assert stat.S_IMODE(path.lstat().st_mode) == 0o644
@@ -185,6 +185,7 @@ def test_files_inside_one_folder_are_used_with_a_notice(box: Box) -> None:
     assert extracted(box) == CONTENT
     assert len(result.notices) == 1
     assert "alice_hw/" in result.notices[0] and "root of the zip" in result.notices[0]
+    assert result.folder == "alice_hw"
 
 
 def test_windows_backslash_folder_counts_as_a_folder(box: Box) -> None:

@@ -80,6 +80,9 @@ def test_files_in_one_folder_are_graded_with_a_notice(tmp_path, fast_settings):
     assert result.status is Status.GRADED
     assert any("alice_hw" in n for n in result.notices)
     assert check(result, "numpy_nn.Linear.backward").status is CheckStatus.PASSED
+    # the files that are not in that folder are reported missing from it, not from the zip's root
+    assert check(result, "pytorch_cnn.MyNet.checkpoint").message == (
+        "pytorch_cnn.py and model.pt are missing from your zip (looked for in the folder 'alice_hw/' with your other files)")
 
 
 def test_missing_files_fail_exactly_the_checks_that_need_them(grade):
