@@ -172,8 +172,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not os.environ.get("AUTOGRADER_INTERNAL_SECRET") and not (instance / "internal_secret").is_file():
         return _err("a worker needs AUTOGRADER_INTERNAL_SECRET (the web app's internal secret) and "
                     "AUTOGRADER_INTERNAL_URL (where the web app is)")
-    from server.worker_preflight import check_worker_host
-    if why := check_worker_host():
+    from grader.settings import settings as grader_settings
+    from server.worker_preflight import check_hidden_data, check_worker_host
+    if why := check_worker_host() or check_hidden_data(grader_settings()):
         return _err(why)
     from server.worker_logging import install as install_structured_logs
     install_structured_logs()  # JSON lines with the submission id on every line of a grading

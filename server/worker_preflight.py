@@ -1,4 +1,5 @@
-"""Start-up check of `autograder worker`: can this host sandbox student code at all?
+"""Start-up checks of `autograder worker`: can this host sandbox student code at all, and does it have the
+hidden data's dither key (`check_hidden_data`)?
 
 Unless ``AUTOGRADER_REQUIRE_SANDBOX=false``, `autograder worker` and `autograder serve` run the sandbox's
 own host check (`grader.sandbox.host_backend`: bubblewrap creates its namespaces, the memory, pids and
@@ -64,4 +65,22 @@ def check_worker_host(settings: GraderSettings | None = None) -> str | None:
         host_backend(settings.bwrap, settings.cgroup_root, settings.cgroup_name)
     except SandboxUnavailable as exc:
         return f"this host cannot sandbox student code, so the worker does not start: {exc}. {CONTAINER_HINT}"
+    return None
+
+
+def check_hidden_data(settings: GraderSettings) -> str | None:
+    """None when the hidden data's dither key can be read; otherwise why the worker must not start.
+
+    Without it every grading would end in an error. A worker on another host must use a copy of the key
+    that was made where the data was prepared (a key of its own would show students other images).
+    """
+    from grader.data.dither_key import read_key
+    from grader.data.errors import DataUnavailable
+
+    try:
+        read_key(Path(settings.hidden_data))
+    except DataUnavailable as exc:
+        return (f"the hidden test data is not usable here, so the worker does not start: {exc}. On a worker "
+                "host, copy the prepared hidden_data/ (with its dither.key) from where it was prepared, e.g. "
+                "`rsync -a`, and point AUTOGRADER_HIDDEN_DATA at it")
     return None

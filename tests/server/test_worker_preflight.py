@@ -91,3 +91,13 @@ def test_on_off_settings_read_the_same_everywhere(tmp_path):
     assert ServerSettings.from_env(base).secure_cookies is True
     assert ServerSettings.from_env({**base, "AUTOGRADER_SECURE_COOKIES": "off"}).secure_cookies is False
     assert ServerSettings.from_env({**base, "AUTOGRADER_SECURE_COOKIES": "yes"}).secure_cookies is True
+
+
+def test_worker_without_the_hidden_datas_key_refuses_to_start(h, tmp_path):
+    """A worker host with no copy of hidden_data/ (or one without dither.key) would fail every grading."""
+    empty = tmp_path / "hidden"
+    empty.mkdir()
+    out = _worker(h, tmp_path, AUTOGRADER_HIDDEN_DATA=str(empty))
+    assert out.returncode == 1
+    assert "hidden test data is not usable here" in out.stderr and "dither.key is missing" in out.stderr
+    assert "rsync -a" in out.stderr
