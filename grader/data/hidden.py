@@ -15,7 +15,8 @@ from grader.data.folders import list_image_folder, stat_digest
 from grader.settings import GraderSettings
 
 DITHER_LEVELS = 1
-"""Default dither of the hidden images a run shows the sandbox, in grey levels (0 shows them bit-exact)."""
+"""Default dither of 8-bit hidden images (scale 255) a run shows the sandbox, in grey levels; images on other
+scales (sklearn digits: 0..16) get none unless asked. 0 shows them bit-exact."""
 _DITHER_CHUNK = 256
 
 
@@ -37,11 +38,12 @@ class HiddenSet:
         return len(self.labels)
 
     def for_sandbox(
-        self, *, dither: int = DITHER_LEVELS, rng: np.random.Generator | None = None
+        self, *, dither: int | None = None, scale: float = 255.0, rng: np.random.Generator | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """What one run may show the sandbox: (images, labels), both in a fresh random order (OS entropy unless
         rng is given), every pixel moved by a whole number of grey levels in -dither..+dither (clipped to
-        0..255). The images go to the sandbox, the labels stay with the judge.
+        0..255; None: DITHER_LEVELS for 8-bit images, i.e. `scale` 255, else 0). The images go to the
+        sandbox, the labels stay with the judge.
 
         The public test sets' labels can be downloaded: the order makes a list of them in test-set order
         worthless, the dither a table keyed by a public image's exact bytes, its zero mask or a coarse
@@ -49,6 +51,7 @@ class HiddenSet:
         gives the same accuracy and every student is graded on the same images. A real network does not
         notice (`bench/dither.py`).
         """
+        dither = (DITHER_LEVELS if scale == 255 else 0) if dither is None else int(dither)
         rng = rng or np.random.default_rng()
         perm = rng.permutation(len(self.labels))
         where = np.empty_like(perm)

@@ -18,8 +18,9 @@ Arguments: literals; lists of arguments; ``{ normal = [shape], scale, shift }``,
 ``{ ref = "name" }``; ``{ fn = "name" }`` (a function of the student's module); ``{ dict = {...}, as = "name" }``
 and ``{ list = [...], as = "name" }`` (kept, so later steps can read what the student's code did to them);
 ``{ tensor = <arg>, dtype = "int64" }``; ``{ data = "hidden set", scale, flatten, torch, dither }`` (hidden
-images, shuffled and dithered afresh; only for kinds that hold the labels). Steps that read a value (call, method, item, attr) are
-compared with the reference unless ``check = false`` (only their shapes with ``shape = true``).
+images, shuffled afresh and dithered with the installation's key; only for kinds that hold the labels). Steps
+that read a value (call, method, item, attr) are compared with the reference unless ``check = false`` (only
+their shapes with ``shape = true``).
 """
 
 from __future__ import annotations
@@ -139,12 +140,10 @@ class Script:
 
     def _data(self, spec: dict[str, Any]) -> tuple[Any, str]:
         from grader.data import load_hidden
-        from grader.data.hidden import DITHER_LEVELS
 
         hidden = load_hidden(self.inputs.settings, spec["data"], **spec.get("load", {}))
         scale = float(spec.get("scale", 255.0))
-        # 8-bit images get the dither by default; others (sklearn digits: 0..16) only when the spec asks
-        images, labels = hidden.for_sandbox(dither=int(spec.get("dither", DITHER_LEVELS if scale == 255 else 0)))
+        images, labels = hidden.for_sandbox(dither=spec.get("dither"), scale=scale)
         name = f"d{len(self.inputs.datasets)}"
         self.inputs.add_dataset(name, images)
         self.hidden.append(HiddenPart(name=spec.get("label", spec["data"]), labels=labels,

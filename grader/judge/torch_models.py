@@ -177,7 +177,6 @@ class TorchAccuracy:
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         from grader.data import load_hidden
-        from grader.data.hidden import DITHER_LEVELS
 
         p = check.params
         ops = _build_ops(p)
@@ -185,8 +184,8 @@ class TorchAccuracy:
         parts = []
         for d in p["datasets"]:
             hidden = load_hidden(inputs.settings, d["hidden"], **d.get("load", {}))
-            # a new order and dither every run (OS entropy), not dependent on the judge's seed
-            images, labels = hidden.for_sandbox(dither=int(d.get("dither", DITHER_LEVELS)))
+            # a new order every run (OS entropy, not the judge's seed), the installation's dither
+            images, labels = hidden.for_sandbox(dither=d.get("dither"))
             name = f"d{len(inputs.datasets)}"
             inputs.add_dataset(name, images)
             ops.append({"op": "predict", "ref": "net", "fn_module": p["fn_module"], "fn": p["fn"], "data": name,
