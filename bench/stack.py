@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,19 +23,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from tests.server.browser import multipart  # noqa: E402
 from tests.server.ports import free_port, wait_port  # noqa: E402
 
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "grader.cli", *args]
-
-
-def multipart(data: bytes, filename: str = "submission.zip") -> tuple[bytes, str]:
-    """A multipart/form-data body with one "file" field; returns (body, content type)."""
-    boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            f"Content-Type: application/zip\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 @dataclass

@@ -174,7 +174,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
                     "AUTOGRADER_INTERNAL_URL (where the web app is)")
     from grader.settings import settings as grader_settings
     from server.worker_preflight import check_hidden_data, check_worker_host
-    if why := check_worker_host() or check_hidden_data(grader_settings()):
+    cfg = grader_settings()
+    if why := check_worker_host(cfg) or check_hidden_data(cfg):
         return _err(why)
     from server.worker_logging import install as install_structured_logs
     install_structured_logs()  # JSON lines with the submission id on every line of a grading

@@ -216,10 +216,10 @@ class Submission(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     worker: Mapped[str] = mapped_column(String(200), default="")
     task_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    """The Celery task of the current or last attempt (its PROGRESS state is in the result backend)."""
     lb_changed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """The assignment's `lb_version` when this row last changed what the leaderboard shows (upload, result),
     so a cached leaderboard re-ranks only the students whose rows changed since its version."""
-    """The Celery task of the current or last attempt (its PROGRESS state is in the result backend)."""
     current_check: Mapped[str] = mapped_column(String(200), default="")
     checks_done: Mapped[int] = mapped_column(Integer, default=0)
     checks_total: Mapped[int] = mapped_column(Integer, default=0)

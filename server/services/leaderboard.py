@@ -167,8 +167,8 @@ def hidden_for(assignment: Assignment, viewer: User, *, now: datetime | None = N
 def etag(session: Session, assignment: Assignment, viewer: User, *, now: float | None = None) -> str:
     """Changes whenever `board` for this viewer may: a new version, other settings, the deadline passing,
     and at least once a minute (the full re-ranking that picks up renamed students)."""
-    parts = (str(session.get_bind().url), assignment.id, _version(session, assignment), viewer.id, viewer.role, assignment.title,
-             assignment.leaderboard_visibility, assignment.leaderboard_counts, assignment.challenge_deadline,
+    parts = (str(session.get_bind().url), assignment.id, _version(session, assignment), viewer.id, viewer.role,
+             assignment.title, assignment.leaderboard_visibility, assignment.leaderboard_counts, assignment.challenge_deadline,
              hidden_for(assignment, viewer), int((time.time() if now is None else now) // FULL_EVERY_S))
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 

@@ -18,6 +18,16 @@ CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csr
 SUBMISSION_URL = re.compile(r"/submissions/(\d+)$")
 
 
+def multipart(data: bytes, filename: str = "submission.zip", fields: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """A multipart/form-data body: the text `fields`, then `data` as the zip in field "file"; (body, content type)."""
+    boundary = secrets.token_hex(16)
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in (fields or {}).items()]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+              "Content-Type: application/zip\r\n\r\n".encode(), data, f"\r\n--{boundary}--\r\n".encode()]
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
 def csrf_of(html: str) -> str:
     m = CSRF_RE.search(html)
     assert m, "no CSRF token in the page"
@@ -55,12 +65,8 @@ class HttpSession:
     def upload(self, assignment: str, data: bytes, filename: str) -> int:
         """Upload a zip with the assignment page's form; the new submission's id."""
         token = csrf_of(self.get(f"/assignments/{assignment}")[0])
-        boundary = secrets.token_hex(16)
-        body = b"".join([
-            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'.encode(),
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            "Content-Type: application/zip\r\n\r\n".encode(), data, b"\r\n", f"--{boundary}--\r\n".encode()])
-        text, url = self.post(f"/assignments/{assignment}/upload", body, f"multipart/form-data; boundary={boundary}")
+        body, content_type = multipart(data, filename, {"csrf_token": token})
+        text, url = self.post(f"/assignments/{assignment}/upload", body, content_type)
         m = SUBMISSION_URL.search(url)
         assert m, f"the upload did not lead to a submission page ({url}): {text[:2000]}"
         return int(m.group(1))
