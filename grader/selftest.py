@@ -1,6 +1,7 @@
-"""`autograder assignment selftest NAME`: the reference must get full marks, and every mutant of it
-(declared in reference/<assignment>/mutants.toml) must lose points on the right target with a message
-that names what is wrong. Prints the mutation score (caught / total)."""
+"""`autograder assignment selftest NAME`: the reference must get full marks, every student-style reference
+(reference/<assignment>/students/<style>/, written from the handout alone) must get full marks too, and every
+mutant of the reference (declared in reference/<assignment>/mutants.toml) must lose points on the right target
+with a message that names what is wrong. Prints the mutation score (caught / total)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,36 @@ def reference_files(assignment: str) -> dict[str, bytes]:
     spec = load_assignment(assignment)
     folder = REFERENCE_ROOT / spec.reference
     return {name: (folder / name).read_bytes() for name in spec.files if (folder / name).is_file()}
+
+
+def student_styles(assignment: str) -> dict[str, dict[str, bytes]]:
+    """The student-style references of an assignment: style name -> the files of its submission."""
+    spec = load_assignment(assignment)
+    root = REFERENCE_ROOT / spec.reference / "students"
+    out: dict[str, dict[str, bytes]] = {}
+    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else ():
+        files = {name: (folder / name).read_bytes() for name in spec.files if (folder / name).is_file()}
+        if files:
+            out[folder.name] = files
+    return out
+
+
+def run_students(assignment: str, *, settings: GraderSettings | None = None,
+                 log: Any = print) -> dict[str, GradeResult]:
+    """Grade every student-style reference; each must get full marks."""
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for style, files in student_styles(assignment).items():
+            result = grade_submission(zip_path=_zip(Path(tmp) / f"{style}.zip", files), assignment=assignment,
+                                      settings=settings)
+            results[style] = result
+            full = result.status is Status.GRADED and result.score == result.max_score
+            log(f"  {'full marks' if full else 'NOT FULL'}  student-style {style}: "
+                f"{result.score:g} / {result.max_score:g}")
+            for c in result.checks:
+                if not c.passed:
+                    log(f"      {c.id}: {c.message[:300]}")
+    return results
 
 
 def mutate(files: dict[str, bytes], mutant: Mutant) -> dict[str, bytes]:
@@ -114,13 +145,19 @@ def run_mutants(assignment: str, *, settings: GraderSettings | None = None,
 
 def run_selftest(*, assignment: str, settings: GraderSettings | None = None) -> int:
     cfg = settings or default_settings()
-    reference, outcomes = run_mutants(assignment, settings=cfg, log=lambda s: print(s, flush=True))
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    reference, outcomes = run_mutants(assignment, settings=cfg, log=say)
+    students = run_students(assignment, settings=cfg, log=say)
     caught = sum(o.caught for o in outcomes)
     full = reference.status is Status.GRADED and reference.score == reference.max_score
+    students_full = sum(r.status is Status.GRADED and r.score == r.max_score for r in students.values())
     print(f"\n{assignment}: reference {'full marks' if full else 'NOT full marks'} "
-          f"({reference.score:g} / {reference.max_score:g}); mutation score {caught} / {len(outcomes)}")
+          f"({reference.score:g} / {reference.max_score:g}); student-style references {students_full} / "
+          f"{len(students)} full marks; mutation score {caught} / {len(outcomes)}")
     if not full:
         for c in reference.checks:
             if not c.passed:
                 print(f"  reference fails {c.id}: {c.message}", file=sys.stderr)
-    return 0 if full and caught == len(outcomes) else 1
+    return 0 if full and caught == len(outcomes) and students_full == len(students) else 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from grader.result import CheckStatus, Status
-from grader.selftest import load_mutants, run_mutants
+from grader.selftest import load_mutants, run_mutants, run_students
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -30,3 +30,15 @@ def test_reference_full_marks_and_every_mutant_caught(assignment, fast_settings)
         assert m["finetune.weighted"] >= 0.85
         weighted = 0.6 * m["finetune.orig"] + 0.3 * m["finetune.aug"] + 0.1 * m["finetune.new"]
         assert m["finetune.weighted"] == pytest.approx(weighted, abs=1e-3)
+
+
+@pytest.mark.parametrize("assignment", ["rpz-cnn", "a4-digits", "cmu-16720-hw5", "gt-hw5", "nd-hw04"])
+def test_student_style_references_get_full_marks(assignment, fast_settings):
+    """Solutions written from the handout alone, in another style than reference/, get full marks."""
+    cfg = fast_settings.with_(limit_overrides={})
+    results = run_students(assignment, settings=cfg, log=lambda s: None)
+    assert results, f"{assignment} has no student-style reference (reference/<name>/students/<style>/)"
+    for style, result in results.items():
+        failed = {c.id: c.message for c in result.checks if c.status is not CheckStatus.PASSED}
+        assert (style, failed) == (style, {})
+        assert result.score == result.max_score

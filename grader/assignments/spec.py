@@ -60,6 +60,22 @@ class LeaderboardColumn:
 
 
 @dataclass(frozen=True, slots=True)
+class Convention:
+    """One convention the grader follows (label order, orientation, scaling, shapes, eval mode, ...), with the
+    line of the handout (seed) it comes from, quoted verbatim so that a test can find it there."""
+
+    topic: str
+    """What it is about, e.g. "label order"."""
+    rule: str
+    """What the grader does or expects, in the student's words."""
+    quote: str
+    """The handout's own words (verbatim, whitespace aside)."""
+    line: int
+    """Line of the quote in the seed file (1-based); 0 with an empty quote where the handout is silent (the rule
+    then says what the grader accepts)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AssignmentSpec:
     name: str
     title: str
@@ -75,6 +91,20 @@ class AssignmentSpec:
     path: Path
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Descriptions of hand-written layers that layer checks refer to (``[layers.NAME]``)."""
+    seed: str = ""
+    """File name of the handout in ../shared/seeds the conventions quote."""
+    conventions: tuple[Convention, ...] = ()
+
+    @property
+    def student_page(self) -> str:
+        """The page with the conventions table appended (Markdown)."""
+        if not self.conventions:
+            return self.page
+        rows = ["", "## Conventions (taken from the handout)", "",
+                "| what | the grader | the handout says |", "|---|---|---|"]
+        rows += [f"| {_cell(c.topic)} | {_cell(c.rule)} | \"{_cell(c.quote)}\" (line {c.line}) |"
+                 for c in self.conventions]
+        return self.page.rstrip("\n") + "\n" + "\n".join(rows) + "\n"
 
     @property
     def max_score(self) -> float:
@@ -89,6 +119,11 @@ class AssignmentSpec:
             if c.id == check_id:
                 return c
         raise KeyError(check_id)
+
+
+def _cell(text: str) -> str:
+    """Text for one Markdown table cell: one line, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def make_limits(values: dict[str, Any], base: Limits | None = None) -> Limits:
@@ -137,4 +172,7 @@ def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:
         leaderboard_columns=tuple(LeaderboardColumn(metric=c["metric"], label=c["label"])
                                   for c in lb.get("columns", [])),
         page=a.get("page", ""), path=path, layers=dict(raw.get("layers", {})),
+        seed=a.get("seed", ""),
+        conventions=tuple(Convention(topic=c["topic"], rule=c["rule"], quote=c["quote"], line=int(c["line"]))
+                          for c in raw.get("conventions", [])),
     )

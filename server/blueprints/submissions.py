@@ -48,7 +48,7 @@ def _assignment_page(a: Assignment, form: UploadForm, error: str | None, code: i
     s = web.db()
     page: Any = ""
     with contextlib.suppress(Exception):
-        page = render_markdown(assignment_svc.spec_for(a.name).page)
+        page = render_markdown(assignment_svc.spec_for(a.name).student_page)
     return render_template("submissions/assignment.html", a=a, form=form, error=error, page=page,
                            used=svc.uploads_used(s, web.user(), a), history=svc.history(s, web.user(), a),
                            now=svc.utcnow()), code
