@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import secrets
 import shutil
@@ -17,9 +18,12 @@ from grader.archive import ArchiveLimits, ArchiveRejected, unpack_submission
 from grader.assignments import AssignmentSpec, CheckSpec, UnknownAssignment, load_assignment
 from grader.assignments.spec import make_limits
 from grader.data import DataUnavailable
+from grader.judge.budgets import op_budgets, reference_predict_seconds
 from grader.judge.context import GroupRun, Inputs, Verdict
 from grader.judge.execute import GraderFault, Task, run_in_sandbox, run_reference
+from grader.judge.hidden_files import HiddenFiles
 from grader.judge.kinds import KINDS
+from grader.memory_bound import judge_memory
 from grader.notebook import SourceMap, with_notebook_modules
 from grader.result import CheckResult, CheckStatus, GradeResult
 from grader.sandbox import RunLimits, SandboxUnavailable, host_backend
@@ -28,6 +32,8 @@ from grader.settings import GraderSettings
 from grader.settings import settings as default_settings
 
 log = logging.getLogger(__name__)
+MESSAGE_CHARS = 3000
+"""A check's message is cut here (it may quote values the student's code returned)."""
 
 
 def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | None = None,
@@ -50,11 +56,18 @@ def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | N
                                  message=f"The grader refuses to run student code: {exc}")
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=cfg.work_dir))
+    lim = make_limits(cfg.limit_overrides, base=spec.limits) if cfg.limit_overrides else spec.limits
     try:
-        return _grade(zip_path, spec, cfg, backend, job_dir, t0, progress)
+        with judge_memory(lim.judge_bytes):
+            return _grade(zip_path, spec, cfg, backend, job_dir, t0, progress)
     except GraderFault as exc:
         log.exception("grader fault")
         return GradeResult.error(assignment=spec.name, max_score=spec.max_score, message=str(exc))
+    except MemoryError:
+        log.exception("the judge ran out of memory")
+        return GradeResult.error(assignment=spec.name, max_score=spec.max_score, message=(
+            f"the grader ran out of its own memory bound ({lim.judge_bytes / 2**30:g} GiB) on this submission "
+            "(not your fault; the instructors are told)"))
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
 
@@ -97,11 +110,19 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
 
     limits = RunLimits(memory_bytes=lim.memory_bytes, pids=lim.pids, cpus=lim.cpus, wall_s=lim.wall_s,
                        output_bytes=lim.output_bytes, tmpfs_bytes=lim.tmpfs_bytes, import_s=lim.import_s,
-                       build_s=lim.build_s, op_s=lim.op_s)
+                       build_s=lim.build_s, op_s=lim.op_s, predict_s=lim.predict_s,
+                       retained_bytes=lim.retained_bytes)
+    hidden = HiddenFiles(job_dir, inputs.datasets)
+    package = f"reference.{spec.reference}"
+    reference_dir = Path(importlib.import_module(package).__file__ or "").resolve().parent
+    refs = run_reference(tasks, package=package, inputs=inputs, data_dir=hidden.staged, reference_dir=reference_dir)
+    counts = {name: len(images) for name, images in inputs.datasets.items()}
+    tasks = [replace(t, budgets=op_budgets(t.plan.ops, limits, refs.get(t.index), reference_predict_seconds(
+        key=(spec.name, t.check_id), ops=t.plan.ops, package=package, reference_dir=reference_dir,
+        data_dir=hidden.staged, inputs=inputs.arrays, counts=counts))) for t in tasks]
     runs, stats = run_in_sandbox(tasks, inputs=inputs, job_dir=job_dir, submission=unpacked.root, limits=limits,
-                                 backend=backend, bwrap=cfg.bwrap, python=cfg.python, progress=progress) \
-        if tasks else ({}, None)
-    refs = run_reference(tasks, package=f"reference.{spec.reference}", inputs=inputs)
+                                 backend=backend, bwrap=cfg.bwrap, python=cfg.python, hidden=hidden,
+                                 progress=progress) if tasks else ({}, None)
 
     metrics: dict[str, float] = {}
     for t in tasks:
@@ -123,6 +144,7 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
     if stats:
         metrics["sandbox.peak_memory_mb"] = round(stats.peak_memory_bytes / 2**20, 1)
         metrics["sandbox.starts"] = float(stats.starts)
+        metrics["judge.retained_mb"] = round(stats.retained_bytes / 2**20, 2)
         for cause, n in sorted(stats.kills.items()):
             metrics[f"sandbox.kills.{cause}"] = float(n)
     return GradeResult.from_checks(assignment=spec.name, checks=results, metrics=metrics, timings=timings,
@@ -141,4 +163,8 @@ def _check_result(check: CheckSpec, v: Verdict, notebooks: SourceMap, seconds: f
     fraction = v.fraction if v.fraction is not None else (1.0 if v.status is CheckStatus.PASSED else 0.0)
     return CheckResult(id=check.id, target=check.target, status=v.status,
                        points=round(check.points * fraction, 4), max_points=check.points,
-                       message=notebooks.student_text(v.message), seconds=seconds)
+                       message=_bounded(notebooks.student_text(v.message)), seconds=seconds)
+
+
+def _bounded(message: str) -> str:
+    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS] + " ... (message shortened)"

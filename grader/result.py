@@ -39,7 +39,12 @@ class CheckResult:
     max_points: float
     message: str = ""
     seconds: float | None = None
-    """Time the student's code ran in the sandbox for this check (absent when nothing ran)."""
+    """Time the student's code ran in the sandbox for this check, by the judge's clock (absent when nothing ran)."""
+
+    def __post_init__(self) -> None:  # every float finite: a result must always be storable as JSON
+        object.__setattr__(self, "points", _finite_or(self.points, 0.0))
+        object.__setattr__(self, "max_points", _finite_or(self.max_points, 0.0))
+        object.__setattr__(self, "seconds", _finite_or(self.seconds, None))
 
     @property
     def passed(self) -> bool:
@@ -59,6 +64,12 @@ class GradeResult:
     timings: dict[str, float] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
     schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:  # every float finite or dropped: a result must always be storable as JSON
+        object.__setattr__(self, "score", _finite_or(self.score, 0.0))
+        object.__setattr__(self, "max_score", _finite_or(self.max_score, 0.0))
+        object.__setattr__(self, "metrics", _finite_only(self.metrics))
+        object.__setattr__(self, "timings", _finite_only(self.timings))
 
     @classmethod
     def from_checks(
@@ -106,7 +117,6 @@ class GradeResult:
                               if not (k == "seconds" and v is None)} for c in ordered["checks"]]
         ordered["status"] = str(self.status)
         ordered["notices"] = list(self.notices)
-        ordered["metrics"] = {k: _finite(v) for k, v in self.metrics.items()}
         return ordered
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -127,8 +137,8 @@ class GradeResult:
             assignment=d["assignment"], status=Status(d["status"]), message=d.get("message", ""),
             score=float(d.get("score", 0.0)), max_score=float(d.get("max_score", 0.0)),
             passed=bool(d.get("passed", False)), checks=checks,
-            metrics={k: float(v) for k, v in d.get("metrics", {}).items()},
-            timings={k: float(v) for k, v in d.get("timings", {}).items()},
+            metrics=_numbers(d.get("metrics", {})),
+            timings=_numbers(d.get("timings", {})),
             notices=tuple(d.get("notices", ())),
         )
 
@@ -138,5 +148,27 @@ class GradeResult:
         return {Status.GRADED: 0, Status.REJECTED: 2, Status.ERROR: 1}[self.status]
 
 
-def _finite(v: float) -> float | None:
-    return v if math.isfinite(v) else None
+def _finite_or(v: Any, default: Any) -> Any:
+    """`v` as a float when it is a finite number, else `default`."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return f if math.isfinite(f) else default
+
+
+def _finite_only(values: dict[str, Any]) -> dict[str, float]:
+    """The entries that are finite numbers (NaN, infinities and None are dropped)."""
+    out = {}
+    for k, v in values.items():
+        f = _finite_or(v, None)
+        if f is not None:
+            out[str(k)] = f
+    return out
+
+
+def _numbers(values: Any) -> dict[str, float]:
+    """A stored metrics/timings mapping; null (older results stored NaN as null) is dropped."""
+    if not isinstance(values, dict):
+        raise TypeError("metrics and timings must be objects")
+    return _finite_only({k: v for k, v in values.items() if v is not None})

@@ -31,6 +31,12 @@ class Limits:
     """Budget of building a model, loading a checkpoint or a probe forward pass."""
     op_s: float = 20.0
     """Budget of any other single call into student code."""
+    predict_s: float = 60.0
+    """Least budget of classifying a hidden set (more when the reference, timed on one batch, needs it)."""
+    retained_bytes: int = 256 * 2**20
+    """What the judge keeps of the sandbox's output in one grading (decoded size, over all restarts)."""
+    judge_bytes: int = 2 * GiB
+    """Bound on the judge's own memory while it grades (RLIMIT_DATA above what the process uses)."""
     output_bytes: int = 64 * 2**20
     tmpfs_bytes: int = 512 * 2**20
     upload_bytes: int = 100 * 2**20
@@ -129,7 +135,7 @@ def _cell(text: str) -> str:
 def make_limits(values: dict[str, Any], base: Limits | None = None) -> Limits:
     """Limits from a mapping (spec or overrides); float fields stay floats, the rest are ints."""
     base = base or Limits()
-    floats = {"cpus", "wall_s", "import_s", "build_s", "op_s"}
+    floats = {"cpus", "wall_s", "import_s", "build_s", "op_s", "predict_s"}
     known = set(Limits.__dataclass_fields__)
     unknown = set(values) - known
     if unknown:

@@ -2,15 +2,19 @@
 
 Runs inside bubblewrap as ``python -I /job/harness/main.py``. Reads /job/in/request.json and
 /job/in/inputs.npz, imports student modules from /job/submission, and writes frames (see wire.py) to
-the channel fd given as --channel-fd. Everything it writes is untrusted by construction: the judge validates and decides.
+the channel fd given as --channel-fd. Hidden image sets appear in /job/data only while the op that needs
+them runs (the judge links them in when it sees that op start). On SIGUSR1 it dumps the stack to stdout
+(the judge asks for it before it stops a hung call, to say where it hung). Everything it writes is untrusted
+by construction: the judge validates and decides; it keeps its own clock.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -23,6 +27,7 @@ def main() -> int:
     from ops import Interpreter, error_info, module_loader
     from wire import encode
 
+    faulthandler.register(signal.SIGUSR1, file=sys.stdout, all_threads=False)
     fd = int(sys.argv[sys.argv.index("--channel-fd") + 1])
     channel = os.fdopen(os.dup(fd), "wb", buffering=0)
     os.close(fd)
@@ -41,20 +46,18 @@ def main() -> int:
         inputs = {k: z[k] for k in z.files}
     submission = JOB / "submission"
     interp = Interpreter(load_module=module_loader(submission), inputs=inputs,
-                         data_dir=JOB / "in", submission_dir=submission)
+                         data_dir=JOB / "data", submission_dir=submission)
     send({"t": "hello", "pid": os.getpid()})
     for g in request["groups"]:
         gi = g["index"]
         for i, op in enumerate(g["ops"]):
             send({"t": "start", "g": gi, "i": i})
-            t0 = time.perf_counter()
             try:
                 value = interp.run(op)
             except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt are student faults too
-                send({"t": "result", "g": gi, "i": i, "s": time.perf_counter() - t0,
-                      "error": error_info(exc, submission_dir=submission)})
+                send({"t": "result", "g": gi, "i": i, "error": error_info(exc, submission_dir=submission)})
                 break
-            send({"t": "result", "g": gi, "i": i, "s": time.perf_counter() - t0, "value": value})
+            send({"t": "result", "g": gi, "i": i, "value": value})
     send({"t": "done"})
     channel.close()
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 
 MAX_LIST = 1000
+DATA_WAIT_S = 30.0
+"""How long an op waits for the judge to show it a hidden set (the judge does so when the op starts)."""
 
 
 class OpError(Exception):
@@ -55,10 +58,20 @@ class Interpreter:
             return [self.value(x) for x in v]
         return v
 
+    def data_file(self, name: str) -> Path:
+        """The file of hidden set `name`; the judge links it in only while the op that needs it runs."""
+        assert self.data_dir is not None
+        path = self.data_dir / f"{name}.npy"
+        deadline = time.monotonic() + DATA_WAIT_S
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise OpError(f"the grader did not provide the hidden set {name} (grader problem)")
+            time.sleep(0.002)
+        return path
+
     def _dataset(self, v: Mapping[str, Any]) -> Any:
         """A judge-provided image set (``{"$data": name, "scale", "flatten", "torch"}``) as float32."""
-        assert self.data_dir is not None
-        images = np.load(self.data_dir / f"{v['$data']}.npy", allow_pickle=False)
+        images = np.load(self.data_file(v["$data"]), allow_pickle=False)
         x = images.astype(np.float32) / np.float32(v.get("scale", 255.0))
         if v.get("flatten"):
             x = x.reshape(len(x), -1)
@@ -149,7 +162,13 @@ class Interpreter:
         return getattr(obj, op["attr"])
 
     def op_getitem(self, op: Mapping[str, Any]) -> Any:
-        return self.refs[op["ref"]][op["key"]]
+        container = self.refs[op["ref"]]
+        key = op["key"]
+        if isinstance(container, Mapping) and key not in container:
+            keys = sorted(str(k) for k in container)
+            shown = ", ".join(f"'{k}'" for k in keys[:20]) + (f", ... ({len(keys)} keys)" if len(keys) > 20 else "")
+            raise OpError(f"there is no '{key}'; it has {shown or 'no keys'}")
+        return container[key]
 
     def op_isub(self, op: Mapping[str, Any]) -> Any:
         """``container[key] -= value``: the in-place update of the seed's training loop."""
@@ -218,17 +237,17 @@ class Interpreter:
         """Run ``fn(net, x)`` over an image array in batches; return the concatenated predictions."""
         import torch
 
-        assert self.data_dir is not None
         net = self.refs[op["ref"]]
         fn = self.load_module(op["fn_module"]).__dict__.get(op["fn"])
         if fn is None:
             raise OpError(f"{op['fn_module']}.py does not define {op['fn']}")
-        images = np.load(self.data_dir / f"{op['data']}.npy", mmap_mode="r", allow_pickle=False)
+        images = np.load(self.data_file(op["data"]), mmap_mode="r", allow_pickle=False)
         scale = float(op.get("scale", 255.0))
         batch = int(op.get("batch", 256))
+        end = min(len(images), int(op.get("limit", len(images))))  # the judge times its reference on one batch
         preds = []
         with torch.no_grad():
-            for i in range(0, len(images), batch):
+            for i in range(0, end, batch):
                 x = torch.from_numpy(np.asarray(images[i:i + batch], dtype=np.float32) / scale)
                 p = fn(net, x)
                 p = p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p)
@@ -249,17 +268,31 @@ def describe(v: Any, depth: int = 0) -> Any:
         return v if v.dtype != object else {"$object": "object array"}
     if isinstance(v, np.generic):
         return v.item() if not isinstance(v, np.object_) else {"$object": "object scalar"}
-    tname = type(v).__module__ + "." + type(v).__qualname__
-    if tname == "torch.Tensor" or tname.startswith("torch.nn.parameter"):
-        t = v.detach().cpu()
-        return {"$tensor": t.numpy() if t.dtype.is_floating_point or not t.is_complex() else None,
-                "dtype": str(v.dtype).removeprefix("torch."), "requires_grad": bool(v.requires_grad),
-                "grad_fn": type(v.grad_fn).__name__ if v.grad_fn is not None else None}
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(v, torch.Tensor):
+        return _describe_tensor(torch, v)
     if isinstance(v, Mapping):
         return {"$dict": {str(k): describe(x, depth + 1) for k, x in list(v.items())[:MAX_LIST]}}
     if isinstance(v, list | tuple):
         return {"$list": [describe(x, depth + 1) for x in v[:MAX_LIST]], "type": type(v).__name__}
     return {"$object": type(v).__name__}
+
+
+def _describe_tensor(torch: Any, v: Any) -> Any:
+    """A tensor (subclasses included: Parameter, a student's own class) as a plain one's facts and values."""
+    try:
+        with torch._C.DisableTorchFunctionSubclass():
+            plain = torch.Tensor.as_subclass(v, torch.Tensor)
+            facts = {"dtype": str(plain.dtype).removeprefix("torch."), "requires_grad": bool(plain.requires_grad),
+                     "grad_fn": type(plain.grad_fn).__name__ if plain.grad_fn is not None else None}
+            t = plain.detach().cpu()
+            if t.is_complex() or t.layout != torch.strided:
+                return {"$tensor": None, **facts}
+            if t.dtype == torch.bfloat16:
+                t = t.float()
+            return {"$tensor": t.numpy(), **facts}
+    except Exception as exc:  # noqa: BLE001 - a tensor the grader cannot read is reported as such
+        return {"$object": f"{type(v).__name__} (a tensor that cannot be read: {type(exc).__name__})"}
 
 
 def error_info(exc: BaseException, *, submission_dir: Path | None) -> dict[str, Any]:

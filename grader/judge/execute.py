@@ -1,5 +1,12 @@
 """Run checks' op scripts: the student's in the sandbox (restarting it after hangs and crashes), the
-reference's in-process (trusted code)."""
+reference's in-process (trusted code).
+
+The judge follows the harness op by op and accepts only the frame it expects next: "hello", then for each
+pending task in order "start" and "result" of op 0, 1, ... (a task ends at its first error), then "done".
+Anything else is a protocol failure of the op at hand. So forged frames cannot reorder ops, start checks that
+were not planned or make hidden sets appear early. The judge's own clock times every op; what it keeps of
+the output is bounded (`RunLimits.retained_bytes`), and so is the student text in it (`student_text`).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from grader.harness import wire
 from grader.harness.ops import Interpreter, error_info
+from grader.judge.budgets import Call, call_name, floor_budget, hung_call, op_calls
 from grader.judge.context import GroupRun, Inputs, OpResult, Plan
+from grader.judge.hidden_files import HiddenFiles, op_datasets
+from grader.judge.student_text import TextBudget
 from grader.sandbox import Outcome, RunLimits, SandboxProcess
 from grader.sandbox.bwrap import Job
 from grader.sandbox.cgroups import CgroupBackend, Usage
@@ -24,6 +32,8 @@ from grader.sandbox.cgroups import CgroupBackend, Usage
 HARNESS_DIR = Path(__file__).resolve().parent.parent / "harness"
 STARTUP_TIMEOUT = 60.0
 MAX_STARTS = 8
+PROGRESS_EVERY_S = 0.25
+"""Least time between two progress reports of one grading (the latest check wins)."""
 
 
 class GraderFault(RuntimeError):
@@ -32,11 +42,20 @@ class GraderFault(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One check's plan as it is sent to the sandbox."""
+    """One check's plan as it is sent to the sandbox, with each op's time budget (empty: by kind)."""
 
     index: int
     check_id: str
     plan: Plan
+    budgets: tuple[float, ...] = ()
+
+    def budget(self, i: int, limits: RunLimits) -> float:
+        return self.budgets[i] if i < len(self.budgets) else floor_budget(self.plan.ops[i], limits)
+
+    @property
+    def hidden(self) -> bool:
+        """Whether any op reads a hidden set (such tasks run last: see student_text)."""
+        return any(op_datasets(op) for op in self.plan.ops)
 
 
 @dataclass(slots=True)
@@ -46,6 +65,46 @@ class SandboxStats:
     seconds: float = 0.0
     kills: dict[str, int] = field(default_factory=dict)
     """Sandbox processes ended by the grader or the kernel, by cause (timeout, memory, pids, crash, ...)."""
+    retained_bytes: int = 0
+    """Decoded size of everything the judge kept from the sandbox (all starts)."""
+
+
+@dataclass(slots=True)
+class _Grading:
+    """What one grading's sandbox starts share."""
+
+    job: Job
+    limits: RunLimits
+    backend: CgroupBackend
+    bwrap: str
+    python: Path
+    wall_deadline: float
+    hidden: HiddenFiles
+    stats: SandboxStats
+    progress: Callable[[str], None] | None
+    text: TextBudget = field(default_factory=TextBudget)
+    poisoned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """module -> the failure of its import (hang, crash)."""
+    hung: dict[Call, str] = field(default_factory=dict)
+    """student call -> why later ops making it are not run."""
+    reported: set[int] = field(default_factory=set)
+    last_progress: float = 0.0
+    pending_progress: str | None = None
+
+    def report(self, t: Task) -> None:
+        """Progress for a planned check's first op, at most every PROGRESS_EVERY_S (the latest wins)."""
+        if self.progress is None or t.index in self.reported:
+            return
+        self.reported.add(t.index)
+        self.pending_progress = t.check_id
+        self.flush_progress()
+
+    def flush_progress(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.pending_progress and self.progress and (force or now - self.last_progress >= PROGRESS_EVERY_S):
+            self.last_progress = now
+            check_id, self.pending_progress = self.pending_progress, None
+            self.progress(check_id)
 
 
 def run_in_sandbox(
@@ -58,64 +117,80 @@ def run_in_sandbox(
     backend: CgroupBackend,
     bwrap: str,
     python: Path,
+    hidden: HiddenFiles,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[int, GroupRun], SandboxStats]:
-    """Run every task's ops against the student's code; each task gets a `GroupRun`, never an exception."""
+    """Run every task's ops against the student's code; each task gets a `GroupRun`, never an exception.
+
+    Tasks that read hidden sets run after all others (a stable order otherwise)."""
+    import numpy as np
+
     in_dir = job_dir / "in"
     in_dir.mkdir(parents=True)
     np.savez(in_dir / "inputs.npz", **inputs.arrays)
-    for name, images in inputs.datasets.items():
-        np.save(in_dir / f"{name}.npy", images, allow_pickle=False)
     runs: dict[int, GroupRun] = {t.index: GroupRun() for t in tasks}
-    stats = SandboxStats()
     t_start = time.monotonic()
-    wall_deadline = t_start + limits.wall_s
-    poisoned: dict[str, dict[str, Any]] = {}  # module -> the failure of its import (hang, crash)
-    pending = list(tasks)
-    job = Job(harness=HARNESS_DIR, submission=submission, inputs=in_dir)
+    g = _Grading(job=Job(harness=HARNESS_DIR, submission=submission, inputs=in_dir, data=hidden.shown),
+                 limits=limits, backend=backend, bwrap=bwrap, python=python,
+                 wall_deadline=t_start + limits.wall_s, hidden=hidden, stats=SandboxStats(), progress=progress)
+    pending = sorted(tasks, key=lambda t: t.hidden)
     while pending:
-        for t in list(pending):  # tasks whose module could not even be imported fail the same way
-            mods = {op["module"] for op in t.plan.ops if op["op"] == "import"}
-            bad = next((poisoned[m] for m in mods if m in poisoned), None)
-            if bad is not None:
-                first_import = next(i for i, op in enumerate(t.plan.ops) if op["op"] == "import" and op["module"] in poisoned)
-                runs[t.index].results = [OpResult(value=None) for _ in range(first_import)] + [OpResult(error=bad)]
-                pending.remove(t)
+        pending = [t for t in pending if not _fail_fast(t, runs[t.index], g)]
         if not pending:
             break
-        if stats.starts >= MAX_STARTS or time.monotonic() >= wall_deadline:
+        if g.stats.starts >= MAX_STARTS or time.monotonic() >= g.wall_deadline:
             why = (f"was not run: the grading time limit of {limits.wall_s:g} s was used up"
-                   if time.monotonic() >= wall_deadline else
-                   f"was not run: your code crashed or hung the sandbox {stats.starts} times")
+                   if time.monotonic() >= g.wall_deadline else
+                   f"was not run: your code crashed or hung the sandbox {g.stats.starts} times")
             for t in pending:
                 runs[t.index].results.append(OpResult(error={"type": "NotRun", "message": why, "sandbox": True}))
             break
         (in_dir / "request.json").write_text(json.dumps(
             {"groups": [{"index": t.index, "ops": t.plan.ops} for t in pending]}))
-        stats.starts += 1
-        done = _one_process(pending, runs, job=job, limits=limits, backend=backend, bwrap=bwrap, python=python,
-                            wall_deadline=wall_deadline, progress=progress, poisoned=poisoned, stats=stats)
+        g.stats.starts += 1
+        done = _one_process(pending, runs, g)
         pending = [t for t in pending if t.index not in done]
-    stats.seconds = time.monotonic() - t_start
-    return runs, stats
+    g.flush_progress(force=True)
+    g.stats.seconds = time.monotonic() - t_start
+    return runs, g.stats
 
 
-def _one_process(pending: list[Task], runs: dict[int, GroupRun], *, job: Job, limits: RunLimits,
-                 backend: CgroupBackend, bwrap: str, python: Path, wall_deadline: float,
-                 progress: Callable[[str], None] | None, poisoned: dict[str, dict[str, Any]],
-                 stats: SandboxStats) -> set[int]:
+def _fail_fast(t: Task, run: GroupRun, g: _Grading) -> bool:
+    """Fail a task at its first op that imports a module whose import failed, or makes a call that hung."""
+    for i, (op, calls) in enumerate(zip(t.plan.ops, op_calls(t.plan.ops), strict=True)):
+        error = None
+        if op["op"] == "import" and op["module"] in g.poisoned:
+            error = g.poisoned[op["module"]]
+        elif hung := next((g.hung[c] for c in sorted(calls) if c in g.hung), None):
+            error = {"type": "NotRun", "sandbox": True, "message": hung}
+        if error is not None:
+            run.results = [OpResult(value=None) for _ in range(i)] + [OpResult(error=error)]
+            return True
+    return False
+
+
+class _Protocol(Exception):
+    """The sandbox sent a frame the judge did not expect."""
+
+
+def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) -> set[int]:
     """Start one sandbox on the pending tasks; return the indices of the tasks that are finished."""
-    by_index = {t.index: t for t in pending}
+    limits = g.limits
     done: set[int] = set()
-    current: tuple[int, int] | None = None
+    position = 0  # index into `pending` of the task whose op is expected next
+    op_index = 0
+    current: tuple[int, int] | None = None  # (task position, op) started and not yet finished
+    started_at = 0.0
     hello = False
-    with SandboxProcess(backend=backend, bwrap=bwrap, python=python, job=job, limits=limits,
+    tainted = False  # this process has been shown hidden images
+    failure: dict[str, Any] | None = None
+    with SandboxProcess(backend=g.backend, bwrap=g.bwrap, python=g.python, job=g.job, limits=limits,
                         argv_tail=["/job/harness/main.py"]) as sp:
         op_deadline = time.monotonic() + STARTUP_TIMEOUT
-        failure: dict[str, Any] | None = None
         try:
             while True:
-                msgs = sp.messages(until=min(op_deadline, wall_deadline))
+                g.flush_progress()
+                msgs = sp.messages(until=min(op_deadline, g.wall_deadline, time.monotonic() + PROGRESS_EVERY_S))
                 if msgs is None:  # the channel closed or the process ended
                     try:
                         sp.proc.wait(timeout=2)
@@ -125,87 +200,124 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], *, job: Job, li
                     else:
                         failure = _death(sp, limits)
                     break
-                if not msgs and time.monotonic() >= min(op_deadline, wall_deadline):
-                    if current is None:
-                        failure = {"type": "Timeout", "sandbox": True,
-                                   "message": "did not get going within the time limit"}
-                    else:
-                        t = by_index[current[0]]
-                        budget = op_timeout(t.plan.ops[current[1]], limits)
-                        failure = {"type": "Timeout", "sandbox": True, "message":
-                                   f"did not finish within {budget:g} s (an endless loop?)"
-                                   if time.monotonic() < wall_deadline else
-                                   f"was stopped: the grading time limit of {limits.wall_s:g} s was used up"}
-                    if sp.usage().pids_limit_hit:
-                        failure["message"] += f" while trying to start more than {limits.pids} processes"
+                now = time.monotonic()
+                if not msgs and now >= min(op_deadline, g.wall_deadline):
+                    failure = _timeout(sp, g, pending, current, hello=hello, tainted=tainted)
                     break
                 finished = False
                 for m in msgs:
-                    kind = m.get("t")
-                    if kind == "hello":
+                    kind = m.body.get("t")
+                    if not hello:
+                        if kind != "hello":
+                            raise _Protocol("sent a message before the grader's harness started")
                         hello = True
+                        op_deadline = time.monotonic() + STARTUP_TIMEOUT
                         continue
                     if kind == "done":
+                        if position != len(pending) or current is not None:
+                            raise _Protocol("said it was done before every check had run")
                         finished = True
                         break
-                    g, i = m.get("g"), m.get("i")
-                    if g not in by_index or not isinstance(i, int) or not 0 <= i < len(by_index[g].plan.ops):
-                        raise wire.WireError("message for an unknown op")
-                    t = by_index[g]
+                    want = (pending[position].index, op_index) if position < len(pending) else None
+                    got = (m.body.get("g"), m.body.get("i"))
                     if kind == "start":
-                        current = (g, i)
-                        op_deadline = time.monotonic() + op_timeout(t.plan.ops[i], limits)
-                        if i == 0 and progress:
-                            progress(t.check_id)
+                        if current is not None or got != want:
+                            raise _Protocol("started an op out of order")
+                        t = pending[position]
+                        current, started_at = (position, op_index), time.monotonic()
+                        op_deadline = started_at + t.budget(op_index, limits)
+                        if op_index == 0:
+                            g.report(t)
+                        if g.hidden.show(op_datasets(t.plan.ops[op_index])):
+                            tainted = True
                     elif kind == "result":
-                        err = m.get("error")
-                        runs[g].results.append(OpResult(value=m.get("value"), error=_clean_error(err) if err else None,
-                                                        seconds=float(m.get("s", 0.0)) if isinstance(m.get("s"), int | float) else 0.0))
+                        if current is None or got != want:
+                            raise _Protocol("sent a result for an op that was not running")
+                        t = pending[position]
+                        g.hidden.hide()
+                        result = _result(m, g, tainted=tainted, seconds=time.monotonic() - started_at)
+                        runs[t.index].results.append(result)
                         current = None
-                        if err or i == len(t.plan.ops) - 1:
-                            done.add(g)
+                        if result.error or op_index == len(t.plan.ops) - 1:
+                            done.add(t.index)
+                            position, op_index = position + 1, 0
+                        else:
+                            op_index += 1
                         op_deadline = time.monotonic() + STARTUP_TIMEOUT
+                    else:
+                        raise _Protocol(f"sent a message of unknown kind {str(kind)[:20]!r}")
                 if finished:
                     break
-        except wire.WireError as exc:
+        except (wire.WireError, _Protocol) as exc:
             failure = {"type": "Protocol", "sandbox": True,
                        "message": f"sent output the grader cannot accept ({exc}); do not write to the grader's channel"
                        if sp.outcome is not Outcome.OVERFLOW else f"produced more than {limits.output_bytes} bytes of output"}
+        finally:
+            g.hidden.hide()
         usage = sp.usage()
-        stats.peak_memory_bytes = max(stats.peak_memory_bytes, usage.peak_memory_bytes)
+        g.stats.peak_memory_bytes = max(g.stats.peak_memory_bytes, usage.peak_memory_bytes)
         if failure is not None:
             cause = kill_cause(str(failure.get("type", "")), usage, sp.outcome)
-            stats.kills[cause] = stats.kills.get(cause, 0) + 1
+            g.stats.kills[cause] = g.stats.kills.get(cause, 0) + 1
         if not hello and failure is not None:
             raise GraderFault(f"the sandbox harness did not start: {failure['message']}\n{sp.stdout_text[-2000:]}")
-    if failure is not None:
-        if current is not None:
-            g, i = current
-            runs[g].results.append(OpResult(error=failure))
-            done.add(g)
-            op = by_index[g].plan.ops[i]
-            if op["op"] == "import":
-                poisoned[op["module"]] = failure
-        # Tasks that were not reached stay pending; a task interrupted between two ops restarts from scratch.
-        # (The interrupted op's own task is in `done` already.)
-        for t in pending:
-            if t.index not in done:
-                runs[t.index].results.clear()
-    else:
-        done.update(by_index)
+    if failure is None:
+        return done | {t.index for t in pending}
+    # The failure belongs to the op that was running, or else to the op expected next (so a restart makes progress).
+    at = current or ((position, op_index) if position < len(pending) else None)
+    if at is not None:
+        t, i = pending[at[0]], at[1]
+        runs[t.index].results.append(OpResult(error=failure))
+        done.add(t.index)
+        op = t.plan.ops[i]
+        if current is None:  # the op never started: nothing to learn about the student's code
+            pass
+        elif op["op"] == "import":
+            g.poisoned[op["module"]] = failure
+        elif failure["type"] == "Timeout" and (call := hung_call(op_calls(t.plan.ops)[i], failure.get("where", ""))):
+            g.hung.setdefault(call, f"was not run: {call_name(call)} did not finish within "
+                                    f"{t.budget(i, limits):g} s in the check {t.check_id}")
+    for t in pending:  # tasks not reached restart from scratch in the next process
+        if t.index not in done:
+            runs[t.index].results.clear()
     return done
 
 
-def op_timeout(op: dict[str, Any], limits: RunLimits) -> float:
-    """Budget of one op by what it does."""
-    kind = op["op"]
-    if kind == "import":
-        return limits.import_s
-    if kind == "predict":
-        return limits.wall_s
-    if kind in ("new", "torch_load", "load_state_dict", "torch_probe", "state_keys"):
-        return limits.build_s
-    return limits.op_s
+def _result(m: wire.Message, g: _Grading, *, tainted: bool, seconds: float) -> OpResult:
+    """The op's outcome as the judge keeps it: bounded in size and in student text, timed by the judge."""
+    g.stats.retained_bytes += m.size
+    if g.stats.retained_bytes > g.limits.retained_bytes:
+        return OpResult(error={"type": "Overflow", "sandbox": True, "message":
+                               f"sent back more data than the grader keeps from one grading "
+                               f"({g.limits.retained_bytes / 2**20:g} MiB); return what the check asks for"},
+                        seconds=seconds)
+    err = m.body.get("error")
+    if err:
+        return OpResult(error=g.text.clean(err, tainted=tainted), seconds=seconds)
+    return OpResult(value=m.body.get("value"), seconds=seconds)
+
+
+def _timeout(sp: SandboxProcess, g: _Grading, pending: list[Task], current: tuple[int, int] | None, *,
+             hello: bool, tainted: bool) -> dict[str, Any]:
+    limits = g.limits
+    if not hello:
+        failure = {"type": "Timeout", "sandbox": True, "message": "did not get going within the time limit"}
+    elif time.monotonic() >= g.wall_deadline:
+        failure = {"type": "Timeout", "sandbox": True,
+                   "message": f"was stopped: the grading time limit of {limits.wall_s:g} s was used up"}
+    elif current is None:
+        failure = {"type": "Timeout", "sandbox": True, "message":
+                   "was not run: the sandbox stopped answering between two checks (a thread or signal handler "
+                   "of your code?)"}
+    else:
+        t = pending[current[0]]
+        where = g.text.clean_place(sp.where_stuck(), tainted=tainted)
+        failure = {"type": "Timeout", "sandbox": True, "where": where, "message":
+                   f"did not finish within {t.budget(current[1], limits):g} s (an endless loop?"
+                   + (f" It was running {where})" if where else ")")}
+    if sp.usage().pids_limit_hit:
+        failure["message"] += f" while trying to start more than {limits.pids} processes"
+    return failure
 
 
 def kill_cause(failure_type: str, usage: Usage, outcome: Outcome | None) -> str:
@@ -234,15 +346,9 @@ def _death(sp: SandboxProcess, limits: RunLimits) -> dict[str, Any]:
     return {"type": "Crash", "sandbox": True, "message": msg}
 
 
-def _clean_error(err: Any) -> dict[str, Any]:
-    if not isinstance(err, dict):
-        return {"type": "Error", "message": "an unreadable error", "where": ""}
-    return {"type": str(err.get("type", "Error"))[:100], "message": str(err.get("message", ""))[:1500],
-            "where": str(err.get("where", ""))[:200], "harness": bool(err.get("harness", False))}
-
-
-def run_reference(tasks: list[Task], *, package: str, inputs: Inputs) -> dict[int, GroupRun]:
-    """Run the same scripts against the trusted reference solution, in this process."""
+def run_reference(tasks: list[Task], *, package: str, inputs: Inputs, data_dir: Path | None = None,
+                  reference_dir: Path | None = None) -> dict[int, GroupRun]:
+    """Run the same scripts against the trusted reference solution, in this process (each op timed)."""
 
     def load(name: str) -> Any:
         return importlib.import_module(f"{package}.{name}")
@@ -251,13 +357,15 @@ def run_reference(tasks: list[Task], *, package: str, inputs: Inputs) -> dict[in
     for t in tasks:
         if not t.plan.use_reference:
             continue
-        interp = Interpreter(load_module=load, inputs=inputs.arrays)
+        interp = Interpreter(load_module=load, inputs=inputs.arrays, data_dir=data_dir, submission_dir=reference_dir)
         run = GroupRun()
         for op in t.plan.ops:
+            t0 = time.perf_counter()
             try:
-                run.results.append(OpResult(value=interp.run(op)))
+                run.results.append(OpResult(value=interp.run(op), seconds=time.perf_counter() - t0))
             except Exception as exc:
-                run.results.append(OpResult(error=error_info(exc, submission_dir=None)))
+                run.results.append(OpResult(error=error_info(exc, submission_dir=None),
+                                            seconds=time.perf_counter() - t0))
                 break
         runs[t.index] = run
     return runs

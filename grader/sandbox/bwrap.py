@@ -25,6 +25,7 @@ class Job:
     harness: Path  # -> /job/harness (ro)
     submission: Path  # -> /job/submission (ro)
     inputs: Path  # -> /job/in (ro)
+    data: Path | None = None  # -> /job/data (ro): hidden sets, linked in by the judge only while an op needs them
 
 
 @cache
@@ -74,6 +75,7 @@ def bwrap_argv(
              "--ro-bind", str(job.harness), "/job/harness",
              "--ro-bind", str(job.submission), "/job/submission",
              "--ro-bind", str(job.inputs), "/job/in",
+             *(["--ro-bind", str(job.data), "/job/data"] if job.data is not None else []),
              "--size", size, "--tmpfs", "/job/work",
              "--chdir", "/job/work"]
     threads = str(max(1, int(cpus)))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from grader.harness import wire
 from grader.sandbox.bwrap import Job, bwrap_argv, join_cgroups_argv
@@ -44,6 +45,9 @@ class RunLimits:
     import_s: float = 120.0
     build_s: float = 60.0
     op_s: float = 20.0
+    predict_s: float = 60.0
+    retained_bytes: int = 256 * 2**20
+    """What the judge keeps of the sandbox's output in one grading (decoded size, over all restarts)."""
 
 
 @cache
@@ -96,6 +100,7 @@ class SandboxProcess:
         self.stdout_tail = bytearray()
         self.eof = False
         self.outcome: Outcome | None = None
+        self.deferred: wire.WireError | None = None
 
     def __enter__(self) -> SandboxProcess:
         return self
@@ -103,10 +108,12 @@ class SandboxProcess:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def messages(self, *, until: float) -> list[dict[str, Any]] | None:
+    def messages(self, *, until: float) -> list[wire.Message] | None:
         """Wait until `until` (monotonic) for frames. Returns decoded messages ([] on timeout),
         None once the channel is closed. Raises `wire.WireError` on a malformed frame."""
         fds = [self.channel, self.pidfd] + ([self.proc.stdout.fileno()] if self.proc.stdout else [])
+        if self.deferred is not None:
+            raise self.deferred
         while True:
             if self.eof:
                 return None
@@ -140,8 +147,59 @@ class SandboxProcess:
                     raise wire.WireError(f"output exceeds the cap of {self.limits.output_bytes} bytes")
                 self.buffer += chunk
                 frames = wire.split_frames(self.buffer, max_frame=self.limits.output_bytes)
-                if frames:
-                    return [wire.decode(f) for f in frames]
+                out: list[wire.Message] = []
+                for f in frames:  # the frames before a malformed one count: the failure is then the right op's
+                    try:
+                        out.append(wire.decode_message(f))
+                    except wire.WireError as exc:
+                        if not out:
+                            raise
+                        self.deferred = exc
+                        break
+                if out:
+                    return out
+
+    def where_stuck(self, submission_prefix: str = "/job/submission/", wait_s: float = 0.5) -> str:
+        """Where the harness's main thread is, as ``file.py line N, in name`` of the innermost frame in the
+        student's files ("" if unknown). Asks the harness to dump its stack (SIGUSR1, faulthandler) and reads
+        the dump from its stdout. Untrusted text: for a message only, never for a decision."""
+        pid = self._harness_pid()
+        if pid is None:
+            return ""
+        mark = len(self.stdout_tail)
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except OSError:
+            return ""
+        deadline = time.monotonic() + wait_s
+        fd = self.proc.stdout.fileno() if self.proc.stdout else None
+        while fd is not None and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self.stdout_tail += chunk
+            if b"most recent call first" in self.stdout_tail[max(0, mark - 64):] and chunk.endswith(b"\n\n"):
+                break
+        dump = self.stdout_tail[max(0, mark - 64):].decode(errors="replace")
+        for hit in re.finditer(r'File "([^"\n]+)", line (\d+) in (\S+)', dump):
+            path, line, name = hit.groups()
+            if path.startswith(submission_prefix):
+                return f"{path.rsplit('/', 1)[-1][:60]} line {line}, in {name[:60]}"
+        return ""
+
+    def _harness_pid(self) -> int | None:
+        """Host pid of the harness interpreter (the first process in the run's cgroup running main.py)."""
+        for pid in sorted(self.cgroup.pids()):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[1:4] == [b"-I", b"-B", b"/job/harness/main.py"]:  # not bwrap, whose argv holds it too
+                return pid
+        return None
 
     def kill(self) -> None:
         self.cgroup.kill_all()
