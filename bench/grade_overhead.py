@@ -5,9 +5,11 @@ Runs, alternately and `--repeat` times each:
   * a bare script that imports torch and does the same model evaluations (MyNet on the hidden FashionMNIST
     test set, FinetuneNet on ORIG/AUG/NEW) with no sandbox and no checks.
 Prints wall times (median), their ratio (target <= 1.25) and the peak memory of the whole grading (judge
-process + sandbox cgroup peak; target <= 2 GiB).
+process + sandbox cgroup peak; target <= 2 GiB). Then grades the judge-memory attacks of tests/attacks.py (a
+64 MiB frame of nested empty lists per sandbox start; frames just under the header cap in the expected order
+over every op) and prints the same peak for each (target <= 2 GiB; the review measured 3.0 / 5.9 / 8.8 GiB).
 
-    .venv/bin/python bench/grade_overhead.py [--repeat 3]
+    .venv/bin/python bench/grade_overhead.py [--repeat 3] [--no-attacks]
 """
 
 from __future__ import annotations
@@ -67,12 +69,12 @@ sys.exit(p.returncode)
 """
 
 
-def run_grade(zip_path: Path) -> tuple[float, dict, int]:
+def run_grade(zip_path: Path, env: dict[str, str] | None = None) -> tuple[float, dict, int]:
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", MEASURE, str(ROOT / ".venv/bin/autograder"), "grade", str(zip_path),
-                        "--json"], capture_output=True, text=True, check=False)
+                        "--json"], capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - t0
-    if p.returncode != 0:
+    if p.returncode not in (0, 1):
         sys.exit(f"grading failed: {p.stderr[-2000:]}")
     return wall, json.loads(p.stdout), int(p.stderr.strip().splitlines()[-1])
 
@@ -98,6 +100,7 @@ def run_bare() -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-attacks", action="store_true", help="skip the judge-memory attacks")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from reference.build import build_submission_zip
@@ -125,6 +128,27 @@ def main() -> None:
     print(f"ratio grade / bare: {g / b:.3f}  (target <= 1.25)")
     print(f"peak memory of the grading (judge max RSS + sandbox cgroup peak): {peak / 2**30:.2f} GiB  (target <= 2 GiB)")
     print(f"metrics: {json.dumps({k: v for k, v in result['metrics'].items()})}")
+    if not args.no_attacks:
+        run_attacks()
+
+
+def run_attacks() -> None:
+    """Peak memory of gradings under the judge-memory attacks (issue 11, item 1)."""
+    from tests import attacks
+    from tests.conftest import make_zip
+
+    env = {**os.environ, "AUTOGRADER_LIMITS": "op_s=60"}  # time for the attack code to build its frames
+    print("\njudge-memory attacks (rpz-cnn numpy part):")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, files in (("64 MiB frame of nested lists, each start", attacks.giant_nested_list_frame(64)),
+                            ("frames under the header cap, every op", attacks.many_big_valid_frames())):
+            z = make_zip(Path(tmp) / "attack.zip", files)
+            wall, result, judge_rss = run_grade(z, env)
+            sandbox_peak = result["metrics"].get("sandbox.peak_memory_mb", 0.0) * 2**20
+            print(f"  {name}: {wall:.1f} s, starts {result['metrics'].get('sandbox.starts')}, retained "
+                  f"{result['metrics'].get('judge.retained_mb')} MiB; judge peak RSS {judge_rss / 2**20:.0f} MiB + "
+                  f"sandbox peak {sandbox_peak / 2**20:.0f} MiB = {(judge_rss + sandbox_peak) / 2**30:.2f} GiB "
+                  "(target <= 2 GiB)", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,13 @@ def data_bytes() -> int:
     return int(hit.group(1)) * 1024 if hit else 0
 
 
+def unbounded_data_kib() -> int | None:
+    """The soft RLIMIT_DATA this process had before any judge bound (KiB; None when unlimited), for children."""
+    with _lock:
+        soft = (_saved or resource.getrlimit(resource.RLIMIT_DATA))[0]
+    return None if soft == resource.RLIM_INFINITY else soft // 1024
+
+
 def _apply(count: int, extra: int) -> None:
     assert _saved is not None
     soft_cap, hard = _saved

@@ -91,7 +91,11 @@ def bwrap_argv(
     return args + ["--", str(python.absolute()), "-I", "-B", *argv_tail]
 
 
-def join_cgroups_argv(procs_files: list[Path], argv: list[str]) -> list[str]:
-    """Wrap `argv` in a shell that moves itself into the run's cgroups, then execs it."""
+def join_cgroups_argv(procs_files: list[Path], argv: list[str], *, data_limit_kib: int | None = None) -> list[str]:
+    """Wrap `argv` in a shell that moves itself into the run's cgroups, then execs it.
+
+    `data_limit_kib` (None: unlimited) is the soft RLIMIT_DATA the sandbox starts with: not the judge's own
+    bound (grader.memory_bound), which children would otherwise inherit; the memory cgroup is the sandbox's."""
     joins = " && ".join(f"echo $$ > {shlex.quote(str(f))}" for f in procs_files)
-    return ["/bin/sh", "-c", f'{joins} && exec "$@"', "sandbox-join", *argv]
+    limit = "unlimited" if data_limit_kib is None else str(int(data_limit_kib))
+    return ["/bin/sh", "-c", f'{joins} && ulimit -S -d {limit} && exec "$@"', "sandbox-join", *argv]

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from grader.harness import wire
+from grader.memory_bound import unbounded_data_kib
 from grader.sandbox.bwrap import Job, bwrap_argv, join_cgroups_argv
 from grader.sandbox.cgroups import CgroupBackend, CgroupLimits, RunCgroup, Usage, detect_cgroups
 from grader.sandbox.errors import SandboxUnavailable
@@ -77,7 +78,7 @@ class SandboxProcess:
         seccomp_fd = program_fd(program) if program else None
         argv = join_cgroups_argv(self.cgroup.procs_files, bwrap_argv(
             bwrap=bwrap, python=python, job=job, tmpfs_bytes=limits.tmpfs_bytes, cpus=limits.cpus,
-            argv_tail=argv_tail, marker=backend.name, seccomp_fd=seccomp_fd))
+            argv_tail=argv_tail, marker=backend.name, seccomp_fd=seccomp_fd), data_limit_kib=unbounded_data_kib())
         try:
             self.proc = subprocess.Popen(
                 [*argv, "--channel-fd", str(write_fd)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
