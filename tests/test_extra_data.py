@@ -108,6 +108,14 @@ def test_the_instructors_nist36_test_mat_replaces_the_stand_in(tmp_path: Path) -
     assert load_hidden(cfg, "nist36_like").stand_in
 
 
+def test_a_nist36_folder_without_the_course_file_is_refused(tmp_path: Path) -> None:
+    cfg = GraderSettings.from_env().with_(hidden_data=tmp_path / "hidden", shared_data=SHARED)
+    (cfg.hidden_data / NIST36_OWN_DIR).mkdir(parents=True)
+    (cfg.hidden_data / NIST36_OWN_DIR / "nist36_test.npz").write_bytes(b"not the course's file")
+    with pytest.raises(DataUnavailable, match=r"has no nist36_test.mat: put the course's nist36_test.mat there"):
+        prepare(settings=cfg, sets=["nist36_like"], log=lambda s: None)
+
+
 @pytest.mark.parametrize(("data", "labels", "message"), [
     (np.full((4, 784), 0.5), np.eye(36)[:4], r"test_data \(4, 784\).*expected \(N, 1024\)"),
     (np.full((4, 1024), 255.0), np.eye(36)[:4], r"not in \[0, 1\]"),

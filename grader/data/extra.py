@@ -178,8 +178,13 @@ def nist36_from_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def nist36_source(hidden: Path) -> tuple[str, tuple[str, ...], bool]:
     """Where nist36_like is built from: (folder under hidden_data, files, whether it is the EMNIST stand-in)."""
-    if (hidden / NIST36_OWN_DIR / NIST36_OWN_FILE).is_file():
+    own = hidden / NIST36_OWN_DIR
+    if (own / NIST36_OWN_FILE).is_file():
         return NIST36_OWN_DIR, (NIST36_OWN_FILE,), False
+    if own.exists():
+        raise DataUnavailable(f"nist36_like: {own} has no {NIST36_OWN_FILE}: put the course's {NIST36_OWN_FILE} "
+                              f"there (or delete {own} to grade on the EMNIST stand-in), then run "
+                              "`autograder data prepare`")
     return EMNIST, EMNIST_FILES, True
 
 
