@@ -1,7 +1,10 @@
 """Hidden sets of the notebook-era assignments: EMNIST-balanced-small, a NIST36-like set, MNIST, sklearn digits.
 
 Each set's source files are copied into ``hidden_data/<set>/`` (never overwritten once there) and its arrays
-are rebuilt whenever those files' listing or the conversion changes, like the other sets.
+are rebuilt whenever those files' listing or the conversion changes, like the other sets. ``nist36_like`` is
+built from the instructor's own ``hidden_data/nist36/nist36_test.mat`` when it is there (the course's test set),
+otherwise from EMNIST-balanced-small's test split converted to NIST36's conventions (a stand-in; its manifest
+says ``"stand_in": true``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import gzip
 import io
 import json
 import shutil
+import string
 import subprocess
 import tarfile
 import tempfile
@@ -33,6 +37,12 @@ DIGITS_FILE = "digits.csv.gz"
 DIGITS_TEST_START = 1350
 """Assignment 4's Digits(mode="test"): digits.data[1350:]."""
 NIST36_PAD = 2
+NIST36_CLASSES = tuple(string.ascii_uppercase + string.digits)
+"""NIST36's label order: A-Z (0-25) then 0-9 (26-35), run_q3.py's and run_q4.py's `letters`."""
+NIST36_OWN_DIR = "nist36"
+NIST36_OWN_FILE = "nist36_test.mat"
+"""The course's own test set, when an instructor puts it into hidden_data/nist36/ (test_data, test_labels)."""
+NIST36_SIDE = 32
 Log = Callable[[str], None]
 
 
@@ -130,21 +140,68 @@ def load_digits_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def nist36_from_emnist(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """EMNIST classes 0-9 and A-Z (labels 0..35), padded to 32x32, dark ink on white: uint8 (N, 1, 32, 32)."""
+    """EMNIST-balanced images (N, 28, 28), white ink on black, upright, labels 0-9, A-Z, a..t) in NIST36's
+    conventions: only the 36 classes 0-9 and A-Z, relabelled in NIST36's order (A-Z = 0..25, 0-9 = 26..35),
+    zero-padded to 32x32, inverted to dark ink on white, and transposed as NIST36 stores its images (a row
+    reshaped to 32x32 shows the character transposed; run_q4.py transposes its crops before flattening).
+    Returns uint8 (N, 1, 32, 32) in that stored layout and int64 labels."""
     keep = y < 36
     padded = np.pad(x[keep], ((0, 0), (NIST36_PAD, NIST36_PAD), (NIST36_PAD, NIST36_PAD)))
-    return (255 - padded)[:, None].astype(np.uint8), y[keep].astype(np.int64)
+    stored = np.ascontiguousarray((255 - padded).transpose(0, 2, 1))
+    return stored[:, None].astype(np.uint8), (y[keep].astype(np.int64) - 10) % 36
+
+
+def nist36_from_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The course's nist36_test.mat (test_data: N x 1024 floats in [0, 1], rows as the course stores them;
+    test_labels: N x 36 one-hot in NIST36's order) as uint8 (N, 1, 32, 32) (each row reshaped row-major, so
+    that flattening gives the stored rows back to half a grey level) and int64 labels."""
+    import scipy.io
+
+    fix = f"replace {path} with the course's nist36_test.mat and run `autograder data prepare`"
+    try:
+        mat = scipy.io.loadmat(str(path))
+        data, onehot = np.asarray(mat["test_data"], np.float64), np.asarray(mat["test_labels"])
+    except (OSError, ValueError, KeyError, NotImplementedError) as exc:
+        raise DataUnavailable(f"nist36_like: cannot read test_data and test_labels from {path} ({exc}): {fix}") from exc
+    n = len(data)
+    if data.shape != (n, NIST36_SIDE**2) or onehot.shape != (n, len(NIST36_CLASSES)) or n == 0:
+        raise DataUnavailable(f"nist36_like: {path} holds test_data {data.shape} and test_labels {onehot.shape}; "
+                              f"expected (N, 1024) and (N, 36): {fix}")
+    if not np.isfinite(data).all() or data.min() < -1e-6 or data.max() > 1 + 1e-6:
+        raise DataUnavailable(f"nist36_like: test_data in {path} is not in [0, 1] (min {np.nanmin(data):g}, max "
+                              f"{np.nanmax(data):g}): {fix}")
+    if not (np.isin(onehot, (0, 1)).all() and (onehot.sum(axis=1) == 1).all()):
+        raise DataUnavailable(f"nist36_like: test_labels in {path} are not one-hot rows: {fix}")
+    images = np.rint(np.clip(data, 0.0, 1.0) * 255).astype(np.uint8).reshape(n, 1, NIST36_SIDE, NIST36_SIDE)
+    return images, onehot.argmax(axis=1).astype(np.int64)
+
+
+def nist36_source(hidden: Path) -> tuple[str, tuple[str, ...], bool]:
+    """Where nist36_like is built from: (folder under hidden_data, files, whether it is the EMNIST stand-in)."""
+    own = hidden / NIST36_OWN_DIR
+    if (own / NIST36_OWN_FILE).is_file():
+        return NIST36_OWN_DIR, (NIST36_OWN_FILE,), False
+    if own.exists():
+        raise DataUnavailable(f"nist36_like: {own} has no {NIST36_OWN_FILE}: put the course's {NIST36_OWN_FILE} "
+                              f"there (or delete {own} to grade on the EMNIST stand-in), then run "
+                              "`autograder data prepare`")
+    return EMNIST, EMNIST_FILES, True
 
 
 def _build(hidden: Path, name: str, force: bool, log: Log) -> int:
-    src_dir = {NIST36: EMNIST}.get(name, name)
-    files = {EMNIST: EMNIST_FILES, NIST36: EMNIST_FILES, MNIST: MNIST_FILES, DIGITS: (DIGITS_FILE,)}[name]
+    src_dir, files, stand_in = {
+        EMNIST: (EMNIST, EMNIST_FILES, False), MNIST: (MNIST, MNIST_FILES, False), DIGITS: (DIGITS, (DIGITS_FILE,), False),
+    }.get(name) or nist36_source(hidden)  # fmt: skip
     root = hidden / src_dir
     digest = stat_digest(root, list(files))
     transform = {
         EMNIST: "the course's test npz as is: X uint8 (N, 28, 28) -> (N, 1, 28, 28), labels y (47 classes)",
-        NIST36: f"EMNIST test classes 0-9, A-Z only; zero-padded by {NIST36_PAD} to 32x32; 255 - x (dark ink on "
-                "white); (N, 1, 32, 32); flatten row-major to 1024 and divide by 255 for the course's layout",
+        NIST36: (f"EMNIST test classes 0-9, A-Z only, relabelled A-Z = 0..25, 0-9 = 26..35 (NIST36's order); "
+                 f"zero-padded by {NIST36_PAD} to 32x32; 255 - x (dark ink on white); transposed (NIST36's "
+                 "storage); (N, 1, 32, 32); flatten row-major to 1024 and divide by 255 for the course's layout")
+        if stand_in else ("the course's nist36_test.mat: round(test_data * 255) as uint8, each 1024-row reshaped "
+                          "row-major to (1, 32, 32); labels argmax(test_labels); divide by 255 and flatten "
+                          "row-major to get the rows back"),
         MNIST: "IDX uint8 pixels as (N, 1, 28, 28); divide by 255",
         DIGITS: f"load_digits() rows {DIGITS_TEST_START}: (values 0..16) as uint8 (N, 1, 8, 8); do not rescale",
     }[name]
@@ -155,15 +212,21 @@ def _build(hidden: Path, name: str, force: bool, log: Log) -> int:
         log(f"{name}: up to date ({out})")
         return 0
     t0 = time.perf_counter()
-    if name in (EMNIST, NIST36):
+    if name == NIST36 and not stand_in:
+        images, labels = nist36_from_mat(root / NIST36_OWN_FILE)
+        classes = list(NIST36_CLASSES)
+    elif name in (EMNIST, NIST36):
         with np.load(root / EMNIST_FILES[0], allow_pickle=False) as z:
             x, y = z["X"], z["y"].astype(np.int64)
         classes = json.loads((root / "classes.json").read_text())["classes"]
         if name == EMNIST:
             images, labels = x[:, None].astype(np.uint8), y
         else:
+            if classes[:36] != list(string.digits + string.ascii_uppercase):
+                raise DataUnavailable(f"{name}: {root / 'classes.json'} does not start with 0-9, A-Z; replace it "
+                                      "with the course's file and run `autograder data prepare`")
             images, labels = nist36_from_emnist(x, y)
-            classes = classes[:36]
+            classes = list(NIST36_CLASSES)
     elif name == MNIST:
         from grader.data.idx import read_idx
 
@@ -182,17 +245,21 @@ def _build(hidden: Path, name: str, force: bool, log: Log) -> int:
         "counts": {c: int(n) for c, n in zip(classes, counts, strict=True)}, "image_size": list(size),
         "transform": transform,
         "source": {"kind": "files", "dir": src_dir, "files": list(files), "digest": digest, "origin": _origin(root)},
+        **({"stand_in": stand_in} if name == NIST36 else {}),
         "build_seconds": round(time.perf_counter() - t0, 3),
     }  # fmt: skip
     arrays.write_arrays(out, np.ascontiguousarray(images), labels, manifest)
-    log(f"{name}: {len(images)} images -> {out} ({time.perf_counter() - t0:.2f} s)")
+    what = " (the EMNIST stand-in)" if name == NIST36 and stand_in else " (the instructor's own)" if name == NIST36 else ""
+    log(f"{name}: {len(images)} images{what} -> {out} ({time.perf_counter() - t0:.2f} s)")
     return 1
 
 
 def prepare_extra(hidden: Path, name: str, shared: Path, force: bool, log: Log) -> int:
     """Copy or fetch the source of set `name` into hidden_data when absent, then (re)build its arrays."""
     built = 0
-    if name in (EMNIST, NIST36):
+    if name == NIST36 and not nist36_source(hidden)[2]:
+        pass  # the instructor's own nist36_test.mat: nothing to copy
+    elif name in (EMNIST, NIST36):
         built += _copy_files(shared / EMNIST, hidden / EMNIST, EMNIST_FILES,
                              f"copied from {shared / EMNIST} (the course's files)", log)
     elif name == MNIST:

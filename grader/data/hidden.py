@@ -33,6 +33,9 @@ class HiddenSet:
     classes: tuple[str, ...]
     dither_seed: bytes
     """Seed of this set's dither noise, from the installation's secret key (`grader.data.dither_key`)."""
+    stand_in: bool = False
+    """A stand-in for the course's own test set (manifest ``"stand_in": true``, e.g. nist36_like built from
+    EMNIST): checks may hold it to a bar calibrated for it instead of the handout's."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -116,7 +119,8 @@ def load_hidden(
         )
     labels.setflags(write=False)
     seed = set_seed(read_key(hidden), name, size)
-    return HiddenSet(name=name, images=images, labels=labels, classes=classes, dither_seed=seed)
+    return HiddenSet(name=name, images=images, labels=labels, classes=classes, dither_seed=seed,
+                     stand_in=bool(manifest.get("stand_in", False)))
 
 
 def _check_fresh(hidden: Path, name: str, manifest: dict) -> None:

@@ -1,13 +1,21 @@
 import numpy as np
 
 
-# Given in util.py of the handout.
+# Given in util.py of the handout (copied here: the reference submission needs no util.py).
 def linear(x):
     return x
 
 
 def linear_deriv(post_act):
     return np.ones_like(post_act)
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def relu_deriv(x):
+    return (x > 0).astype(float)
 
 
 ############################## Q 2.1.2 ##############################
