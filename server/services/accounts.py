@@ -162,6 +162,7 @@ def authenticate(session: Session, username: str, password: str, *, ip: str, max
                                    window_seconds=window_seconds)
     user = find_user(session, username)
     pw_hash = user.password_hash if user is not None and user.active else None
+    session.commit()  # no database connection is held while the password is hashed
     if not check_password(pw_hash, password):
         return None
     session.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(success=True))
