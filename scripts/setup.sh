@@ -2,7 +2,7 @@
 # Set up nn-autograder on a fresh Debian machine: system packages, a venv with the project and its
 # dependencies (torch/torchvision run on the CPU), and the hidden test data.
 #   scripts/setup.sh           what the server needs
-#   scripts/setup.sh --test    also what the test suite needs (redis-server, chromium, postgresql)
+#   scripts/setup.sh --test    also what the test suite needs (redis-server, chromium, postgresql, nginx)
 #   scripts/setup.sh --no-data skip `autograder data prepare` (container images: the hidden data is mounted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ for arg in "$@"; do
 done
 
 apt_packages=(bubblewrap python3-seccomp dataset-fashion-mnist python3-venv)
-[ "$WANT_TEST" = 1 ] && apt_packages+=(redis-server chromium postgresql iproute2)
+[ "$WANT_TEST" = 1 ] && apt_packages+=(redis-server chromium postgresql iproute2 nginx-light)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 DEMO_USERS = (("instructor", "instructor", "instructor-demo"), ("student", "student", "student-demo"))
+KEPT_ALIVE_PER_PROCESS = 8
+"""Idle kept-alive connections a web process holds beside its busy threads (gunicorn worker_connections)."""
 
 
 def register(sub: Any) -> None:
@@ -30,7 +32,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("web", help="production web app (gunicorn)")
     p.add_argument("--bind", default=os.environ.get("AUTOGRADER_BIND", "127.0.0.1:8000"))
     p.add_argument("--workers", type=int, default=int(os.environ.get("AUTOGRADER_WEB_WORKERS", "2")))
-    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--threads", type=int, default=32,
+                   help="threads per process: requests one process serves at once (default 32)")
     p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("worker", help="grading worker (Celery); needs only the broker and the internal URL + secret")
@@ -210,6 +213,9 @@ def cmd_web(args: argparse.Namespace) -> int:
             self.cfg.set("bind", args.bind)
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
+            # A process takes new connections only while it has a free thread (or room for one of a few
+            # kept-alive ones): one whose threads slow clients hold leaves new visitors to the others.
+            self.cfg.set("worker_connections", args.threads + KEPT_ALIVE_PER_PROCESS)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")

@@ -90,6 +90,9 @@ class User(Base):
     setup_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Part of the id every login session carries (get_id); bumped at logout and password change, which
+    ends every session of the user: a copy of an old session cookie no longer names a user."""
 
     # Flask-Login protocol
     @property
@@ -105,7 +108,8 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the session stores ("ID:VERSION"); web's user loader accepts only the current version."""
+        return f"{self.id}:{self.session_version or 0}"
 
     @property
     def is_instructor(self) -> bool:
@@ -132,8 +136,11 @@ class ApiToken(Base):
 
 
 class LoginAttempt(Base):
+    """One checked (or being checked) password; rows older than the rate-limit window are purged."""
+
     __tablename__ = "login_attempts"
-    __table_args__ = (Index("ix_login_attempts_username_at", "username", "at"), Index("ix_login_attempts_ip_at", "ip", "at"))
+    __table_args__ = (Index("ix_login_attempts_username_at", "username", "at"), Index("ix_login_attempts_ip_at", "ip", "at"),
+                      Index("ix_login_attempts_at", "at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80))

@@ -1,4 +1,5 @@
-"""Secrets: password hashes, one-time tokens and the HMAC that authenticates workers to the web app."""
+"""Secrets: password hashes, one-time tokens, the HMAC that authenticates workers to the web app, and
+which redirect targets taken from a request may be followed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import hashlib
 import hmac
 import secrets
 import time
+import unicodedata
+import urllib.parse
+from functools import cache
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -19,7 +23,18 @@ def hash_password(password: str) -> str:
 
 
 def check_password(pw_hash: str | None, password: str) -> bool:
-    return bool(pw_hash) and check_password_hash(pw_hash or "", password)
+    """Whether `password` matches `pw_hash`. Without a hash (no such user, no password set yet) a dummy hash
+    of the same kind is checked instead, so that the answer takes as long either way."""
+    if not pw_hash:
+        check_password_hash(_dummy_hash(), password)
+        return False
+    return check_password_hash(pw_hash, password)
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash of a random password with the current method and cost (made on first use, not at import)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def new_token() -> str:
@@ -55,3 +70,44 @@ def verify(secret: str, method: str, path: str, body: bytes, timestamp: str | No
     if abs((time.time() if now is None else now) - int(timestamp)) > MAX_SKEW_SECONDS:
         return False
     return hmac.compare_digest(sign(secret, method, path, body, timestamp), signature)
+
+
+MAX_REDIRECT = 2048
+_DOT_SEGMENTS = ("/./", "/../")
+
+
+def _unsafe_form(form: str) -> bool:
+    """A form of a redirect target (as sent, decoded, normalised) that could leave the origin or fool a parser."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in form):
+        return True  # browsers drop tabs and newlines inside URLs: "/\t/x" becomes "//x"
+    if "\\" in form:
+        return True  # browsers read a backslash as a slash in http(s) URLs: "/\\x" is "//x"
+    if not form.startswith("/") or form.startswith("//"):
+        return True  # relative, absolute ("http:x", "javascript:"), or scheme-relative ("//host")
+    path = form.split("?", 1)[0].split("#", 1)[0]
+    return any(seg in path + "/" for seg in _DOT_SEGMENTS)  # "/..//x" resolves to the path "//x"
+
+
+def local_redirect(target: str | None) -> str | None:
+    """`target` if it is a path on this site, safe to put in a Location header; None otherwise.
+
+    Redirect targets that come from a request (``?next=``, a form's ``back`` field) must not send the user
+    to another origin. The target must be printable ASCII (the app's own URLs are percent-encoded) and an
+    absolute path without scheme or host; so must every form a browser, proxy or later redirect may make of
+    it: percent-decoded (repeatedly, "%252F" included) and NFKC-normalised (fullwidth solidus to "/"), none
+    with control or format characters, backslashes, a leading "//" or dot segments.
+    """
+    if not target or len(target) > MAX_REDIRECT or not target.isascii() or not target.isprintable():
+        return None
+    if " " in target:
+        return None
+    split = urllib.parse.urlsplit(target)
+    if split.scheme or split.netloc:
+        return None
+    form, seen = target, set()
+    while form not in seen:
+        seen.add(form)
+        if _unsafe_form(form) or _unsafe_form(unicodedata.normalize("NFKC", form)):
+            return None
+        form = urllib.parse.unquote(form, errors="replace")
+    return target

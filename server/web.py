@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Flask, abort, current_app, g, render_template, request
+from flask import Flask, abort, current_app, g, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf import CSRFProtect
 from flask_wtf.csrf import CSRFError
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from server.models import Assignment, User
+from server.security import local_redirect
 from server.services.assignments import get_assignment
 from server.services.submissions import Dispatch, fmt_bytes, too_large_message
 from server.settings import ServerSettings
@@ -72,6 +73,12 @@ def assignment_or_404(name: str) -> Assignment:
     return a
 
 
+def redirect_back(target: str | None, endpoint: str, **values: Any) -> Any:
+    """Redirect to `target` (taken from the request: ``?next=``, a ``back`` field) if it is a path on this
+    site (security.local_redirect), else to `endpoint`'s URL."""
+    return redirect(local_redirect(target) or url_for(endpoint, **values))
+
+
 def instructor_required(view: F) -> F:
     """Logged-in instructors only: anonymous users go to the login page, students get 403."""
 
@@ -91,8 +98,16 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
 
     @login_manager.user_loader
-    def _load(user_id: str) -> User | None:
-        return db().get(User, int(user_id)) if user_id.isdigit() else None
+    def _load(session_id: str) -> User | None:
+        """The session's user if the session is still current ("ID:VERSION", see User.get_id) and the
+        account active; None (logged out) for a session from before a logout or password change."""
+        uid, _, version = session_id.partition(":")
+        if not (uid.isdigit() and version.isdigit()):
+            return None
+        user = db().get(User, int(uid))
+        if user is None or not user.active or user.session_version != int(version):
+            return None
+        return user
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:

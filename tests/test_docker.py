@@ -177,7 +177,7 @@ def test_dockerignore_keeps_hidden_data_and_local_state_out_of_images() -> None:
 
 def test_compose_services_commands_and_builds(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "postgres", "web", "worker"}
+    assert set(services) == {"redis", "postgres", "web", "proxy", "worker"}
     for name in OWN:
         svc = services[name]
         context = (DOCKER / svc["build"]["context"]).resolve()
@@ -235,6 +235,18 @@ def test_compose_volumes_uploads_in_web_hidden_data_only_in_the_worker(compose: 
     assert (DOCKER / "../hidden_data").resolve() == ROOT / "hidden_data" and (ROOT / "hidden_data" / "README.md").is_file()
     assert services["worker"]["environment"]["AUTOGRADER_HIDDEN_DATA"] == "/srv/hidden_data"
     assert not any(v[0] == "uploads" for v in mounts["worker"]), "workers have no shared disk"
+
+
+def test_compose_web_is_reached_only_through_the_proxy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "ports" not in services["web"], "browsers must go through the buffering proxy (slow clients)"
+    proxy = services["proxy"]
+    assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"] and (DOCKER / "nginx.conf").is_file()
+    listen = re.search(r"^\s*listen (\d+);", (DOCKER / "nginx.conf").read_text(), re.M)
+    assert listen and any(str(p).endswith(":" + listen.group(1)) for p in proxy["ports"])
+    bind = services["web"]["command"][services["web"]["command"].index("--bind") + 1]
+    assert f"server web:{bind.rsplit(':', 1)[1]};" in (DOCKER / "nginx.conf").read_text()
+    assert services["web"]["environment"]["AUTOGRADER_TRUSTED_PROXIES"].endswith(":-1}")
 
 
 def test_compose_worker_gets_what_the_sandbox_needs(compose: dict[str, Any]) -> None:

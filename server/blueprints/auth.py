@@ -14,12 +14,6 @@ from server.services import accounts
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
-def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("submissions.index")
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     if current_user.is_authenticated:
@@ -32,17 +26,20 @@ def login() -> Any:
                                          ip=request.remote_addr or "?", max_failures=s.login_max_failures,
                                          window_seconds=s.login_window_seconds)
         except accounts.TooManyAttempts as exc:
-            return render_template("auth/login.html", form=form, error=str(exc)), 429
+            return (render_template("auth/login.html", form=form, error=str(exc)), 429,
+                    {"Retry-After": str(exc.retry_after)})
         if user is None:
             return render_template("auth/login.html", form=form, error="Wrong username or password."), 401
         login_user(user)
-        return redirect(_safe_next(request.args.get("next")))
+        return web.redirect_back(request.args.get("next"), "submissions.index")
     return render_template("auth/login.html", form=form, error=None)
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    if ActionForm().validate_on_submit():
+    if ActionForm().validate_on_submit() and current_user.is_authenticated:
+        accounts.end_sessions(web.user())  # every copy of every session cookie of this user, on any device
+        web.db().commit()
         logout_user()
     return redirect(url_for("auth.login"))
 

@@ -120,7 +120,7 @@ def regrade_one(submission_id: int) -> Any:
     rg = svc.regrade(web.db(), web.dispatch(), assignment=sub.assignment, requested_by=web.user(),
                      submission_ids=[sub.id], scope=f"submission {sub.id}")
     flash(f"Regrade #{rg.id} queued.")
-    return redirect(request.form.get("back") or url_for("submissions.show", submission_id=sub.id))
+    return web.redirect_back(request.form.get("back"), "submissions.show", submission_id=sub.id)
 
 
 @bp.post("/assignments/<name>/regrade")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from server.models import ApiToken, LoginAttempt, Role, User, utcnow
@@ -28,8 +29,9 @@ class AccountError(ValueError):
 
 class TooManyAttempts(AccountError):
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many failed logins. Try again in {max(1, retry_after // 60)} minute(s).")
+        super().__init__(f"Too many failed logins. Try again in {max(1, math.ceil(retry_after / 60))} minute(s).")
         self.retry_after = retry_after
+        """Seconds until the oldest failure that keeps the limit leaves the window (for Retry-After)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +80,19 @@ def add_user(session: Session, username: str, *, role: str = Role.STUDENT.value,
 
 
 def set_password(user: User, password: str) -> None:
+    """A new password; every session the user had ends (the caller commits)."""
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"The password must have at least {MIN_PASSWORD} characters.")
     user.password_hash = hash_password(password)
     user.setup_token_hash = None
     user.setup_token_expires_at = None
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """End every login session of `user`, on every device (the caller commits): sessions carry the user's
+    session version (User.get_id), which no longer matches."""
+    user.session_version = (user.session_version or 0) + 1
 
 
 def issue_setup_token(user: User, *, now: datetime | None = None) -> str:
@@ -141,21 +151,67 @@ def import_roster(session: Session, text: str) -> list[ImportedUser]:
 
 def authenticate(session: Session, username: str, password: str, *, ip: str, max_failures: int,
                  window_seconds: int) -> User | None:
-    """Check a login; raises TooManyAttempts while the user or the address is rate limited."""
+    """Check a login; raises TooManyAttempts while the user or the address is rate limited.
+
+    The attempt is counted (as a failure until the password proves right) before the password is checked,
+    in one locked step with the count of recent failures (`_count_and_record`), so parallel guesses cannot
+    all pass the count first. Unknown, disabled and not yet set-up accounts cost the same password hash.
+    """
     username = username.strip().lower()[:80]
+    attempt_id = _count_and_record(session, username, ip[:64], max_failures=max_failures,
+                                   window_seconds=window_seconds)
+    user = find_user(session, username)
+    pw_hash = user.password_hash if user is not None and user.active else None
+    session.commit()  # no database connection is held while the password is hashed
+    if not check_password(pw_hash, password):
+        return None
+    session.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(success=True))
+    session.commit()
+    return user
+
+
+IP_FACTOR = 4
+"""An address may fail IP_FACTOR x max_failures times per window (several users behind one NAT)."""
+
+
+def _count_and_record(session: Session, username: str, ip: str, *, max_failures: int, window_seconds: int) -> int:
+    """Record a login attempt on `username` from `ip` as failed unless the limits are reached (then raise
+    TooManyAttempts, recording nothing); the new attempt's id. Purges attempts older than the window.
+
+    One transaction that holds a lock on both keys while it counts and inserts: on PostgreSQL advisory
+    locks on the keys (taken in a fixed order); on SQLite the database's write lock, which the purge, the
+    transaction's first statement, takes.
+    """
+    session.commit()  # end whatever the request read before: the lock must come first in its transaction
     now = utcnow()
     since = now - timedelta(seconds=window_seconds)
-    fails_user = session.scalar(select(func.count(LoginAttempt.id)).where(
-        LoginAttempt.username == username, LoginAttempt.success.is_(False), LoginAttempt.at > since)) or 0
-    fails_ip = session.scalar(select(func.count(LoginAttempt.id)).where(
-        LoginAttempt.ip == ip, LoginAttempt.success.is_(False), LoginAttempt.at > since)) or 0
-    if fails_user >= max_failures or fails_ip >= 4 * max_failures:
-        raise TooManyAttempts(window_seconds)
-    user = find_user(session, username)
-    ok = user is not None and user.active and check_password(user.password_hash, password)
-    session.add(LoginAttempt(username=username, ip=ip[:64], success=ok, at=now))
+    if session.get_bind().dialect.name == "postgresql":
+        for key in sorted((f"ip:{ip}", f"user:{username}")):
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+    old = select(LoginAttempt.id).where(LoginAttempt.at < since).with_for_update(skip_locked=True)
+    session.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(old)), execution_options={"synchronize_session": False})
+    wait = max(_blocked_for(session, LoginAttempt.username == username, max_failures, since, window_seconds),
+               _blocked_for(session, LoginAttempt.ip == ip, IP_FACTOR * max_failures, since, window_seconds))
+    if wait:
+        session.commit()
+        raise TooManyAttempts(wait)
+    attempt = LoginAttempt(username=username, ip=ip, success=False, at=now)
+    session.add(attempt)
     session.commit()
-    return user if ok else None
+    return attempt.id
+
+
+def _blocked_for(session: Session, key: ColumnElement[bool], limit: int, since: datetime, window_seconds: int) -> int:
+    """Seconds until fewer than `limit` failures matching `key` remain in the window; 0 if fewer already."""
+    failed = (LoginAttempt.success.is_(False), LoginAttempt.at >= since, key)
+    count = session.scalar(select(func.count(LoginAttempt.id)).where(*failed)) or 0
+    if count < limit:
+        return 0
+    # The limit lifts when the (count - limit + 1)-th oldest failure leaves the window.
+    lifts = session.scalar(select(LoginAttempt.at).where(*failed).order_by(LoginAttempt.at, LoginAttempt.id)
+                           .offset(count - limit).limit(1))
+    left = (lifts + timedelta(seconds=window_seconds) - utcnow()).total_seconds() if lifts else window_seconds
+    return max(1, math.ceil(left))
 
 
 def create_api_token(session: Session, user: User, *, name: str = "", days: int | None = 180) -> str:
