@@ -145,24 +145,23 @@ def _json_items(data: bytes) -> int:
     return sum(data.count(c) for c in (b"[", b"{", b",", b":")) + 1
 
 
-def _code_cell(source: object, version: int, number: int) -> dict[str, Any]:
-    """A code cell of nbformat `version` holding only its source (outputs and metadata are not needed)."""
+_SOURCE_KEY = {1: "code", 2: "input", 3: "input", 4: "source"}
+"""Where a code cell keeps its text, per nbformat major version."""
+
+
+def _text(source: object) -> str | None:
+    """A cell's source as one text (nbformat stores it as a string or a list of lines), or None if it is neither."""
     if isinstance(source, list) and all(isinstance(s, str) for s in source):
-        source = "".join(source)
-    text = source if isinstance(source, str) else ""
-    if version >= 4:
-        return {"cell_type": "code", "id": f"cell-{number}", "metadata": {}, "source": text, "outputs": [],
-                "execution_count": None}
-    return {"cell_type": "code", "input": text, "language": "python", "metadata": {}, "outputs": [],
-            "collapsed": False}
+        return "".join(source)
+    return source if isinstance(source, str) else None
 
 
 def notebook_cells(data: bytes, limits: NotebookLimits | None = None) -> list[str | None]:
     """The sources of a notebook's code cells, in order; None for a cell whose source is not text.
 
     The file is checked against `limits` before it is decoded; nbformat then reads a copy that holds only the code
-    cells' sources (nbformat 3 and older are upgraded to 4 by nbformat). Raises ValueError saying why the notebook
-    cannot be read.
+    cells' sources (nbformat 1 to 3 are upgraded to 4 by nbformat's own conversion). Raises ValueError saying why
+    the notebook cannot be read.
     """
     import nbformat  # noqa: PLC0415 (only gradings of notebooks need it)
 
@@ -185,39 +184,43 @@ def notebook_cells(data: bytes, limits: NotebookLimits | None = None) -> list[st
     if not isinstance(nb, dict):
         raise ValueError("not a notebook (no list of cells; save it as an nbformat 4 .ipynb)")
     version = nb.get("nbformat", 4 if "cells" in nb else 3)
-    minor = nb.get("nbformat_minor", 0)
-    if isinstance(version, bool) or version not in (1, 2, 3, 4):
+    if isinstance(version, bool) or version not in _SOURCE_KEY:
         raise ValueError(f"not a notebook nbformat can read (nbformat {str(version)[:20]!r}; "
                          "save it as an nbformat 4 .ipynb)")
-    if version >= 4:
-        cells = nb.get("cells")
-    else:
+    if version in (2, 3):
         sheets = nb.get("worksheets")
         cells = [c for ws in sheets if isinstance(ws, dict) and isinstance(ws.get("cells"), list)
                  for c in ws["cells"]] if isinstance(sheets, list) else None
+    else:
+        cells = nb.get("cells")
     if not isinstance(cells, list):
         raise ValueError("not a notebook (no list of cells; save it as an nbformat 4 .ipynb)")
     if len(cells) > lim.cells:
         raise ValueError(f"it has {len(cells):,} cells; at most {lim.cells:,} can be graded")
-    raw = [c.get("source", c.get("input")) for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"]
-    code = [_code_cell(s, version, n) for n, s in enumerate(raw, start=1)]
-    minor = minor if isinstance(minor, int) and not isinstance(minor, bool) and 0 <= minor <= 5 else 0
-    slim: dict[str, Any] = {"nbformat": version, "nbformat_minor": minor, "metadata": {}}
-    if version >= 4:
+    key = _SOURCE_KEY[version]
+    texts = [_text(c.get(key)) for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"]
+    minor = nb.get("nbformat_minor")
+    slim: dict[str, Any] = {"nbformat": version, "metadata": {},
+                            "nbformat_minor": minor if type(minor) is int and 0 <= minor <= 5 else 0}
+    code: list[dict[str, Any]] = [{"cell_type": "code", key: t or "", "metadata": {}, "outputs": []} for t in texts]
+    if version == 4:
+        for n, c in enumerate(code, start=1):
+            c.update(id=f"cell-{n}", execution_count=None)
+        slim["cells"] = code
+    elif version == 1:
         slim["cells"] = code
     else:
         slim["worksheets"] = [{"cells": code, "metadata": {}}]
-    try:
+    try:  # nbformat reads only this copy: no outputs, no metadata, no deep JSON
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             read = nbformat.convert(nbformat.reader.reads(json.dumps(slim)), 4)
         sources = [str(c.source) for c in read.cells if c.cell_type == "code"]
     except Exception as exc:  # nbformat's errors on odd input are of many kinds
         raise ValueError(f"not a notebook nbformat can read ({type(exc).__name__}: {str(exc)[:200]})") from None
-    if len(sources) != len(raw):
+    if len(sources) != len(texts):
         raise ValueError("not a notebook nbformat can read (its code cells got lost in the conversion)")
-    ok = [isinstance(s, str) or (isinstance(s, list) and all(isinstance(x, str) for x in s)) for s in raw]
-    return [s if good else None for s, good in zip(sources, ok, strict=True)]
+    return [s if t is not None else None for s, t in zip(sources, texts, strict=True)]
 
 
 # --- one cell, as Jupyter runs it ------------------------------------------------------------------------------
@@ -528,9 +531,13 @@ def _segment(lines: list[str], node: ast.stmt, start: int) -> list[str]:
     return out
 
 
-MISSING_IMPORT = '''
+GRADER_FILE = "<grader>"
+"""The file name of the grader's own helpers in the module: not the student's file, so that a failure inside them
+is placed where the student's code called them."""
+
+MISSING_IMPORT = """
 class __grader_missing__:
-    """The grader's stand-in for a name whose import failed when graded: using it raises that import's error."""
+    '''The grader's stand-in for a name whose import failed when graded: using it raises that import's error.'''
 
     def __init__(self, name, where, error):
         self._why = f"{name} cannot be imported in the grader ({where}): {error}"
@@ -548,19 +555,18 @@ class __grader_missing__:
 
     def __repr__(self):
         return f"<{self._why}>"
-'''
+"""
 
-NO_SHELL = '''
+NO_SHELL = """
 class __grader_shell__:
-    """The grader's stand-in for Jupyter's shell: shell (!) and magic (%) lines do not run when graded."""
+    '''The grader's stand-in for Jupyter's shell: shell (!) and magic (%) lines do not run when graded.'''
 
     def __getattr__(self, attr):
         if attr.startswith("__") and attr.endswith("__"):
             raise AttributeError(attr)
 
         def refuse(*args, **kwargs):
-            line = __import__("sys")._getframe(1).f_lineno
-            raise RuntimeError(f"shell (!) and magic (%) lines do not run in the grader ({__name__}.py line {line})")
+            raise RuntimeError("shell (!) and magic (%) lines do not run in the grader")
 
         return refuse
 
@@ -570,7 +576,12 @@ class __grader_shell__:
 
 def get_ipython():
     return __grader_shell__()
-'''
+"""
+
+
+def _helpers(code: str) -> str:
+    """A statement that defines the grader's helpers `code` in the module, as file `GRADER_FILE`."""
+    return f"exec(compile({code.strip()!r}, {GRADER_FILE!r}, 'exec'), globals())  # the grader's helpers"
 
 
 @dataclass(slots=True)
@@ -583,10 +594,6 @@ class _Module:
     def add(self, text: str, origin: Origin = None) -> None:
         self.lines.append(text)
         self.origins.append(origin)
-
-    def extend(self, text: str) -> None:
-        for line in text.strip("\n").splitlines():
-            self.add(line)
 
 
 @dataclass(slots=True)
@@ -701,13 +708,11 @@ def _write(name: str, futures: list[_Kept], kept: list[_Kept]) -> tuple[str, tup
             out.add(text, (f.cell, line))
     imports = [k for k in kept if isinstance(k.node, ast.Import | ast.ImportFrom)]
     if imports:
-        out.add("")
-        out.extend(MISSING_IMPORT)
+        out.add(_helpers(MISSING_IMPORT))
     bound = {n for k in imports for n, _ in _bound_names(k.node)}  # type: ignore[arg-type]
     bound |= {k.node.name for k in kept if isinstance(k.node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
     if "get_ipython" not in bound and any("get_ipython" in text for k in kept for text in k.lines):
-        out.add("")
-        out.extend(NO_SHELL)
+        out.add(_helpers(NO_SHELL))
     for k in kept:
         out.add("")
         out.add(f"# {label}, code cell {k.cell}, line {k.origins[0]}")
