@@ -248,25 +248,37 @@ _STRING_OR_COMMENT = re.compile(r"""
 """, re.VERBOSE | re.DOTALL)
 """A string (any prefix, triple-quoted or not) or a comment, as Python's tokenizer finds them."""
 
-_FIELD_OPS = re.compile(r"[-+*/%@&|^~<>.:!(\[{]|\b(?:not|lambda|if|else|and|or|await|in|is|yield)\b")
+_FIELD_OPS = re.compile(r"[-+*/%@&|^~.(\[{]|\b(?:not|lambda|if|for|await|yield)\b")
 _BRACES = re.compile(r"\{\{|\}\}|\{|\}")
 _DEPTH_TOKEN = re.compile(r"""
     (?P<cont> \\\n )
-  | (?P<nl> \n )
-  | (?P<sep> ->|(?:\*\*|//|>>|<<|[-+*/%@&|^])=|[,;]|=(?!=) )
+  | (?P<end> [\n;] )
+  | (?P<comma> , )
   | (?P<open> [(\[{] )
   | (?P<close> [)\]}] )
-  | (?P<op> \*\*|//|>>|<<|[<>=!:]=|\.\.\.|[-+*/%@&|^~<>.:!?]
-          | \b(?:not|lambda|if|else|and|or|await|in|is|yield)\b )
+  | (?P<name> [^\W\d]\w* )
+  | (?P<number> \.?\d(?:[\w.]|(?<=[eE])[-+])* )
+  | (?P<neutral> \.\.\.|->|\*\*=|//=|>>=|<<=|[-+*/%@&|^<>=!]= )
+  | (?P<op> :=|\*\*|//|<<|>> )
+  | (?P<neutral1> [<>=:] )
+  | (?P<op1> [-+*/%@&|^~.!?$] )
 """, re.VERBOSE)
+"""The tokens that matter to `_nesting` (in text without strings and comments): operators that make a node of the
+syntax tree (``+``, ``.``, ``**``, ...) apart from those that do not nest (comparisons, ``=``, ``:``)."""
+_NESTING_WORDS = {"not": 1, "if": 1, "for": 1, "await": 1, "yield": 1, "lambda": 2}
+"""Words that make a node (``lambda`` two: the function and its arguments); ``and``, ``or``, ``in``, ``is`` make
+flat ones."""
 _IPYTHON_SYNTAX = re.compile(r"!(?!=)|\?|^[ \t\f]*[%,;/]|=[ \t]*%")
 """Where IPython's special syntax can be, outside strings and comments: ``!``, ``?``, a line starting with one of
 ``% , ; /``, ``= %``."""
 
 
 def _fstring_nesting(token: str) -> int:
-    """An upper bound of how deep the replacement fields of f-string `token` nest (their operators, counted)."""
-    n = depth = start = 0
+    """An upper bound of how deep f-string `token` nests: three levels for the string, a field and its format
+    spec, and the operators and brackets (two levels each) inside its deepest replacement field (the fields are
+    siblings); comparisons are counted too."""
+    fields: list[str] = []
+    depth = start = 0
     for b in _BRACES.finditer(token):
         s = b.group()
         if depth == 0:
@@ -275,9 +287,12 @@ def _fstring_nesting(token: str) -> int:
             continue
         depth += s.count("{") - s.count("}")
         if depth <= 0:
-            n += len(_FIELD_OPS.findall(token, start, b.start()))
+            fields.append(token[start : b.start()])
             depth = 0
-    return n + (len(_FIELD_OPS.findall(token, start)) if depth else 0)
+    if depth:
+        fields.append(token[start:])
+    return max((3 + len(_FIELD_OPS.findall(f)) + sum(f.count(c) for c in "([{") + f.count("lambda")
+                for f in fields), default=0)
 
 
 def _masked(text: str, limit: int) -> str:
@@ -295,31 +310,50 @@ def _masked(text: str, limit: int) -> str:
     return _STRING_OR_COMMENT.sub(mask, text)
 
 
-def _too_deep(text: str, limit: int) -> int | None:
-    """The line (1-based) of `text` where its expressions nest deeper than `limit`, or None.
+def _nesting(text: str, stop: int) -> tuple[int, int]:
+    """An upper bound of how deep the expressions of `text` nest (the scan ends once it is above `stop`), and the
+    line (1-based) where they nest deepest.
 
-    The estimate is an upper bound of the syntax tree's depth: every operator, opening bracket and operator word
-    adds one level to the chain it is part of; a comma, `;`, `=` or the end of a statement ends the chain of its
-    bracket level (the items of ``[-1, -2, ...]`` are siblings, not nested)."""
-    code = _masked(text, limit)
-    levels = [0]
-    total = 0
+    Every operator and word that makes a node of the syntax tree adds a level to the chain it is part of, an
+    opening bracket two (the call, subscript or display, and the tuple, slice, keyword or comprehension inside it);
+    a comma ends the chain of its bracket level (the items of ``[-1, -2, ...]`` are siblings, not nested), the end
+    of a statement every chain. Comparisons, ``and`` and ``or`` make flat nodes and do not count. Of strings only
+    f-strings count (`_fstring_nesting`)."""
+    code = _masked(text, stop)
+    chain = [0]
+    total = worst = at = 0
     for m in _DEPTH_TOKEN.finditer(code):
         kind = m.lastgroup
-        if kind == "op" or kind == "open":
-            levels[-1] += 1
+        if kind == "op" or kind == "op1":
+            chain[-1] += 1
             total += 1
-            if total > limit:
-                return code.count("\n", 0, m.start()) + 1
-            if kind == "open":
-                levels.append(0)
+        elif kind == "name":
+            weight = _NESTING_WORDS.get(m.group(), 0)
+            chain[-1] += weight
+            total += weight
+        elif kind == "open":
+            chain[-1] += 2
+            total += 2
+            chain.append(0)
         elif kind == "close":
-            if len(levels) > 1:
-                total -= levels.pop()
-        elif kind == "sep" or (kind == "nl" and len(levels) == 1):
-            total -= levels[-1]
-            levels[-1] = 0
-    return None
+            if len(chain) > 1:
+                total -= chain.pop()
+        elif kind == "comma":
+            total -= chain[-1]
+            chain[-1] = 0
+        elif kind == "end" and len(chain) == 1:
+            total = chain[0] = 0
+        if total > worst:
+            worst, at = total, m.start()
+            if worst > stop:
+                break
+    return worst, code.count("\n", 0, at) + 1
+
+
+def _too_deep(text: str, limit: int) -> int | None:
+    """The line (1-based) of `text` where its expressions may nest deeper than `limit` (see `_nesting`), or None."""
+    depth, line = _nesting(text, limit)
+    return line if depth > limit else None
 
 
 def _pieces(lines: list[str]) -> list[tuple[int, int, bool]]:
