@@ -459,7 +459,7 @@ class _Cell:
                 try:
                     changed, new = self._ipython.do_one_token_transform(lines)
                 except SyntaxError as exc:  # the tokenizer's, e.g. an unindent that matches no outer level
-                    raise _LeftOut(f"{type(exc).__name__}: {exc.msg}",
+                    raise _LeftOut(f"{type(exc).__name__}: {str(exc.msg)[:200]}",
                                    where[min(max((exc.lineno or 1) - 1, 0), len(where) - 1)] if where else None
                                    ) from None
                 except Exception as exc:  # IPython's own failure on odd text: Jupyter could not run the cell either
@@ -483,8 +483,9 @@ class _Cell:
             return None
         return self.origins[min(max(line, 1), len(self.origins)) - 1]
 
-    def parse(self, limits: NotebookLimits, future: int) -> ast.Module:
-        """The cell's syntax tree, compiled once as IPython compiles it (raises _LeftOut when it cannot be)."""
+    def parse(self, limits: NotebookLimits, future: int) -> tuple[ast.Module, int]:
+        """The cell's syntax tree, and the ``__future__`` flags in force after it: the cell is compiled as IPython
+        compiles it, with the flags `future` of the cells before (raises _LeftOut when it cannot be)."""
         source = "".join(self.lines)
         deep = _too_deep(source, limits.depth)
         if deep is not None:
@@ -495,14 +496,16 @@ class _Cell:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # SyntaxWarning and the like: Jupyter shows them and runs the cell
                 tree = compile(source, "<cell>", "exec", flags | ast.PyCF_ONLY_AST, dont_inherit=True)
-                self.code = compile(source, "<cell>", "exec", flags, dont_inherit=True)  # faster than from `tree`
+                code = compile(source, "<cell>", "exec", flags, dont_inherit=True)  # faster than from `tree`
         except SyntaxError as exc:
-            raise _LeftOut(f"{type(exc).__name__}: {exc.msg}", self.origin(exc.lineno)) from None
+            raise _LeftOut(f"{type(exc).__name__}: {str(exc.msg)[:200]}", self.origin(exc.lineno)) from None
         except (RecursionError, MemoryError):
             raise _LeftOut("it nests too deeply for Python to compile it") from None
         except (ValueError, OverflowError) as exc:  # e.g. a null byte in the source
             raise _LeftOut(f"{type(exc).__name__}: {str(exc)[:200]}") from None
-        return tree
+        if code.co_flags & __future__.barry_as_FLUFL.compiler_flag:  # moved to the top it would break every `!=`
+            raise _LeftOut("`from __future__ import barry_as_FLUFL` cannot be graded")
+        return tree, future | (code.co_flags & _FUTURE_FLAGS)
 
 
 # --- which statements a module of definitions keeps ------------------------------------------------------------
@@ -683,6 +686,7 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> 
     skipped = 0
     bad: list[int] = []
     future = 0  # the __future__ flags in force, as IPython keeps them from cell to cell
+    futures_moved = False
     for number, raw in enumerate(cells, start=1):
         if time.thread_time() > budget.deadline:
             notices.other.append(f"{name}: reading the notebook took longer than {lim.cpu_seconds:g} s; code cells "
@@ -693,7 +697,7 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> 
             if raw is None:
                 raise _LeftOut("its source is not text")
             cell = _Cell(raw, ipython, lim, budget)
-            tree = cell.parse(lim, future)
+            tree, future = cell.parse(lim, future)
         except _OtherCellMagic:
             skipped += 1
             continue
@@ -706,7 +710,6 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> 
             bad.append(number)
             notices.cell(number, None, "the grader failed to read it (not your fault)")
             continue
-        future |= cell.code.co_flags & _FUTURE_FLAGS
         lines = [ln.removesuffix("\n") for ln in cell.lines]
         for node in tree.body:
             if not _kept(node):
@@ -716,7 +719,8 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> 
             item = _Kept(number, node, start, _segment(lines, node, start),
                          [cell.origin(start + i) or 0 for i in range(node.end_lineno - start + 1)])  # type: ignore[operator]
             if _is_future(node):
-                if kept:
+                if kept and not futures_moved:
+                    futures_moved = True  # one notice is enough
                     features = ", ".join(a.name for a in node.names)  # type: ignore[attr-defined]
                     notices.other.append(
                         f"{name}, code cell {number}: `from __future__ import {features}` was moved to the top of "

@@ -236,12 +236,13 @@ def test_percent_and_bang_inside_strings_stay_text() -> None:
 def test_cell_magics_that_run_in_the_notebook_keep_their_python() -> None:
     conv = convert(make_notebook("%%capture out --no-stderr\nimport math\ndef a():\n    return 1",
                                  "\n%%time\n%%capture\ndef b():\n    return 2",
+                                 "%%prun -q\ndef c():\n    return 3",
                                  "%%bash\necho hi\ndef no_bash(): pass",
                                  "%%writefile helpers.py\ndef no_file(): pass",
                                  "%%timeit\ndef no_timeit(): pass",  # IPython runs its body inside a function
                                  "%%html\n<b>hi</b>"), name="hw.ipynb")
     ns = run_module(conv)
-    assert ns["a"]() == 1 and ns["b"]() == 2 and "math" in ns
+    assert ns["a"]() == 1 and ns["b"]() == 2 and ns["c"]() == 3 and "math" in ns
     assert not {"no_bash", "no_file", "no_timeit"} & set(ns) and conv.bad_cells == () and conv.notices == ()
     located = {t: o for t, o in zip(conv.source.splitlines(), conv.origins, strict=True) if o}
     assert located["def b():"] == (2, 4) and located["    return 2"] == (2, 5)
@@ -297,8 +298,9 @@ def test_top_level_await_is_skipped_and_async_functions_are_kept() -> None:
 def test_cells_jupyter_cannot_run_are_left_out_with_the_reason() -> None:
     conv = convert(make_notebook("return 1\ndef inside(): pass", "def f(a, a): pass", "def fine(): pass",
                                  "x = 1\n  y = 2", "print('a')\n\tif x:\n        pass", "'unterminated",
-                                 "x = 1\0"), name="hw.ipynb")
-    assert run_module(conv).keys() >= {"fine"} and conv.bad_cells == (1, 2, 4, 5, 6, 7)
+                                 "x = 1\0", "from __future__ import barry_as_FLUFL\ndef g(): return 1 <> 2"),
+                   name="hw.ipynb")
+    assert run_module(conv).keys() >= {"fine"} and conv.bad_cells == (1, 2, 4, 5, 6, 7, 8)
     assert conv.notices[0] == "hw.ipynb, code cell 1, line 1: SyntaxError: 'return' outside function; the cell was left out"
     assert conv.notices[1].startswith("hw.ipynb, code cell 2, line 1: SyntaxError: duplicate argument 'a'")
     assert conv.notices[2].startswith("hw.ipynb, code cell 4, line 2: IndentationError: unexpected indent")
