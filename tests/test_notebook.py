@@ -369,9 +369,9 @@ def test_a4_digits_with_from_future_gets_full_marks(grade) -> None:
     nb = json.loads((REFERENCE / "a4_digits" / "assignment4.ipynb").read_text())
     imports = next(c for c in nb["cells"] if c["cell_type"] == "code" and "import torch\n" in c["source"])
     imports["source"] = ["from __future__ import annotations\n", *imports["source"]]
-    nb["cells"].insert(3, {"cell_type": "code", "metadata": {}, "execution_count": 1, "outputs": [],
-                           "source": ["files = !ls\n", "def helper(x: torch.Tensor) -> torch.Tensor:\n",
-                                      "    return x\n"]})
+    helper = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": 1,
+              "source": ["files = !ls\n", "def helper(x: torch.Tensor) -> torch.Tensor:\n", "    return x\n"]}
+    nb["cells"].insert(nb["cells"].index(imports) + 1, helper)
     files = {"assignment4.ipynb": json.dumps(nb), **{f: (REFERENCE / "a4_digits" / f).read_bytes()
                                                       for f in ("classifier_mlp.pt", "classifier_cnn.pt")}}
     result = grade(files, assignment="a4-digits")
