@@ -263,7 +263,7 @@ def test_lines_after_transformed_and_multi_line_statements_keep_their_place() ->
     cell = ("!pip install \\\n    torch \\\n    torchvision\n"  # one shell command over three lines
             "SIZES = (784,\n         128)\n"
             "def net(x,\n        y):\n"
-            "    !nvidia-smi\n"
+            "    !nvidia-smi \\\n        --query-gpu=name\n"  # continued inside the def: the same piece
             "    z = (x +\n"
             "         y)\n"
             "    return z / 0")
@@ -272,8 +272,8 @@ def test_lines_after_transformed_and_multi_line_statements_keep_their_place() ->
     assert ns["SIZES"] == (784, 128)
     located = {t.strip(): o for t, o in zip(conv.source.splitlines(), conv.origins, strict=True) if o}
     assert located["SIZES = (784,"] == (2, 4) and located["128)"] == (2, 5) and located["y):"] == (2, 7)
-    assert located["get_ipython().system('nvidia-smi')"] == (2, 8)
-    assert located["return z / 0"] == (2, 11)
+    assert located["get_ipython().system('nvidia-smi          --query-gpu=name')"] == (2, 8)
+    assert located["return z / 0"] == (2, 12)
     assert failure_place(conv, lambda: ns["net"](1, 2)) == (
         "shell (!) and magic (%) lines do not run in the grader (hw.ipynb, code cell 2, line 8)")
 
