@@ -242,11 +242,13 @@ class _OtherCellMagic(Exception):
 _STRING_OR_COMMENT = re.compile(r"""
     (?P<str> [rRbBuUfF]{0,2} (?: '''(?:[^'\\]|\\.|'(?!''))*+(?:'''|\Z)
                                | \"\"\"(?:[^"\\]|\\.|"(?!""))*+(?:\"\"\"|\Z)
-                               | '(?:[^'\\\n]|\\.)*+(?:'|(?=\n)|\Z)
-                               | "(?:[^"\\\n]|\\.)*+(?:"|(?=\n)|\Z) ))
+                               | '(?:[^'\\\n]|\\.)*+'
+                               | "(?:[^"\\\n]|\\.)*+" ))
   | \#[^\n]*
 """, re.VERBOSE | re.DOTALL)
-"""A string (any prefix, triple-quoted or not) or a comment, as Python's tokenizer finds them."""
+"""A string (any prefix, triple-quoted or not) or a comment, as Python's tokenizer finds them: an unclosed
+triple-quoted string runs to the end, an unclosed one-line string is only its quote (the rest of the line is
+tokenized as code)."""
 
 _FIELD_OPS = re.compile(r"[-+*/%@&|^~.(\[{]|\b(?:not|lambda|if|for|await|yield)\b")
 _BRACES = re.compile(r"\{\{|\}\}|\{|\}")

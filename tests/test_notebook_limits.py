@@ -9,15 +9,27 @@ from __future__ import annotations
 import ast
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from IPython.core.inputtransformer2 import TransformerManager
 
 from grader.archive import Unpacked
-from grader.notebook import NotebookLimits, _nesting, convert, notebook_cells, with_notebook_modules
+from grader.notebook import (
+    NotebookLimits,
+    _Budget,
+    _Cell,
+    _LeftOut,
+    _nesting,
+    _OtherCellMagic,
+    convert,
+    notebook_cells,
+    with_notebook_modules,
+)
 from grader.result import CheckStatus, Status
 from tests.conftest import check
 from tests.test_notebook import REFERENCE, make_notebook, run_module
@@ -286,3 +298,42 @@ def test_the_200000_term_cell_in_gt_hw5_is_a_notice_and_the_rest_is_graded(grade
                               "the cell was left out",)
     assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if c.points < c.max_points]
     assert check(result, "hw5.sigmoid").status is CheckStatus.PASSED
+
+
+SAME_AS_IPYTHON = [f for f in FRAGMENTS if f not in ("\r", "\u2028", "\x0c", "\x00")]  # line ends differ there
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.sampled_from(SAME_AS_IPYTHON), max_size=8).map(" ".join), min_size=1, max_size=14)
+       .map("\n".join))
+def test_transforming_piece_by_piece_gives_what_ipython_gives_for_the_cell(cell: str) -> None:
+    """The converter hands IPython's transformers one top-level piece at a time (so that a magic line does not
+    make them retokenize the whole cell); the Python must be what IPython makes of the whole cell, wherever that
+    is Python."""
+    ipython = TransformerManager()
+    try:
+        expected = ipython.transform_cell(cell)
+    except (SyntaxError, RuntimeError):
+        expected = None
+    assume(not expected or not expected.startswith("get_ipython().run_cell_magic"))
+    try:
+        got = "".join(_Cell(cell, ipython, NotebookLimits(), _Budget(NotebookLimits(), deadline=1e9)).lines)
+    except _LeftOut:
+        got = None
+    except _OtherCellMagic:
+        return
+    if compiles(expected):
+        assert got == expected
+    else:  # where IPython makes no Python of it (say an unclosed quote), neither does the converter
+        assert not compiles(got)
+
+
+def compiles(source: str | None) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(source or "(", "cell", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                    dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
