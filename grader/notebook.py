@@ -34,6 +34,7 @@ import logging
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -637,13 +638,26 @@ class _Module:
 
 @dataclass(slots=True)
 class _Kept:
-    """A kept top-level statement: its cell, its first line there, its lines and their cell lines."""
+    """A kept top-level statement (not its syntax tree, which can be large): its code cell, its lines and their
+    lines in the cell, and what it binds."""
 
     cell: int
-    node: ast.stmt
-    start: int
     lines: list[str]
     origins: list[int]
+    imports: list[tuple[str, str]] | None = None
+    """For an import: (name bound, module it stands for) of each name it binds."""
+    defines: str | None = None
+    """For a function or class definition: its name."""
+
+    @classmethod
+    def of(cls, node: ast.stmt, cell: int, lines: list[str], origin: Callable[[int], int | None]) -> _Kept:
+        """Statement `node` of code cell `cell`, whose Python is `lines` (``origin(line)`` its line in the cell)."""
+        start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        end = node.end_lineno or node.lineno
+        return cls(cell, _segment(lines, node, start), [origin(line) or 0 for line in range(start, end + 1)],
+                   imports=_bound_names(node) if isinstance(node, ast.Import | ast.ImportFrom) else None,
+                   defines=node.name if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                   else None)
 
 
 def _printable(name: str) -> str:
@@ -717,9 +731,7 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> 
             if not _kept(node):
                 skipped += 1
                 continue
-            start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
-            item = _Kept(number, node, start, _segment(lines, node, start),
-                         [cell.origin(start + i) or 0 for i in range(node.end_lineno - start + 1)])  # type: ignore[operator]
+            item = _Kept.of(node, number, lines, cell.origin)
             if _is_future(node):
                 if kept and not futures_moved:
                     futures_moved = True  # one notice is enough
@@ -746,23 +758,21 @@ def _write(name: str, futures: list[_Kept], kept: list[_Kept]) -> tuple[str, tup
         out.add(f"# {label}, code cell {f.cell}, line {f.origins[0]} (moved to the top)")
         for text, line in zip(f.lines, f.origins, strict=True):
             out.add(text, (f.cell, line))
-    imports = [k for k in kept if isinstance(k.node, ast.Import | ast.ImportFrom)]
-    if imports:
+    if any(k.imports is not None for k in kept):
         out.add(_helpers(MISSING_IMPORT))
-    bound = {n for k in imports for n, _ in _bound_names(k.node)}  # type: ignore[arg-type]
-    bound |= {k.node.name for k in kept if isinstance(k.node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    bound = {n for k in kept for n, _ in k.imports or ()} | {k.defines for k in kept}
     if "get_ipython" not in bound and any("get_ipython" in text for k in kept for text in k.lines):
         out.add(_helpers(NO_SHELL))
     for k in kept:
         out.add("")
         out.add(f"# {label}, code cell {k.cell}, line {k.origins[0]}")
-        guarded = isinstance(k.node, ast.Import | ast.ImportFrom)
+        guarded = k.imports is not None
         if guarded:
             out.add("try:")
         for text, line in zip(k.lines, k.origins, strict=True):
             out.add(f"    {text}" if guarded else text, (k.cell, line))
         if guarded:
-            names = _bound_names(k.node)  # type: ignore[arg-type]
+            names = k.imports or []
             out.add("except ImportError as __grader_error__:")
             where = f"{name}, code cell {k.cell}, line {k.origins[0]}"
             for bound_name, module in names:
