@@ -1,7 +1,7 @@
 """Jupyter/Colab notebooks as submissions: turn `NAME.ipynb` into a module `NAME.py` of its definitions.
 
-Reading: nbformat reads the notebook (nbformat 3 is upgraded to 4 by nbformat's own conversion); only code cells
-count. Each code cell is read the way Jupyter runs it, on its own: IPython's own input transformers turn ``!cmd``,
+Reading: nbformat reads the notebook (nbformat 1 to 3 are upgraded to 4 by nbformat's own conversion); only code
+cells count. Each code cell is read the way Jupyter runs it, on its own: IPython's own input transformers turn ``!cmd``,
 ``files = !ls``, ``%magic`` and ``obj?`` into Python calls (a ``%`` inside a string stays text); a cell run by
 ``%%time``, ``%%capture`` or ``%%prun`` keeps its Python, a cell run by any other cell magic (``%%bash``,
 ``%%writefile``, ``%%timeit`` whose body runs inside a function) is left out; the cell is compiled as IPython
@@ -20,6 +20,8 @@ number of cells, each cell's length, line count and expression nesting (a cheap 
 would otherwise exhaust the recursion limit), the text IPython's transformers may tokenize, the whole code's
 length, and a time budget. A cell over a bound is left out with a notice, like a cell with a syntax error; a
 notebook over a bound gets a module that fails with the reason. No exception leaves `with_notebook_modules`.
+Measured (tests/test_notebook_limits.py): the 200,000-term cell is refused in under 0.01 s; the worst notebooks
+within the bounds take about 5 s of CPU and 160 MiB.
 
 The sandbox only sees `NAME.py`; the judge's messages name the notebook the student uploaded instead, and for
 a line of the module its code cell and line there (`SourceMap`, applied by the engine to every message).
@@ -64,7 +66,8 @@ class NotebookLimits:
 
     notebook_bytes: int = MAX_NOTEBOOK_BYTES
     json_items: int = 1_000_000
-    """Upper bound of the JSON values the file may hold (counted from its bytes before decoding: memory)."""
+    """Upper bound of the JSON values the file may hold, counted from its bytes before decoding: a value costs
+    up to about 75 bytes once decoded (an empty ``{}`` in 3 bytes of JSON)."""
     cells: int = 10_000
     """Cells of any kind."""
     code_chars: int = 1_000_000
@@ -80,7 +83,7 @@ class NotebookLimits:
     """IPython's own limit (TRANSFORM_LOOP_LIMIT): Jupyter refuses a cell with more magic and shell lines."""
     cpu_seconds: float = 30.0
     """Reading time (CPU time of the reading thread, so that a busy machine does not count); cells not reached
-    are left out. The other bounds keep the worst notebook near 10 s."""
+    are left out. The other bounds keep the worst notebook near 5 s."""
 
 
 Origin = tuple[int, int] | None

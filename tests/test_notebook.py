@@ -197,7 +197,8 @@ def test_from_future_in_the_first_cell_is_kept_at_the_top() -> None:
 
 def test_from_future_in_a_later_cell_moves_to_the_top_with_a_notice() -> None:
     nb = make_notebook("import math\nLIMIT = 3", "# types\nfrom __future__ import annotations\n"
-                       "def g(x: Undefined) -> Undefined:\n    return math.sqrt(x)")
+                       "def g(x: Undefined) -> Undefined:\n    return math.sqrt(x)",
+                       "from __future__ import annotations, division")  # again: one notice is enough
     conv = convert(nb, name="hw.ipynb")
     ns = run_module(conv)
     assert ns["g"](4.0) == 2.0 and ns["g"].__annotations__ == {"x": "Undefined", "return": "Undefined"}
