@@ -63,7 +63,9 @@ class Unpacked:
     root: Path  # folder that holds the submission files (dest itself)
     found: frozenset[str]  # which of the expected file names were found
     notices: tuple[str, ...]  # things to tell the student that did not stop grading
-    folder: str | None = None  # the one top-level folder the files were taken from, when not at the root
+    folder: str | None = None
+    """The one top-level folder the files were taken from, when not at the root, as messages show it
+    (control characters escaped, at most 100 characters)."""
 
 
 def unpack_submission(zip_path: Path, dest: Path, *, expected: Sequence[str], limits: ArchiveLimits) -> Unpacked:
@@ -237,7 +239,7 @@ def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]],
         base = (folders.pop(),) if len(folders) == 1 else None
         if base:
             notices.append(
-                f"Your files are inside the folder '{base[0]}/' in the zip. They were used anyway, but they "
+                f"Your files are inside the folder '{_show(base[0])}/' in the zip. They were used anyway, but they "
                 "belong at the root of the zip: next time zip the files themselves, not their folder.")
     chosen: dict[str, zipfile.ZipInfo] = {}
     for name in names:
@@ -259,7 +261,7 @@ def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]],
                     notices.append(
                         f"Found '{_show('/'.join(parts))}', but the file must be named exactly {name} (letter case "
                         f"matters); it was not used. Rename it to {name} and put it at the root of the zip.")
-    return chosen, notices, base[0] if base else None
+    return chosen, notices, _show(base[0]) if base else None
 
 
 # --- extraction ----------------------------------------------------------------------------------------
