@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -214,6 +217,33 @@ def test_project_packages_are_unreachable_and_host_paths_only_in_mount_tables(se
 @pytest.mark.slow
 def test_numpy_torch_sklearn_matplotlib_import_under_the_masks(seen):
     assert seen["conv"] == 36.0
+
+
+SYSTEM_PROBE = r'''
+import json, os, sys, ssl, sqlite3, ctypes, decimal, lzma, zlib
+print("PROBE" + json.dumps({"usr": sorted(os.listdir("/usr")), "bin": sorted(os.listdir("/usr/bin")),
+                            "share": os.path.exists("/usr/share"), "base": sys.base_prefix, "venv": sys.prefix}))
+'''
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no system python3")
+def test_a_venv_of_the_system_python_sees_its_standard_library_not_usr(fast_settings, tmp_path):
+    """The Docker images run a venv of Debian's python3, whose base installation is /usr: the sandbox gets its
+    standard library and binary, not /usr/share (datasets), /usr/bin or /usr/local."""
+    folder = Path(tempfile.mkdtemp(prefix="nnag-sysvenv-", dir="/var/tmp"))  # the sandbox's /tmp is its own
+    try:
+        made = subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(folder / "venv")],
+                              capture_output=True, text=True, timeout=120)
+        if made.returncode != 0:
+            pytest.skip(f"python3 -m venv: {made.stderr.strip()[-200:]}")
+        python = folder / "venv" / "bin" / "python"
+        seen = run_probe(fast_settings.with_(python=python), SYSTEM_PROBE, tmp_path / "job", cpus=1.0,
+                         memory_bytes=2**30, timeout=120)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert seen["base"] == "/usr" and seen["venv"] == str(folder / "venv")
+    assert seen["usr"] == ["bin", "lib", "lib64"] and not seen["share"]
+    assert set(seen["bin"]) <= {"python3", "python3.11", "python3.12", "python3.13"}
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ what a grading may see and why)."""
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,31 +34,67 @@ class Job:
 
 
 @cache
-def python_prefixes(python: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
-    """Folders the sandbox's interpreter needs (its venv, if any, and the base installation), and
-    folders to hide in them (a venv's base site-packages, which the venv does not use)."""
+def _layout(python: Path) -> tuple[Path | None, Path, bool]:
+    """(the venv, if `python` is a venv's; the base installation; whether the base's packages are used)."""
     cfg = python.parent.parent / "pyvenv.cfg"
-    prefixes: list[Path] = []
-    hidden: list[Path] = []
-    if cfg.is_file():
-        prefixes.append(python.parent.parent.absolute())
-        settings = dict(line.split("=", 1) for line in cfg.read_text().splitlines() if "=" in line)
-        settings = {k.strip(): v.strip() for k, v in settings.items()}
-        base = Path(settings["home"]).resolve().parent
-        prefixes.append(base)
-        if settings.get("include-system-site-packages", "false").lower() != "true":
-            hidden += base.glob("lib/python3*/site-packages")
-    else:
-        prefixes.append(python.resolve().parent.parent)
-    return tuple(dict.fromkeys(prefixes)), tuple(hidden)
+    if not cfg.is_file():
+        return None, python.resolve().parent.parent, True
+    settings = dict(line.split("=", 1) for line in cfg.read_text().splitlines() if "=" in line)
+    settings = {k.strip(): v.strip() for k, v in settings.items()}
+    include = settings.get("include-system-site-packages", "false").lower() == "true"
+    return python.parent.parent.absolute(), Path(settings["home"]).resolve().parent, include
 
 
 @cache
+def python_prefixes(python: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """The installations the sandbox's interpreter comes from (its venv, if any, and the base installation),
+    and folders in them it does not use (a venv's base site-packages)."""
+    venv, base, include = _layout(python)
+    hidden = [] if include or venv is None else list(base.glob("lib/python3*/site-packages"))
+    return tuple(dict.fromkeys(p for p in (venv, base) if p is not None)), tuple(hidden)
+
+
+@cache
+def _interpreter_trees(python: Path) -> tuple[tuple[Path, ...], tuple[Path, ...], tuple[Path, ...]]:
+    """What of the interpreter is bound: (folders, single files, site-packages folders it uses).
+
+    The venv whole; of the base installation only its standard library, its shared libpython and the
+    executable (a system interpreter's prefix is /usr: /usr/share and /usr/bin stay out); the base's
+    package folders only when the interpreter uses them (no venv, or include-system-site-packages)."""
+    venv, base, include = _layout(python)
+    trees = [venv] if venv is not None else []
+    trees += [d for d in sorted(base.glob("lib/python3.*")) if (d / "os.py").is_file()]
+    sites = [s for t in trees[:1] for s in sorted(t.glob("lib/python3*/site-packages"))] if venv else []
+    if include or venv is None:
+        base_sites = [*base.glob("lib/python3*/site-packages"), *base.glob("lib/python3/dist-packages"),
+                      *base.glob("local/lib/python3*/dist-packages")]
+        trees += [s for s in sorted(base_sites) if not any(s.is_relative_to(t) for t in trees)]
+        sites += sorted(base_sites)
+    files = sorted(base.glob("lib/libpython3*.so*"))
+    return tuple(trees), tuple(files), tuple(sites)
+
+
+def _executable_args(python: Path, trees: tuple[Path, ...]) -> list[str]:
+    """The interpreter's symlink chain (a venv's bin/python -> the base's python3 -> python3.11) and its
+    binary, where they are not inside a bound folder."""
+    args: list[str] = []
+    path = python.absolute()
+    for _ in range(40):
+        inside = any(path.is_relative_to(t) for t in trees)
+        if not path.is_symlink():
+            if not inside:
+                args += ["--ro-bind", str(path), str(path)]
+            break
+        target = os.readlink(path)
+        if not inside:
+            args += ["--symlink", target, str(path)]
+        path = Path(os.path.normpath(path.parent / target))
+    return args
+
+
 def _site_dirs(python: Path) -> tuple[Path, ...]:
-    """The site-packages folders the sandbox's interpreter sees (not the hidden ones)."""
-    prefixes, hidden = python_prefixes(python)
-    return tuple(lib for prefix in prefixes for lib in sorted(prefix.glob("lib/python3*/site-packages"))
-                 if lib not in hidden)
+    """The site-packages folders the sandbox's interpreter sees."""
+    return _interpreter_trees(python)[2]
 
 
 @cache
@@ -84,16 +121,19 @@ def bwrap_argv(
         if Path(p).exists():
             args += ["--ro-bind", p, p]
     args += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"]
-    prefixes, hidden = python_prefixes(python)
-    for prefix in prefixes:
-        args += ["--ro-bind", str(prefix), str(prefix)]
-        for lib in prefix.glob("lib/python3*/site-packages"):
-            if lib in hidden:
-                args += ["--tmpfs", str(lib)]
-                continue
-            for rel in MASKED_IN_SITE:
-                if (lib / rel).is_dir():
-                    args += ["--tmpfs", str(lib / rel)]
+    trees, libs, sites = _interpreter_trees(python)
+    for tree in trees:
+        args += ["--ro-bind", str(tree), str(tree)]
+    for lib in python_prefixes(python)[1]:  # the base's site-packages inside its bound standard library
+        if any(lib.is_relative_to(t) for t in trees):
+            args += ["--tmpfs", str(lib)]
+    for lib in sites:
+        for rel in MASKED_IN_SITE:
+            if (lib / rel).is_dir():
+                args += ["--tmpfs", str(lib / rel)]
+    for f in libs:
+        args += ["--ro-bind", str(f), str(f)]
+    args += _executable_args(python, trees)
     size = str(tmpfs_bytes)
     args += ["--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys",
              "--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger",

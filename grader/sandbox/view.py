@@ -3,6 +3,12 @@
 The sandbox has its own PID, network, IPC, UTS and cgroup namespaces and a fresh procfs, so its
 processes, network and cgroup are its own. procfs still shows host-wide facts; this is the decision:
 
+* Files: read-only system libraries (/usr/lib/x86_64-linux-gnu, /usr/lib64, /usr/lib/locale), the
+  interpreter (its venv whole; of the base installation only the standard library, the shared
+  libpython and the executable, so a venv of Debian's /usr/bin/python3 does not bring /usr/share,
+  /usr/bin or /usr/local along), the harness, the job's submission and inputs, private tmpfs for
+  /tmp, /dev/shm and /job/work, a minimal /dev; no /etc, no /sys, no /home, and nothing else of the
+  project (its sources, the reference solutions, the hidden data).
 * May see (a grading needs it, or it cannot be hidden and grants nothing):
   - its own processes in /proc/<pid> (glibc, subprocess and torch read /proc/self/{maps,fd,status});
   - the kernel version (/proc/version; uname(2) tells the same) and the CPU model and flags
@@ -14,7 +20,10 @@ processes, network and cgroup are its own. procfs still shows host-wide facts; t
     so mounting them at a neutral path would hide nothing. Nothing under those paths is reachable
     beyond what is bound. Files in site-packages that point *outside* the installation are hidden
     (below), so the sandbox's interpreter has no way to the project's own packages.
-  - /proc/sys, read-only (glibc and malloc read a few values; see below for the masked ones).
+  - /proc/sys, bound read-only (glibc and malloc read a few values; three are masked, below). Read-only
+    matters: when the grader runs as root, the sandbox's uid is the host's root, and the kernel lets
+    that uid write sysctls without any capability (kernel.core_pattern would run a program of the
+    student's choosing as host root at the next crash; vm.drop_caches, kernel.panic_on_oops, ...).
 * Masked with per-run files (bound read-only over the originals; the sandbox cannot tell load,
   memory or activity of the host or of other gradings):
   - /proc/meminfo: MemTotal, MemFree and MemAvailable are the run's memory limit, like LXCFS;
@@ -29,9 +38,6 @@ processes, network and cgroup are its own. procfs still shows host-wide facts; t
   os.sysconf("SC_PHYS_PAGES") report the host's RAM, uptime and process count; sched_getaffinity
   lists the host's CPUs (the run's CPU share is a quota, not a pinning, so that concurrent gradings
   are spread by the scheduler).
-* /proc/sys was writable before (the sandbox's uid is the host's root when the grader runs as root,
-  and the kernel lets host root write sysctls without capabilities: core_pattern, drop_caches, ...);
-  it is now bound read-only. /sys is not mounted at all.
 """
 
 from __future__ import annotations
