@@ -38,6 +38,7 @@ _FOREIGN_MAGIC = {
     b"%PDF": "a PDF document",
 }
 _REZIP = "Create the zip again with an ordinary zip tool and upload it once more."
+_NOTICES_PER_FILE = 3  # "Found 'x/numpy_nn.py', but ..." notices per expected file; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,16 +252,20 @@ def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]],
         if here:
             chosen[name] = here[0]
             continue
-        for parts, _ in exact[name]:
+        misplaced = [parts for parts, _ in exact[name]]
+        for parts in misplaced[:_NOTICES_PER_FILE]:
             notices.append(
                 f"Found '{_show('/'.join(parts))}', but {name} belongs at the root of the zip; it was not used. "
                 f"Move {name} to the root of the zip.")
-        if not exact[name]:
-            for parts, _ in files:
-                if parts[-1].lower() == name.lower():
-                    notices.append(
-                        f"Found '{_show('/'.join(parts))}', but the file must be named exactly {name} (letter case "
-                        f"matters); it was not used. Rename it to {name} and put it at the root of the zip.")
+        if not misplaced:
+            misplaced = [parts for parts, _ in files if parts[-1].lower() == name.lower()]
+            for parts in misplaced[:_NOTICES_PER_FILE]:
+                notices.append(
+                    f"Found '{_show('/'.join(parts))}', but the file must be named exactly {name} (letter case "
+                    f"matters); it was not used. Rename it to {name} and put it at the root of the zip.")
+        if len(misplaced) > _NOTICES_PER_FILE:
+            notices.append(f"... and {len(misplaced) - _NOTICES_PER_FILE} more files named like {name} elsewhere "
+                           "in the zip, not used either.")
     return chosen, notices, _show(base[0]) if base else None
 
 

@@ -129,3 +129,18 @@ def test_grade_json_stays_exact_and_ascii(tmp_path, fast_settings):
     assert forward["status"] in ("failed", "error") and "6 / 6 points, lab passed\x1b]0;owned\x07\r\b\b\u202e" in \
         forward["message"]  # the exact text, for programs
     assert proc.stdout.count("\n") == 1  # one JSON document, nothing else
+
+
+def test_archive_notices_are_bounded_in_number(tmp_path):
+    z = tmp_path / "many.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i in range(500):
+            zf.writestr(f"copy{i}/deeper/numpy_nn.py", "x = 1\n")
+            zf.writestr(f"copy{i}/deeper/Model.PT", b"x")
+        zf.writestr("pytorch_cnn.py", "x = 1\n")
+    unpacked = unpack_submission(z, tmp_path / "out", expected=["numpy_nn.py", "pytorch_cnn.py", "model.pt"],
+                                 limits=ArchiveLimits())
+    assert unpacked.found == {"pytorch_cnn.py"}
+    assert len(unpacked.notices) == 8, unpacked.notices  # 3 + "... and 497 more" for each of the two files
+    assert "... and 497 more files named like numpy_nn.py" in unpacked.notices[3]
+    assert sum(map(len, unpacked.notices)) < 2000
