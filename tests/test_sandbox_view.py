@@ -250,7 +250,9 @@ def test_a_venv_of_the_system_python_sees_its_standard_library_not_usr(fast_sett
 @pytest.mark.usefixtures("host_unharmed")
 def test_reference_submission_gets_full_marks_under_the_masks(tmp_path, fast_settings):
     z = build_submission_zip("rpz-cnn", tmp_path / "ref.zip")
-    result = grade_submission(zip_path=z, assignment="rpz-cnn", settings=fast_settings.with_(limit_overrides={}))
+    # The assignment's own memory and CPUs (what the masks show); time budgets widened for a shared, busy machine.
+    slack = {"wall_s": 3600.0, "op_s": 600.0, "import_s": 600.0, "build_s": 600.0}
+    result = grade_submission(zip_path=z, assignment="rpz-cnn", settings=fast_settings.with_(limit_overrides=slack))
     assert result.status is Status.GRADED, result.message
     assert {c.id: c.message for c in result.checks if c.status is not CheckStatus.PASSED} == {}
     assert result.score == result.max_score == 6.0
