@@ -38,6 +38,7 @@ _FOREIGN_MAGIC = {
     b"%PDF": "a PDF document",
 }
 _REZIP = "Create the zip again with an ordinary zip tool and upload it once more."
+_NOTICES_PER_FILE = 3  # "Found 'x/numpy_nn.py', but ..." notices per expected file; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,9 @@ class Unpacked:
     root: Path  # folder that holds the submission files (dest itself)
     found: frozenset[str]  # which of the expected file names were found
     notices: tuple[str, ...]  # things to tell the student that did not stop grading
-    folder: str | None = None  # the one top-level folder the files were taken from, when not at the root
+    folder: str | None = None
+    """The one top-level folder the files were taken from, when not at the root, as messages show it
+    (control characters escaped, at most 100 characters)."""
 
 
 def unpack_submission(zip_path: Path, dest: Path, *, expected: Sequence[str], limits: ArchiveLimits) -> Unpacked:
@@ -237,7 +240,7 @@ def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]],
         base = (folders.pop(),) if len(folders) == 1 else None
         if base:
             notices.append(
-                f"Your files are inside the folder '{base[0]}/' in the zip. They were used anyway, but they "
+                f"Your files are inside the folder '{_show(base[0])}/' in the zip. They were used anyway, but they "
                 "belong at the root of the zip: next time zip the files themselves, not their folder.")
     chosen: dict[str, zipfile.ZipInfo] = {}
     for name in names:
@@ -249,17 +252,21 @@ def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]],
         if here:
             chosen[name] = here[0]
             continue
-        for parts, _ in exact[name]:
+        misplaced = [parts for parts, _ in exact[name]]
+        for parts in misplaced[:_NOTICES_PER_FILE]:
             notices.append(
                 f"Found '{_show('/'.join(parts))}', but {name} belongs at the root of the zip; it was not used. "
                 f"Move {name} to the root of the zip.")
-        if not exact[name]:
-            for parts, _ in files:
-                if parts[-1].lower() == name.lower():
-                    notices.append(
-                        f"Found '{_show('/'.join(parts))}', but the file must be named exactly {name} (letter case "
-                        f"matters); it was not used. Rename it to {name} and put it at the root of the zip.")
-    return chosen, notices, base[0] if base else None
+        if not misplaced:
+            misplaced = [parts for parts, _ in files if parts[-1].lower() == name.lower()]
+            for parts in misplaced[:_NOTICES_PER_FILE]:
+                notices.append(
+                    f"Found '{_show('/'.join(parts))}', but the file must be named exactly {name} (letter case "
+                    f"matters); it was not used. Rename it to {name} and put it at the root of the zip.")
+        if len(misplaced) > _NOTICES_PER_FILE:
+            notices.append(f"... and {len(misplaced) - _NOTICES_PER_FILE} more files named like {name} elsewhere "
+                           "in the zip, not used either.")
+    return chosen, notices, _show(base[0]) if base else None
 
 
 # --- extraction ----------------------------------------------------------------------------------------

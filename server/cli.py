@@ -1,6 +1,8 @@
 """Server commands of the `autograder` CLI: serve, web, worker, db, users, token, submit.
 
-Registered by grader.cli; Flask, Celery and SQLAlchemy are imported inside the commands only.
+Registered by grader.cli; Flask, Celery and SQLAlchemy are imported inside the commands only. Text that
+users or students control (user names, the server's messages, grading reports) is printed through
+`grader.terminal.visible` (control characters and bidi overrides shown escaped).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from grader.terminal import visible, visible_lines
 
 DEMO_USERS = (("instructor", "instructor", "instructor-demo"), ("student", "student", "student-demo"))
 KEPT_ALIVE_PER_PROCESS = 8
@@ -97,7 +101,7 @@ def _session(settings: Any) -> Any:
 
 
 def _err(msg: str) -> int:
-    print(f"autograder: {msg}", file=sys.stderr)
+    print(f"autograder: {visible(msg)}", file=sys.stderr)
     return 1
 
 
@@ -123,7 +127,7 @@ def cmd_users_import(args: argparse.Namespace) -> int:
     print("username,role,status,first_login_link")
     for u in imported:
         link = f"{args.base_url.rstrip('/')}/auth/setup/{u.setup_token}" if u.setup_token else ""
-        print(f"{u.user.username},{u.user.role},{'created' if u.created else 'updated'},{link}")
+        print(",".join(visible(v) for v in (u.user.username, u.user.role, "created" if u.created else "updated", link)))
     return 0
 
 
@@ -136,7 +140,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         s.commit()
     except accounts.AccountError as exc:
         return _err(str(exc))
-    print(f"created {args.role} {user.username}")
+    print(f"created {args.role} {visible(user.username)}")
     if token:
         print(f"first-login link: {args.base_url.rstrip('/')}/auth/setup/{token}")
     return 0
@@ -389,10 +393,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if code != 201:
         return _err(f"upload refused (HTTP {code}): {data.get('error', data)}")
     sid = data["id"]
-    print(f"uploaded as submission {sid} ({data.get('uploads_used')} of {data.get('upload_limit')} uploads used)",
-          file=sys.stderr)
+    print(visible(f"uploaded as submission {sid} ({data.get('uploads_used')} of {data.get('upload_limit')} "
+                  "uploads used)"), file=sys.stderr)
     if args.no_wait:
-        print(sid)
+        print(visible(str(sid)))
         return 0
     deadline = time.monotonic() + args.timeout
     last = ""
@@ -406,7 +410,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             note = (f"queued (position {data.get('queue_position')})" if status == "queued"
                     else f"running {data.get('current_check') or ''}".strip() if status == "running" else status)
             if note != last:
-                print(note, file=sys.stderr)
+                print(visible(note), file=sys.stderr)
                 last = note
             if status in ("graded", "rejected", "error"):
                 break
@@ -436,5 +440,5 @@ def _print_report(data: dict[str, Any], *, as_json: bool) -> int:
     if as_json:
         sys.stdout.write(json.dumps({"status": status, "message": data.get("message", "")}) + "\n")
     else:
-        print(f"{status}: {data.get('message', '')}")
+        print("\n  ".join(visible_lines(f"{status}: {data.get('message', '')}")))
     return 1

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from grader.harness import wire
 from grader.memory_bound import unbounded_data_kib
-from grader.sandbox.bwrap import Job, bwrap_argv, join_cgroups_argv
+from grader.sandbox.bwrap import Job, bwrap_argv, join_cgroups_argv, sandbox_files
 from grader.sandbox.cgroups import CgroupBackend, CgroupLimits, RunCgroup, Usage, detect_cgroups
 from grader.sandbox.errors import SandboxUnavailable
 from grader.sandbox.seccomp import program_fd, seccomp_program
+from grader.sandbox.view import data_fd
 
 STDOUT_TAIL = 16 * 1024
 
@@ -76,22 +77,25 @@ class SandboxProcess:
         read_fd, write_fd = os.pipe()
         program = seccomp_program()
         seccomp_fd = program_fd(program) if program else None
+        files = {dest: data_fd(data) for dest, data in sandbox_files(
+            python=python, memory_bytes=limits.memory_bytes, cpus=limits.cpus, pids=limits.pids).items()}
         argv = join_cgroups_argv(self.cgroup.procs_files, bwrap_argv(
             bwrap=bwrap, python=python, job=job, tmpfs_bytes=limits.tmpfs_bytes, cpus=limits.cpus,
-            argv_tail=argv_tail, marker=backend.name, seccomp_fd=seccomp_fd), data_limit_kib=unbounded_data_kib())
+            argv_tail=argv_tail, marker=backend.name, seccomp_fd=seccomp_fd, files=files),
+            data_limit_kib=unbounded_data_kib())
+        extra_fds = [*files.values(), *([] if seccomp_fd is None else [seccomp_fd])]
         try:
             self.proc = subprocess.Popen(
                 [*argv, "--channel-fd", str(write_fd)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, env={},
-                pass_fds=(write_fd,) if seccomp_fd is None else (write_fd, seccomp_fd))
+                stderr=subprocess.STDOUT, env={}, cwd="/", pass_fds=(write_fd, *extra_fds))  # no host cwd in PWD
         except BaseException:
             os.close(read_fd)
             self.cgroup.remove()
             raise
         finally:
             os.close(write_fd)
-            if seccomp_fd is not None:
-                os.close(seccomp_fd)
+            for fd in extra_fds:
+                os.close(fd)
         self.started = time.monotonic()
         self.pidfd = os.pidfd_open(self.proc.pid)  # readable once the process has exited
         self.exited = False
