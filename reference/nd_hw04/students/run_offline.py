@@ -57,6 +57,7 @@ def run_notebook(path: Path, workdir: Path, *, outputs: Sequence[str], colab: bo
     shell.system = lambda cmd: print(f"[offline: not run] !{cmd}")  # type: ignore[method-assign]
     shell.getoutput = lambda cmd, split=True, depth=0: []  # type: ignore[method-assign]
     shell.showtraceback = lambda *args, **kwargs: None  # type: ignore[method-assign]  # the error output has it
+    shell.enable_gui = lambda gui=None: None  # type: ignore[method-assign]  # %matplotlib inline without a kernel
     failures: list[str] = []
     old = Path.cwd()
     os.chdir(workdir)
