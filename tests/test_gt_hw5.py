@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from grader.assignments import load_assignment
 from grader.judge.functions import compare_value
@@ -33,3 +34,28 @@ def test_spec() -> None:
     assert spec.max_score == 41
     assert "np.savez" in spec.page
 
+
+
+TEXTBOOK_BACK_PROP = '''def back_prop(output, batch_y, hidden_layers, weights, batch_size, lr):
+    delta = (output - batch_y) * sigmoid_prime(hidden_layers[-1])
+    grads = [None] * len(weights)
+    for i in reversed(range(len(weights))):
+        grads[i] = hidden_layers[i].T @ delta / batch_size
+        delta = (delta @ weights[i].T) * sigmoid_prime(hidden_layers[i])
+    return [W - lr * dW for W, dW in zip(weights, grads)]
+'''
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_textbook_back_prop_passes_like_the_handouts_order(grade) -> None:
+    """The handout propagates delta through the just-updated weights (seed lines 1749-1751); textbook
+    backpropagation uses the old ones. Both get back_prop's points (checked with a small learning rate)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import numpy as np\n\ndef sigmoid_prime(sigmoid_out):\n    return sigmoid_out * (1 - sigmoid_out)\n"),
+        nbformat.v4.new_code_cell(TEXTBOOK_BACK_PROP)])
+    result = grade({"hw5.ipynb": nbformat.writes(nb)}, assignment="gt-hw5")
+    assert {c.id: (c.status.value, c.message) for c in result.checks if c.id == "hw5.back_prop"} == {
+        "hw5.back_prop": ("passed", "")}
