@@ -391,3 +391,16 @@ def test_an_nbformat_3_notebook_is_graded(grade) -> None:
                    assignment="gt-hw5")
     assert result.status is Status.GRADED
     assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if c.points < c.max_points]
+
+
+def test_constants_that_read_dropped_names_are_left_out() -> None:
+    """gt-hw5's own template cells: `A = torch.tensor(...)` is top-level code (dropped), so a later
+    `hadamard_AV = A * V` must go too, or importing the notebook fails with NameError; constants over kept names
+    (imports, functions, other constants, builtins) stay."""
+    conv = convert(make_notebook(
+        "import numpy as np\nA = np.array([[1.0, 2.0], [3.0, 4.0]])\nV = np.ones((2, 2))\nhadamard_AV = A * V\n"
+        "B = A.T",
+        "N = 5\nM = N * 2\nDT = np.float32\nK: int = N\nBIG = len\n\ndef f(x):\n    return x * M\nG = f"), name="hw.ipynb")
+    ns = run_module(conv)
+    assert "hadamard_AV" not in ns and "B" not in ns and "A" not in ns
+    assert ns["M"] == 10 and ns["DT"] is np.float32 and ns["K"] == 5 and ns["BIG"] is len and ns["G"](1) == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import logging
 import time
 from collections.abc import Callable
@@ -44,13 +45,40 @@ def _simple(node: ast.AST) -> bool:
     return True
 
 
-def _kept(node: ast.stmt) -> bool:
+_BUILTINS = frozenset(dir(builtins))
+
+
+class _Bound:
+    """Names the kept statements bind, in notebook order: a constant assignment is kept only when every name it
+    reads is bound by then (``B = A.T`` after a dropped ``A = torch.tensor(...)`` would fail the import)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set(_BUILTINS)
+        self.star = False  # after ``from x import *`` any name may be bound
+
+    def readable(self, value: ast.AST) -> bool:
+        return self.star or all(n.id in self.names for n in ast.walk(value) if isinstance(n, ast.Name))
+
+    def add(self, node: ast.stmt) -> None:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            self.star = self.star or any(a.name == "*" for a in node.names)
+            self.names.update(name for name, _ in _bound_names(node))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            self.names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            self.names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            self.names.add(node.target.id)
+
+
+def _kept(node: ast.stmt, bound: _Bound) -> bool:
     if isinstance(node, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return True
     if isinstance(node, ast.Assign):
-        return all(isinstance(t, ast.Name) for t in node.targets) and _simple(node.value)
+        return all(isinstance(t, ast.Name) for t in node.targets) and _simple(node.value) and bound.readable(node.value)
     if isinstance(node, ast.AnnAssign):
-        return isinstance(node.target, ast.Name) and (node.value is None or _simple(node.value))
+        return isinstance(node.target, ast.Name) and (node.value is None or (_simple(node.value)
+                                                                              and bound.readable(node.value)))
     return False
 
 
@@ -209,6 +237,7 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> 
     bad: list[int] = []
     future = 0  # the __future__ flags in force, as IPython keeps them from cell to cell
     futures_moved = False
+    bound = _Bound()
     for number, raw in enumerate(cells, start=1):
         if time.thread_time() > budget.deadline:
             notices.other.append(f"{name}: reading the notebook took longer than {lim.cpu_seconds:g} s; code cells "
@@ -234,9 +263,10 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> 
             continue
         lines = [ln.removesuffix("\n") for ln in cell.lines]
         for node in tree.body:
-            if not _kept(node):
+            if not _kept(node, bound):
                 skipped += 1
                 continue
+            bound.add(node)
             item = _Kept.of(node, number, lines, cell.origin)
             if _is_future(node):
                 if kept and not futures_moved:
