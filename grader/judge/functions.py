@@ -14,7 +14,7 @@ import numpy as np
 from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.compare import compare_array, fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
-from grader.judge.layers import failure_text
+from grader.judge.layers import changed_text, failure_text
 from grader.judge.script import Script
 
 
@@ -93,9 +93,8 @@ def plan_cases(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng
     script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
     script.import_module()
     for case in p.get("cases", [{}]):
-        steps = case.get("steps") or [{"call": p["fn"], "args": case.get("args", []),
-                                       "kwargs": case.get("kwargs", {}), **({"label": case["label"]}
-                                                                            if "label" in case else {})}]
+        steps = case.get("steps") or [{"call": p["fn"], "args": case.get("args", []), "kwargs": case.get("kwargs", {}),
+                                       **{k: case[k] for k in ("label", "unchanged", "unchanged_why") if k in case}}]
         for s in steps:
             script.step(s)
     return script
@@ -106,7 +105,8 @@ class Function:
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         script = plan_cases(check, assignment, inputs, rng)
-        return Plan(ops=script.ops, labels={"checked": script.checked, "shape_only": script.shape_only})
+        return Plan(ops=script.ops, labels={"checked": script.checked, "shape_only": script.shape_only,
+                                            "unchanged": script.unchanged})
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
@@ -114,9 +114,19 @@ class Function:
         rtol, atol = float(p.get("rtol", 1e-5)), float(p.get("atol", 1e-7))
         if ref is None or ref.error:
             return Verdict.err(f"the reference solution failed on this check (grader bug): {ref and ref.error}")
-        for label, i in plan.labels["checked"].items():
+        probes = {u["op"]: u for u in plan.labels.get("unchanged", [])}
+        for i, u in probes.items():
+            if changed_text(u["who"], u["name"], u["array"], ref.value(i), u["why"]) is not None:
+                return Verdict.err(f"the reference solution changes {u['name']} of {u['who']} (grader bug)")
+        items = sorted([(i, label) for label, i in plan.labels["checked"].items()] + [(i, None) for i in probes])
+        for i, label in items:
             if i >= len(run.results) or run.results[i].error:
                 break
+            if label is None:
+                u = probes[i]
+                if (msg := changed_text(u["who"], u["name"], u["array"], run.value(i), u["why"])) is not None:
+                    return Verdict.fail(msg)
+                continue
             if label in plan.labels.get("shape_only", ()):
                 msg = compare_shape(run.value(i), ref.value(i), what=label)
             else:
