@@ -109,3 +109,90 @@ def test_graded_linear_with_wrong_gradients_loses_only_the_gradient_checks(grade
     failed = {c.id for c in result.checks if c.id.startswith("numpy_nn.") and not c.passed}
     assert failed == {"numpy_nn.Linear.backward", "numpy_nn.Linear.gradcheck"}
     assert "its own checks judge that" in check(result, "numpy_nn.network").message
+
+
+# ----------------------------------------------------------------------------- functions calling judged helpers
+
+def replace_function(source: str, name: str, new: str) -> str:
+    start = source.index(f"def {name}(")
+    end = source.index("\ndef ", start + 1)
+    return source[:start] + new + "\n" + source[end:]
+
+
+HW5 = reference_text("gt_hw5", "hw5.py")
+SIGMOID_TWICE = replace_function(HW5, "sigmoid_prime", "def sigmoid_prime(sigmoid_out):\n"
+                                 "    s = 1 / (1 + np.exp(-sigmoid_out))  # the sigmoid again, of its output\n"
+                                 "    return s * (1 - s)\n")
+
+
+def gt(tmp_path, source: str, check_id: str):
+    folder = tmp_path / check_id
+    folder.mkdir()
+    return run_local(folder, "gt-hw5", check_id, {"hw5.py": source})[0]
+
+
+def test_back_prop_is_not_failed_for_its_sigmoid_prime(tmp_path):
+    """The seed's back_prop calls sigmoid_prime (lines 1747, 1751): a wrong sigmoid_prime costs its own 3 points,
+    not back_prop's 8 too. The judge compares back_prop with the reference run on the student's own
+    sigmoid_prime outputs."""
+    assert gt(tmp_path, SIGMOID_TWICE, "hw5.sigmoid_prime").status is CheckStatus.FAILED
+    v = gt(tmp_path, SIGMOID_TWICE, "hw5.back_prop")
+    assert v.status is CheckStatus.PASSED and "with your own sigmoid_prime" in v.message, v.message
+
+
+def test_back_prop_with_its_own_fault_still_fails_beside_a_wrong_sigmoid_prime(tmp_path):
+    both = SIGMOID_TWICE.replace("/ batch_size", "/ (2 * batch_size)", 1)
+    assert both != SIGMOID_TWICE
+    v = gt(tmp_path, both, "hw5.back_prop")
+    assert v.status is CheckStatus.FAILED and "back_prop" in v.message
+
+
+def test_forward_is_not_failed_for_the_softmax_it_applies(tmp_path):
+    nn = reference_text("cmu_16720_hw5", "nn.py")
+    bad_softmax = replace_function(nn, "softmax", "def softmax(x):\n    e = np.exp(x)\n    return e / e.sum()\n")
+    v = run_local(tmp_path, "cmu-16720-hw5", "nn.forward", {"nn.py": bad_softmax})[0]
+    assert v.status is CheckStatus.PASSED and "with your own softmax" in v.message, v.message
+
+
+def test_counterfactuals_leave_the_shared_reference_module_alone(tmp_path):
+    import reference.gt_hw5.hw5 as shared
+
+    before = shared.sigmoid_prime
+    gt(tmp_path, SIGMOID_TWICE, "hw5.back_prop")
+    assert shared.sigmoid_prime is before and shared.back_prop.__globals__["sigmoid_prime"] is before
+
+
+def test_nd_backprop_is_judged_with_the_students_own_layers(tmp_path):
+    """NeuralNetwork.forward and backprop over the student's layers: a LinearLayer fault costs hw04.LinearLayer;
+    a fault of backprop itself still costs hw04.backprop."""
+    hw04 = reference_text("nd_hw04", "hw04.py")
+    mean_dw = hw04.replace("self.dW = dA.T @ self.X", "self.dW = dA.T @ self.X / dA.shape[0]", 1)
+    no_batch = hw04.replace("dA = (self.softmax(logits) - Y) / logits.shape[0]", "dA = self.softmax(logits) - Y", 1)
+    assert mean_dw != hw04 and no_batch != hw04
+    results = {}
+    for name, source in (("mean_dw", mean_dw), ("no_batch", no_batch)):
+        for check_id in ("hw04.LinearLayer", "hw04.backprop"):
+            folder = tmp_path / f"{name}-{check_id}"
+            folder.mkdir()
+            results[name, check_id] = run_local(folder, "nd-hw04", check_id, {"hw04.py": source})[0]
+    assert results["mean_dw", "hw04.LinearLayer"].status is CheckStatus.FAILED
+    assert results["mean_dw", "hw04.backprop"].status is CheckStatus.PASSED
+    assert "so do your own parts" in results["mean_dw", "hw04.backprop"].message
+    assert results["no_batch", "hw04.LinearLayer"].status is CheckStatus.PASSED
+    assert results["no_batch", "hw04.backprop"].status is CheckStatus.FAILED
+
+
+def test_cmu_backwards_is_judged_given_the_cache_of_the_students_forward(tmp_path):
+    nn = reference_text("cmu_16720_hw5", "nn.py")
+    cache = nn.replace("params['cache_' + name] = (X, pre_act, post_act)",
+                       "params['cache_' + name] = (X, pre_act, pre_act)", 1)
+    assert cache != nn
+    forward = run_local(tmp_path, "cmu-16720-hw5", "nn.forward", {"nn.py": cache})[0]
+    assert forward.status is CheckStatus.FAILED and "cache_layer1" in forward.message
+    (tmp_path / "b").mkdir()
+    backwards = run_local(tmp_path / "b", "cmu-16720-hw5", "nn.backwards", {"nn.py": cache})[0]
+    assert backwards.status is CheckStatus.PASSED and "params['cache_layer1']" in backwards.message
+    (tmp_path / "c").mkdir()
+    both = cache.replace("params['grad_W' + name] = grad_W", "params['grad_W' + name] = 2 * grad_W", 1)
+    assert both != cache
+    assert run_local(tmp_path / "c", "cmu-16720-hw5", "nn.backwards", {"nn.py": both})[0].status is CheckStatus.FAILED

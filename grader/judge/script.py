@@ -22,6 +22,15 @@ images, shuffled afresh and dithered with the installation's key; only for kinds
 that read a value (call, method, item, attr) are compared with the reference unless ``check = false`` (only
 their shapes with ``shape = true``).
 
+``twin = "label"`` on a reading step: its value is what the labelled step should give by the handout's recipe
+applied to the student's own other parts (e.g. backprop's gradients from the student's own layers driven by hand);
+a labelled value that differs from the reference but equals its twin is the other parts' doing (their checks cost
+it), one that differs from both is the step's own fault.
+
+``given = ["params", "cache_layer1"]`` on a call step that only prepares later steps (``check = false``): what it
+leaves in ``params["cache_layer1"]`` is read back; where later values differ from the reference, they are judged
+against the reference given that very state instead of its own (another check judges the preparing call).
+
 ``unchanged = { X = 0, probs = "probs" }`` on a call, method or new step: the arguments at these positions (or
 keywords), judge-made arrays or tensors, are read back after the call and must still hold what they were given:
 where the handout's own code uses an array again after passing it, a function that changes it in place breaks
@@ -76,6 +85,10 @@ class Script:
     """Where ``{ data = ... }`` arguments take their images from; None: the hidden set, shuffled and dithered."""
     shape_only: set[str] = field(default_factory=set)
     """Labels whose values are random by design (e.g. fresh weights): only their shapes are compared."""
+    given: list[dict[str, Any]] = field(default_factory=list)
+    """Preparing calls whose resulting state later steps are judged on (see the ``given`` step option)."""
+    twins: dict[str, int] = field(default_factory=dict)
+    """Label -> op of its twin (see the ``twin`` step option)."""
     unchanged: list[dict[str, Any]] = field(default_factory=list)
     """Read-backs of arguments a call must leave as they were: op index, original array, name, call, why."""
     _n: int = 0
@@ -178,6 +191,14 @@ class Script:
     # -- steps ----------------------------------------------------------------------------------
     def step(self, s: dict[str, Any]) -> None:
         before = set(self.checked)
+        if "twin" in s:
+            n = len(self.ops)
+            self._step({**s, "check": False})
+            if len(self.ops) == n or s["twin"] in self.twins:
+                raise ValueError(f"twin step {s!r} reads nothing, or its label has a twin already")
+            self.ops[-1].pop("report", None)  # reported, but not compared with the reference
+            self.twins[s["twin"]] = len(self.ops) - 1
+            return
         self._step(s)
         if s.get("shape"):
             self.shape_only |= set(self.checked) - before
@@ -221,10 +242,15 @@ class Script:
             self.import_module(module)
             args, kwargs, kept = self._kept_args(s)
             what = s.get("label") or f"{s['call']}({self._argtext(args, kwargs)})"
-            self.add({"op": "call", "module": module, "name": s["call"], "args": [a[0] for a in args],
-                      "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, **as_, **report},
-                     what if check else None)
+            call = self.add({"op": "call", "module": module, "name": s["call"], "args": [a[0] for a in args],
+                             "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, **as_, **report},
+                            what if check else None)
             self._read_back(kept, what, s["call"], why)
+            if "given" in s:
+                container, key = s["given"]
+                read = self.add({"op": "getitem", "ref": container, "key": key,
+                                 "what": f"reading {container}[{key!r}] after {what}"})
+                self.given.append({"call": call, "read": read, "container": container, "key": key})
         elif "new" in s:
             module = s.get("module", self.module)
             self.import_module(module)
