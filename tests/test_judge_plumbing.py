@@ -5,6 +5,7 @@ run in-process on the student files (tests.test_judge_units.run_local); one is a
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from grader.result import CheckStatus
@@ -196,3 +197,26 @@ def test_cmu_backwards_is_judged_given_the_cache_of_the_students_forward(tmp_pat
     both = cache.replace("params['grad_W' + name] = grad_W", "params['grad_W' + name] = 2 * grad_W", 1)
     assert both != cache
     assert run_local(tmp_path / "c", "cmu-16720-hw5", "nn.backwards", {"nn.py": both})[0].status is CheckStatus.FAILED
+
+
+def test_nd_cross_entropy_is_not_failed_for_the_softmax_it_uses(tmp_path):
+    hw04 = reference_text("nd_hw04", "hw04.py")
+    via = hw04.replace("        log_probs = logits - torch.logsumexp(logits, dim=1, keepdim=True)\n"
+                       "        return -(Y * log_probs).sum(dim=1).mean()",
+                       "        return -(Y * torch.log(self.softmax(logits))).sum(dim=1).mean()", 1)
+    halved = via.replace("        return e / e.sum(dim=1, keepdim=True)\n\n    def cross_entropy",
+                         "        return e / e.sum(dim=1, keepdim=True) * 0.5\n\n    def cross_entropy", 1)
+    summed = via.replace("log(self.softmax(logits))).sum(dim=1).mean()", "log(self.softmax(logits))).sum(dim=1).sum()")
+    assert hw04 != via != halved and summed != via
+    for n, (source, status) in enumerate(((halved, CheckStatus.PASSED), (summed, CheckStatus.FAILED))):
+        (tmp_path / str(n)).mkdir()
+        assert run_local(tmp_path / str(n), "nd-hw04", "hw04.cross_entropy", {"hw04.py": source})[0].status is status
+
+
+def test_log_probabilities_for_probabilities_are_named():
+    from grader.judge.functions import log_hint
+
+    probs = np.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])
+    assert "look like log-probabilities" in log_hint(np.log(probs), probs)
+    assert "look like probabilities" in log_hint(probs, np.log(probs))
+    assert log_hint(probs * 2, probs) == ""

@@ -76,6 +76,24 @@ def compare_value(got: Any, want: Any, *, what: str, rtol: float, atol: float, d
     return None  # objects: nothing to compare
 
 
+def _numbers(v: Any) -> np.ndarray | None:
+    a = v.get("$tensor") if isinstance(v, dict) and "$tensor" in v else v
+    return a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and a.ndim >= 1 else None
+
+
+def log_hint(got: Any, want: Any) -> str:
+    """Where probabilities and log-probabilities are mixed up: a sentence saying so, else ""."""
+    g, w = _numbers(got), _numbers(want)
+    if g is None or w is None or g.shape != w.shape or not np.isfinite(g).all():
+        return ""
+    with np.errstate(all="ignore"):
+        if np.all(w >= 0) and np.allclose(w.sum(axis=-1), 1.0, atol=1e-4) and np.allclose(np.exp(g), w, atol=1e-5):
+            return " (these look like log-probabilities: probabilities are expected)"
+        if np.allclose(np.exp(w).sum(axis=-1), 1.0, atol=1e-4) and np.allclose(g, np.exp(w), atol=1e-5):
+            return " (these look like probabilities: log-probabilities are expected)"
+    return ""
+
+
 def compare_shape(got: Any, want: Any, *, what: str) -> str | None:
     """None when a raw student array or tensor has the reference's shape."""
     def shape(v: Any) -> tuple[int, ...] | None:
@@ -173,6 +191,8 @@ class Function:
             else:
                 msg = compare_value(run.value(i), ref.value(i), what=label, rtol=rtol, atol=atol,
                                     dtype=bool(p.get("dtype", False)))
+                if msg is not None:
+                    msg += log_hint(run.value(i), ref.value(i))
             if msg is not None and label in twins:
                 j = twins[label]
                 twin = run.value(j) if j < len(run.results) and not run.results[j].error else None
