@@ -265,7 +265,7 @@ class LayerCalls:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         layer = LayerDesc.from_spec(assignment, check.params["layer"])
         s = LayerScript(layer, inputs)
-        judged: list[dict[str, Any]] = []  # in op order: {"op", "case", "kind": value|probe|gate, ...}
+        judged: list[dict[str, Any]] = []  # in op order: {"op", "case", "kind": "value" or "probe", ...}
 
         def value(i: int, case: str, label: str, want: np.ndarray | None, doc: str, literal: bool) -> None:
             judged.append({"op": i, "case": case, "kind": "value", "label": label, "want": want, "doc": doc,
