@@ -126,6 +126,16 @@ def test_cmu_network_in_another_class_order_and_a_missing_weight_name(tmp_path, 
     assert f"about {good.metrics['q3.accuracy']:.2f}" in c.message
     assert "follow_up_s" not in result.timings  # the class order explains it: no further predictions needed
 
+    # a network trained on transposed images: its first layer's rows permuted as transposing 32x32 inputs does
+    side = int(np.sqrt(w["Wlayer1"].shape[0]))
+    transposed = dict(w, Wlayer1=np.ascontiguousarray(
+        w["Wlayer1"].reshape(side, side, -1).transpose(1, 0, 2).reshape(side * side, -1)))
+    result = _grade(tmp_path, fast_settings, "cmu-16720-hw5", {**files, "q3_weights.npz": _npz(**transposed)},
+                    ["q3.accuracy"])
+    c = check(result, "q3.accuracy")
+    assert c.status is CheckStatus.FAILED and "Your network seems to expect transposed images" in c.message, c.message
+    assert "follow_up_s" in result.timings
+
     renamed = {"W1": w["Wlayer1"], "b1": w["blayer1"], "W2": w["Woutput"], "b2": w["boutput"]}
     result = _grade(tmp_path, fast_settings, "cmu-16720-hw5", {**files, "q3_weights.npz": _npz(**renamed)},
                     ["q3.accuracy"])

@@ -220,3 +220,16 @@ def test_log_probabilities_for_probabilities_are_named():
     assert "look like log-probabilities" in log_hint(np.log(probs), probs)
     assert "look like probabilities" in log_hint(probs, np.log(probs))
     assert log_hint(probs * 2, probs) == ""
+
+
+def test_cmu_backwards_with_its_forwards_own_cache_key_is_not_failed_for_it(tmp_path):
+    """forward and backwards agree on another cache key than the handout's: forward's check costs that."""
+    nn = reference_text("cmu_16720_hw5", "nn.py")
+    other_key = nn.replace("params['cache_' + name] = (X, pre_act, post_act)",
+                           "params['cache' + name] = (X, pre_act, post_act)", 1).replace(
+        "X, pre_act, post_act = params['cache_' + name]", "X, pre_act, post_act = params['cache' + name]", 1)
+    assert other_key.count("params['cache' + name]") == 2
+    assert run_local(tmp_path, "cmu-16720-hw5", "nn.forward", {"nn.py": other_key})[0].status is CheckStatus.FAILED
+    (tmp_path / "b").mkdir()
+    backwards = run_local(tmp_path / "b", "cmu-16720-hw5", "nn.backwards", {"nn.py": other_key})[0]
+    assert backwards.status is CheckStatus.PASSED, backwards.message

@@ -125,6 +125,7 @@ class Function:
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         script = plan_cases(check, assignment, inputs, rng)
+        script.read_given()
         unknown = set(script.twins) - set(script.checked)
         if unknown:
             raise ValueError(f"{check.id}: twins of labels no step has: {sorted(unknown)}")
@@ -146,7 +147,7 @@ class Function:
         preparing calls left (``given``) and the outputs of its helpers (``units``; see units.py)."""
         calls, given, end = plan.labels.get("calls"), plan.labels.get("given"), plan.labels["main_end"]
         if not (calls or given) or len(run.results) < (len(plan.ops) if calls else end) or (
-                run.error is not None and calls):
+                run.error is not None and (calls or len(run.results) <= end)):
             return False
         ops, arrays = list(plan.ops[:end]), dict(plan.labels["arrays"])
         for n, g in enumerate(given or []):  # the student's state instead of the reference's preparing call

@@ -28,8 +28,9 @@ a labelled value that differs from the reference but equals its twin is the othe
 it), one that differs from both is the step's own fault.
 
 ``given = ["params", "cache_layer1"]`` on a call step that only prepares later steps (``check = false``): what it
-leaves in ``params["cache_layer1"]`` is read back; where later values differ from the reference, they are judged
-against the reference given that very state instead of its own (another check judges the preparing call).
+leaves in ``params["cache_layer1"]`` is read back (after all steps, which must leave it alone); where later values
+differ from the reference, they are judged against the reference given that very state instead of its own
+(another check judges the preparing call).
 
 ``unchanged = { X = 0, probs = "probs" }`` on a call, method or new step: the arguments at these positions (or
 keywords), judge-made arrays or tensors, are read back after the call and must still hold what they were given:
@@ -248,9 +249,7 @@ class Script:
             self._read_back(kept, what, s["call"], why)
             if "given" in s:
                 container, key = s["given"]
-                read = self.add({"op": "getitem", "ref": container, "key": key,
-                                 "what": f"reading {container}[{key!r}] after {what}"})
-                self.given.append({"call": call, "read": read, "container": container, "key": key})
+                self.given.append({"call": call, "container": container, "key": key, "what": what})
         elif "new" in s:
             module = s.get("module", self.module)
             self.import_module(module)
@@ -304,6 +303,13 @@ class Script:
             self.add({"op": "eval", "ref": s["eval"], "what": f"{s.get('owner', s['eval'])}.eval()"})
         else:
             raise ValueError(f"unknown step {s!r}")
+
+    def read_given(self) -> None:
+        """Read back the state the ``given`` preparing calls left, after every other step (so that a student whose
+        preparing call keeps it elsewhere fails only where that is judged, not before the later steps run)."""
+        for g in self.given:
+            g["read"] = self.add({"op": "getitem", "ref": g["container"], "key": g["key"],
+                                  "what": f"reading {g['container']}[{g['key']!r}] after {g['what']}"})
 
     @staticmethod
     def _argtext(args: list[tuple[Any, str]], kwargs: dict[str, tuple[Any, str]]) -> str:
