@@ -109,21 +109,39 @@ def _npz(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def template_network(settings) -> dict[str, np.ndarray]:
+    """Weights for CMU's 1024-36-36 network that classify the hidden NIST36-like set by its nearest class mean
+    (about 0.6 whatever the set's label order and orientation: the test does not depend on the reference's
+    training); the output layer passes the hidden layer's ranking on."""
+    from grader.data import load_hidden
+
+    hidden = load_hidden(settings, "nist36_like")
+    x = hidden.images.reshape(len(hidden.labels), -1).astype(np.float64) / 255
+    means = np.stack([x[hidden.labels == k].mean(axis=0) for k in range(len(hidden.classes))])
+    mu = x.mean(axis=0)
+    w, b = (means - mu).T, -((means - mu) * (means + mu)).sum(axis=1) / 2
+    scale = 4.0 / np.abs(x @ w + b).max()  # keep the sigmoid out of saturation
+    k = len(hidden.classes)
+    return {"Wlayer1": w * scale, "blayer1": b * scale, "Woutput": 10 * np.eye(k), "boutput": np.zeros(k)}
+
+
 @pytest.mark.sandbox
 @pytest.mark.slow
-def test_cmu_network_in_another_class_order_and_a_missing_weight_name(tmp_path, fast_settings):
+def test_cmu_network_in_another_class_order_transposed_and_a_missing_weight_name(tmp_path, fast_settings):
     files = reference_files("cmu-16720-hw5")
-    with np.load(io.BytesIO(files["q3_weights.npz"])) as z:
-        w = {k: z[k] for k in z.files}
-    good = _grade(tmp_path, fast_settings, "cmu-16720-hw5", files, ["q3.accuracy"])
-    assert check(good, "q3.accuracy").passed and "follow_up_s" not in good.timings  # costs a good network nothing
+    w = template_network(fast_settings)
+    plain = _grade(tmp_path, fast_settings, "cmu-16720-hw5", {**files, "q3_weights.npz": _npz(**w)}, ["q3.accuracy"])
+    c, accuracy = check(plain, "q3.accuracy"), plain.metrics["q3.accuracy"]
+    assert 0.5 < accuracy < 0.7 and c.status is CheckStatus.FAILED
+    # not near chance: no slip to name, no further predictions (a good network never gets them either)
+    assert "Your" not in c.message and "follow_up_s" not in plain.timings
 
     rolled = dict(w, Woutput=np.roll(w["Woutput"], 10, axis=1), boutput=np.roll(w["boutput"], 10))
     result = _grade(tmp_path, fast_settings, "cmu-16720-hw5", {**files, "q3_weights.npz": _npz(**rolled)},
                     ["q3.accuracy"])
     c = check(result, "q3.accuracy")
     assert c.status is CheckStatus.FAILED and "another order" in c.message
-    assert f"about {good.metrics['q3.accuracy']:.2f}" in c.message
+    assert f"about {accuracy:.2f}" in c.message, c.message
     assert "follow_up_s" not in result.timings  # the class order explains it: no further predictions needed
 
     # a network trained on transposed images: its first layer's rows permuted as transposing 32x32 inputs does
@@ -158,3 +176,21 @@ def test_rpz_network_that_expects_transposed_images(tmp_path, fast_settings):
     assert c.status is CheckStatus.FAILED and result.metrics["mynet.accuracy"] < 0.2
     assert "Your network seems to expect transposed images" in c.message, c.message
     assert "about 0.9" in c.message and "follow_up_s" in result.timings
+
+
+def test_no_follow_up_for_a_run_that_did_not_predict(tmp_path):
+    """Found by the self-test: a network whose forward raises has no predictions to diagnose (and planning the
+    follow-up must not fail on it)."""
+    from grader.assignments import load_assignment
+    from grader.judge.context import Inputs
+    from grader.judge.kinds import KINDS
+    from grader.settings import settings
+    from tests.test_judge_units import reference_text, run_local
+
+    nn = reference_text("cmu_16720_hw5", "nn.py").replace("    W = params['W' + name]", "    raise ValueError('no')", 1)
+    files = {"nn.py": nn, "q3_weights.npz": reference_files("cmu-16720-hw5")["q3_weights.npz"]}
+    verdict, plan, run = run_local(tmp_path, "cmu-16720-hw5", "q3.accuracy", files)
+    assert verdict.status is CheckStatus.FAILED and "raised ValueError" in verdict.message
+    spec = load_assignment("cmu-16720-hw5")
+    assert KINDS["predictions"].follow_up(spec.check("q3.accuracy"), spec, plan, run, verdict, Inputs(settings()),
+                                          np.random.default_rng(0)) is None

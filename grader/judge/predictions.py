@@ -128,6 +128,8 @@ class Predictions:
                 verdict.message or part.images is None:
             return None
         labels = plan.labels["labels"]
+        if len(run.results) < len(plan.ops) or run.error is not None:  # no predictions to diagnose
+            return None
         pred = class_indices(run.value(len(plan.ops) - 1), len(labels), part.classes)
         if isinstance(pred, str):
             return None

@@ -285,7 +285,8 @@ class TorchAccuracy:
         shown transposed, flipped, inverted or on another scale (see grader.judge.diagnose)."""
         p = check.params
         parts = plan.labels["parts"]
-        if verdict.status is not CheckStatus.FAILED or "another order" in verdict.message:
+        if verdict.status is not CheckStatus.FAILED or "another order" in verdict.message or run.error is not None \
+                or len(run.results) < len(plan.ops):
             return None
         ops = [*_build_ops(p), *_load_ops(p), {"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"}]
         asked = []
