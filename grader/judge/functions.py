@@ -178,6 +178,7 @@ class Function:
                 return Verdict.err(f"the reference solution changes {u['name']} of {u['who']} (grader bug)")
         twins = plan.labels.get("twins", {})
         explained = ""  # the first value that differs from the reference as the student's own other parts make it
+        counterfactual = False  # every value is the reference's given the student's own helpers and state
         items = sorted([(i, label) for label, i in plan.labels["checked"].items()] + [(i, None) for i in probes])
         for i, label in items:
             if i >= len(run.results) or run.results[i].error:
@@ -186,6 +187,8 @@ class Function:
                 u = probes[i]
                 if (msg := changed_text(u["who"], u["name"], u["array"], run.value(i), u["why"])) is not None:
                     return Verdict.fail(msg)
+                continue
+            if counterfactual:
                 continue
             if label in plan.labels.get("shape_only", ()):
                 msg = compare_shape(run.value(i), ref.value(i), what=label)
@@ -210,13 +213,17 @@ class Function:
                     parts += [f"{g['container']}[{g['key']!r}]" for g in plan.labels.get("given") or []
                               if compare_value(run.value(g["read"]), ref.value(g["read"]), what="", rtol=rtol,
                                                atol=atol)]
-                    return Verdict.ok(f"{msg}; but that is what the reference gives with your own "
-                                      f"{', '.join(parts) or 'other parts'}, whose own check costs it")
+                    explained = (f"{msg}; but that is what the reference gives with your own "
+                                 f"{', '.join(parts) or 'other parts'}, whose own check costs it")
+                    counterfactual = True
+                    continue
                 return Verdict.fail(msg)
         # a failure after the last judged value (in a twin, or asking a helper) leaves the judged values standing
         end = max([i for i, _ in items], default=len(plan.ops) - 1) + 1
         if (msg := failure_text(GroupRun(results=run.results[:end]), Plan(ops=plan.ops[:end]))) is not None:
             return Verdict.fail(msg)
+        if counterfactual:
+            return Verdict.ok(explained)
         if explained:
             return Verdict.ok(f"{explained}; but so do your own parts used as the handout says: their own checks "
                               "cost that")
