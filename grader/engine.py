@@ -134,6 +134,8 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
             log.exception("judging %s failed", check.id)
             verdicts[check.id] = Verdict.err(f"the grader failed on this check (not your fault): {exc!r}")
         metrics.update(verdicts[check.id].metrics)
+    follow_up_s = _follow_up(spec, tasks, runs, verdicts, inputs=Inputs(cfg), rng=rng, job_dir=job_dir,
+                             submission=unpacked.root, limits=limits, backend=backend, cfg=cfg)
 
     seconds = {spec.checks[t.index].id: round(sum(r.seconds for r in runs[t.index].results), 3)
                for t in tasks if t.index in runs and runs[t.index].results}
@@ -141,6 +143,8 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
     t_end = time.perf_counter()
     timings = {"unpack_s": round(t_unpacked - t0, 3), "sandbox_s": round(stats.seconds, 3) if stats else 0.0,
                "total_s": round(t_end - t0, 3)}
+    if follow_up_s is not None:
+        timings["follow_up_s"] = round(follow_up_s, 3)
     if stats:
         metrics["sandbox.peak_memory_mb"] = round(stats.peak_memory_bytes / 2**20, 1)
         metrics["sandbox.starts"] = float(stats.starts)
@@ -149,6 +153,51 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
             metrics[f"sandbox.kills.{cause}"] = float(n)
     return GradeResult.from_checks(assignment=spec.name, checks=results, metrics=metrics, timings=timings,
                                    notices=list(unpacked.notices), required=spec.required_checks)
+
+
+FOLLOW_UP_WALL_S = 120.0
+"""Wall-clock budget of the follow-up round (a few hundred predictions per image variant)."""
+
+
+def _follow_up(spec: AssignmentSpec, tasks: list[Task], runs: dict[int, GroupRun], verdicts: dict[str, Verdict], *,
+               inputs: Inputs, rng: np.random.Generator, job_dir: Path, submission: Path, limits: RunLimits,
+               backend: CgroupBackend, cfg: GraderSettings) -> float | None:
+    """A second, small sandbox round for the checks whose kind asks for one after judging (`follow_up`): today a
+    near-chance accuracy, whose cause the judge narrows down with predictions on image variants
+    (grader.judge.diagnose). A good submission never gets one. The kind's `judge_follow_up` may only add to the
+    verdict's message; a failure of this round leaves the verdict as it was. Returns its seconds, None if not run."""
+    asked: list[Task] = []
+    for t in tasks:
+        check = spec.checks[t.index]
+        ask = getattr(KINDS[check.kind], "follow_up", None)
+        try:
+            plan = ask(check, spec, t.plan, runs.get(t.index, GroupRun()), verdicts[check.id], inputs, rng) \
+                if ask else None
+        except Exception:  # a bug of ours: the verdict stands without the hint
+            log.exception("planning the follow-up of %s failed", check.id)
+            plan = None
+        if plan is not None:
+            asked.append(Task(index=t.index, check_id=check.id, plan=plan))
+    if not asked:
+        return None
+    t0 = time.perf_counter()
+    try:
+        more, _ = run_in_sandbox(asked, inputs=inputs, job_dir=job_dir / "follow-up", submission=submission,
+                                 limits=replace(limits, wall_s=min(limits.wall_s, FOLLOW_UP_WALL_S)),
+                                 backend=backend, bwrap=cfg.bwrap, python=cfg.python)
+    except GraderFault:
+        log.exception("the follow-up round could not start")
+        return time.perf_counter() - t0
+    for t in asked:
+        check = spec.checks[t.index]
+        before = verdicts[check.id]
+        try:
+            after = KINDS[check.kind].judge_follow_up(check, spec, t.plan, more.get(t.index, GroupRun()), before)
+        except Exception:
+            log.exception("judging the follow-up of %s failed", check.id)
+            continue
+        verdicts[check.id] = replace(before, message=after.message)  # only the words change
+    return time.perf_counter() - t0
 
 
 def _files_needed(check: CheckSpec, files: Collection[str] = ()) -> list[str]:

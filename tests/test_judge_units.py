@@ -133,3 +133,74 @@ def test_result_json_round_trip_and_exit_codes():
     assert r.exit_code == 0
     assert GradeResult.rejected(assignment="x", message="m", max_score=1).exit_code == 2
     assert GradeResult.error(assignment="x", message="m").status is Status.ERROR
+
+
+# ----------------------------------------------------------------------------- kinds run in-process
+# The judge's op scripts run here through the harness's own interpreter (the code that runs in the sandbox), on
+# student modules written to a temporary folder: the kinds' plan and judge logic, without the sandbox's start-up
+# cost. Gradings through the real sandbox are in tests/test_judge_*.py.
+
+def local_loader(folder):
+    """Import student modules from `folder` under private names (nothing cached in sys.modules between tests)."""
+    import importlib.util
+    import itertools
+    import sys
+
+    loaded: dict[str, object] = {}
+    counter = itertools.count()
+
+    def load(name: str):
+        if name not in loaded:
+            path = folder / f"{name}.py"
+            if not path.is_file():
+                if name in sys.modules:
+                    return sys.modules[name]
+                from grader.harness.ops import OpError
+
+                raise OpError(f"{name}.py is missing")
+            spec = importlib.util.spec_from_file_location(f"_judge_local_{name}_{next(counter)}_{id(folder)}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            loaded[name] = module
+        return loaded[name]
+
+    return load
+
+
+def run_local(tmp_path, assignment: str, check_id: str, files: dict, *, seed: int = 0, check=None):
+    """Plan, run (in-process) and judge one check of `assignment` on the given student files; (verdict, plan, run)."""
+    import copy
+
+    from grader.harness.ops import Interpreter, error_info
+    from grader.judge.context import GroupRun, OpResult
+    from grader.judge.execute import Task, run_reference
+    from grader.judge.kinds import KINDS
+
+    spec = load_assignment(assignment)
+    check = check or spec.check(check_id)
+    sub, data = tmp_path / "submission", tmp_path / "in"
+    sub.mkdir(exist_ok=True)
+    data.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (sub / name).write_bytes(text.encode() if isinstance(text, str) else text)
+    inputs = Inputs(settings())
+    plan = KINDS[check.kind].plan(check, spec, inputs, np.random.default_rng(seed))
+    for name, images in inputs.datasets.items():
+        np.save(data / f"{name}.npy", images, allow_pickle=False)
+    interp = Interpreter(load_module=local_loader(sub), inputs=inputs.arrays, data_dir=data, submission_dir=sub)
+    run = GroupRun()
+    for op in plan.ops:
+        try:
+            run.results.append(OpResult(value=copy.deepcopy(interp.run(op))))  # the wire sends a snapshot
+        except Exception as exc:  # noqa: BLE001 - what the sandbox reports as the op's error
+            run.results.append(OpResult(error=error_info(exc, submission_dir=sub)))
+            break
+    refs = run_reference([Task(index=0, check_id=check.id, plan=plan)], package=f"reference.{spec.reference}",
+                         inputs=inputs)
+    return KINDS[check.kind].judge(check, spec, plan, run, refs.get(0)), plan, run
+
+
+def reference_text(folder: str, name: str) -> str:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parent.parent / "reference" / folder / name).read_text()

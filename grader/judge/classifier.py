@@ -4,7 +4,11 @@
 ``forward(x, y, reduction)`` the mean (default) or sum of the NLL of ``classnet(x)``, connected to autograd.
 "classifier.logsoftmax": ``classnet(x)`` maps (B, D) to (B, K) log-probabilities (rows of exp sum to 1).
 Both build the model with the spec's ``steps`` (which must keep it as "net") and judge the student's
-outputs against the student's own classnet: architectures are the student's choice.
+outputs against the student's own classnet: architectures are the student's choice. Every call is made after
+``net.eval()``, as the handout's ``evaluation()`` does before it classifies ("model_best.eval() # set the model
+to the evaluation mode", seed 004 line 337), so that Dropout or BatchNorm in a classnet give the same outputs
+to classify, forward and the judge's own classnet(x). The handout does not evaluate under torch.no_grad()
+(forward's loss must keep its grad_fn), so neither does the grader.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ def _build(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np
     for s in p["steps"]:
         script.step({**s, "check": False})
     b, d = p["input_shape"]
+    script.add({"op": "eval", "ref": "net", "what": f"{p['owner']}.eval()"})
     script.step({"attr": "classnet", "on": "net", "owner": p["owner"], "as": "classnet", "check": False})
     x, _ = script.arg({"tensor": {"uniform": [b, d], "high": float(p.get("input_max", 1.0))}, "as": "x"})
     script.add({"op": "call", "ref": "classnet", "args": [x], "what": f"{p['owner']}.classnet(x) with x of shape "
@@ -59,9 +64,16 @@ class ClassifierNll:
             return Verdict.fail(msg)
         ops, y = plan.labels["checked"], plan.labels["y"]
         scores = _tensor(run.value(ops["scores"]))
-        if scores is None or scores.shape != (len(y), int(check.params["classes"])):
-            return Verdict.fail(f"{owner}.classnet(x) returned {kind_of(run.value(ops['scores']))}; expected a tensor "
-                                f"of shape ({len(y)}, {check.params['classes']})")
+        # classify and forward are judged against the student's own classnet, whatever its number of outputs (that
+        # is the classifier.logsoftmax check's subject); an output that is not a (batch, K) tensor fails, never skips
+        if scores is None or scores.ndim != 2 or scores.shape[0] != len(y) or scores.shape[1] < 1:
+            got = f"a tensor of shape {fmt_shape(scores.shape)}" if scores is not None else kind_of(
+                run.value(ops["scores"]))
+            return Verdict.fail(f"{owner}.classnet(x) returned {got}; classify and forward are checked against "
+                                f"classnet(x), which must be a ({len(y)}, {check.params['classes']}) tensor")
+        if scores.shape[1] <= int(y.max()):  # the NLL of labels classnet has no output for is not defined
+            return Verdict.fail(f"{owner}.classnet(x) has {scores.shape[1]} outputs; forward(x, y) was given labels up "
+                                f"to {int(y.max())} of the {check.params['classes']} classes")
         pred_raw = run.value(ops["classify"])
         pred = _tensor(pred_raw)
         if pred is None or pred.shape != (len(y),):

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.judge import units
 from grader.judge.compare import compare_array, fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
-from grader.judge.layers import failure_text
+from grader.judge.layers import changed_text, failure_text
 from grader.judge.script import Script
 
 
@@ -75,6 +76,24 @@ def compare_value(got: Any, want: Any, *, what: str, rtol: float, atol: float, d
     return None  # objects: nothing to compare
 
 
+def _numbers(v: Any) -> np.ndarray | None:
+    a = v.get("$tensor") if isinstance(v, dict) and "$tensor" in v else v
+    return a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and a.ndim >= 1 else None
+
+
+def log_hint(got: Any, want: Any) -> str:
+    """Where probabilities and log-probabilities are mixed up: a sentence saying so, else ""."""
+    g, w = _numbers(got), _numbers(want)
+    if g is None or w is None or g.shape != w.shape or not np.isfinite(g).all():
+        return ""
+    with np.errstate(all="ignore"):
+        if np.all(w >= 0) and np.allclose(w.sum(axis=-1), 1.0, atol=1e-4) and np.allclose(np.exp(g), w, atol=1e-5):
+            return " (these look like log-probabilities: probabilities are expected)"
+        if np.allclose(np.exp(w).sum(axis=-1), 1.0, atol=1e-4) and np.allclose(g, np.exp(w), atol=1e-5):
+            return " (these look like probabilities: log-probabilities are expected)"
+    return ""
+
+
 def compare_shape(got: Any, want: Any, *, what: str) -> str | None:
     """None when a raw student array or tensor has the reference's shape."""
     def shape(v: Any) -> tuple[int, ...] | None:
@@ -93,20 +112,59 @@ def plan_cases(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng
     script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
     script.import_module()
     for case in p.get("cases", [{}]):
-        steps = case.get("steps") or [{"call": p["fn"], "args": case.get("args", []),
-                                       "kwargs": case.get("kwargs", {}), **({"label": case["label"]}
-                                                                            if "label" in case else {})}]
+        steps = case.get("steps") or [{"call": p["fn"], "args": case.get("args", []), "kwargs": case.get("kwargs", {}),
+                                       **{k: case[k] for k in ("label", "unchanged", "unchanged_why") if k in case}}]
         for s in steps:
             script.step(s)
     return script
 
 
 class Function:
-    """Student functions and methods against the reference on the same judge-chosen inputs."""
+    """Student functions and methods against the reference on the same judge-chosen inputs. ``units`` names the
+    student's helper functions the subject calls that other checks judge (see grader.judge.units)."""
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         script = plan_cases(check, assignment, inputs, rng)
-        return Plan(ops=script.ops, labels={"checked": script.checked, "shape_only": script.shape_only})
+        script.read_given()
+        unknown = set(script.twins) - set(script.checked)
+        if unknown:
+            raise ValueError(f"{check.id}: twins of labels no step has: {sorted(unknown)}")
+        labels = {"checked": script.checked, "shape_only": script.shape_only, "unchanged": script.unchanged,
+                  "twins": script.twins, "given": script.given, "main_end": len(script.ops),
+                  "arrays": inputs.arrays}
+        if check.params.get("units"):
+            package = f"reference.{assignment.reference}"
+            calls = units.record(script.ops, package=package, module=check.module, units=list(check.params["units"]),
+                                 arrays=inputs.arrays)
+            if calls:
+                labels["calls"] = calls
+                script.ops += units.probe_ops(calls, module=check.module, inputs=inputs,
+                                              subject=check.params.get("fn", check.target))
+        return Plan(ops=script.ops, labels=labels)
+
+    def _explained(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun) -> bool:
+        """Whether the student's values are the reference's given the student's own other parts: the state its
+        preparing calls left (``given``) and the outputs of its helpers (``units``; see units.py)."""
+        calls, given, end = plan.labels.get("calls"), plan.labels.get("given"), plan.labels["main_end"]
+        if not (calls or given) or len(run.results) < (len(plan.ops) if calls else end) or (
+                run.error is not None and (calls or len(run.results) <= end)):
+            return False
+        ops, arrays = list(plan.ops[:end]), dict(plan.labels["arrays"])
+        for n, g in enumerate(given or []):  # the student's state instead of the reference's preparing call
+            value = units.plain(run.value(g["read"]), arrays, f"given{n}")
+            if value is units.UNUSABLE:
+                return False
+            ops[g["call"]] = {"op": "call", "ref": g["container"], "method": "__setitem__",
+                              "args": [g["key"], value], "report": False, "what": "the student's state"}
+        cf = units.counterfactual(ops, package=f"reference.{assignment.reference}", module=check.module,
+                                  calls=calls or [], outputs=[run.value(i) for i in range(end, len(plan.ops))],
+                                  arrays=arrays)
+        if cf is None:
+            return False
+        p = check.params
+        rtol, atol = float(p.get("rtol", 1e-5)), float(p.get("atol", 1e-7))
+        return all(compare_value(run.value(i), cf[i], what=label, rtol=rtol, atol=atol) is None
+                   for label, i in plan.labels["checked"].items() if label not in plan.labels.get("shape_only", ()))
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
@@ -114,17 +172,60 @@ class Function:
         rtol, atol = float(p.get("rtol", 1e-5)), float(p.get("atol", 1e-7))
         if ref is None or ref.error:
             return Verdict.err(f"the reference solution failed on this check (grader bug): {ref and ref.error}")
-        for label, i in plan.labels["checked"].items():
+        probes = {u["op"]: u for u in plan.labels.get("unchanged", [])}
+        for i, u in probes.items():
+            if changed_text(u["who"], u["name"], u["array"], ref.value(i), u["why"]) is not None:
+                return Verdict.err(f"the reference solution changes {u['name']} of {u['who']} (grader bug)")
+        twins = plan.labels.get("twins", {})
+        explained = ""  # the first value that differs from the reference as the student's own other parts make it
+        counterfactual = False  # every value is the reference's given the student's own helpers and state
+        items = sorted([(i, label) for label, i in plan.labels["checked"].items()] + [(i, None) for i in probes])
+        for i, label in items:
             if i >= len(run.results) or run.results[i].error:
                 break
+            if label is None:
+                u = probes[i]
+                if (msg := changed_text(u["who"], u["name"], u["array"], run.value(i), u["why"])) is not None:
+                    return Verdict.fail(msg)
+                continue
+            if counterfactual:
+                continue
             if label in plan.labels.get("shape_only", ()):
                 msg = compare_shape(run.value(i), ref.value(i), what=label)
             else:
                 msg = compare_value(run.value(i), ref.value(i), what=label, rtol=rtol, atol=atol,
                                     dtype=bool(p.get("dtype", False)))
+                if msg is not None:
+                    msg += log_hint(run.value(i), ref.value(i))
+            if msg is not None and label in twins:
+                j = twins[label]
+                twin = run.value(j) if j < len(run.results) and not run.results[j].error else None
+                if twin is not None and compare_value(run.value(i), twin, what=label, rtol=rtol, atol=atol) is None:
+                    explained = explained or msg
+                    continue
+                return Verdict.fail(f"{msg}; your own parts used as the handout says give something else too")
             if msg is not None:
+                if self._explained(check, assignment, plan, run):
+                    end, calls = plan.labels["main_end"], plan.labels.get("calls") or []
+                    parts = list(dict.fromkeys(
+                        name for k, (name, _, _) in enumerate(calls)
+                        if compare_value(run.value(end + k), ref.value(end + k), what="", rtol=rtol, atol=atol)))
+                    parts += [f"{g['container']}[{g['key']!r}]" for g in plan.labels.get("given") or []
+                              if compare_value(run.value(g["read"]), ref.value(g["read"]), what="", rtol=rtol,
+                                               atol=atol)]
+                    explained = (f"{msg}; but that is what the reference gives with your own "
+                                 f"{', '.join(parts) or 'other parts'}, whose own check costs it")
+                    counterfactual = True
+                    continue
                 return Verdict.fail(msg)
-        if (msg := failure_text(run, plan)) is not None:
+        # a failure after the last judged value (in a twin, or asking a helper) leaves the judged values standing
+        end = max([i for i, _ in items], default=len(plan.ops) - 1) + 1
+        if (msg := failure_text(GroupRun(results=run.results[:end]), Plan(ops=plan.ops[:end]))) is not None:
             return Verdict.fail(msg)
+        if counterfactual:
+            return Verdict.ok(explained)
+        if explained:
+            return Verdict.ok(f"{explained}; but so do your own parts used as the handout says: their own checks "
+                              "cost that")
         return Verdict.ok()
 

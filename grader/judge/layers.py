@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
-from grader.judge.compare import compare_array, decimal_tol, fmt_shape, kind_of
+from grader.judge.compare import compare_array, decimal_tol, fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 
 RTOL, ATOL = 1e-4, 1e-6
@@ -215,96 +215,207 @@ class LayerInterface:
         return Verdict.ok()
 
 
-class LayerForward:
-    """The seed's own test values, then random cases compared with the reference."""
+def case_array(value: Any) -> np.ndarray:
+    """An array of a notebook case: a literal, or ``{ linspace = [start, stop, num], shape = [...], scale = k }``
+    (the seed's ``np.linspace(...).reshape(...)`` plot inputs; ``scale`` as in its ``y_gt = 0 * y``)."""
+    if isinstance(value, dict):
+        a = np.linspace(*value["linspace"])
+        if "shape" in value:
+            a = a.reshape(value["shape"])
+        return a * float(value.get("scale", 1.0))
+    return np.asarray(value, dtype=np.float64)
+
+
+def changed_text(who: str, name: str, before: np.ndarray, after: Any,
+                 why: str = "the notebook passes the same arrays again") -> str | None:
+    """None when `after` (read back from the caller's side) still holds `before`; else the sentence saying so."""
+    if isinstance(after, dict) and isinstance(after.get("$tensor"), np.ndarray):
+        after = after["$tensor"]
+    if isinstance(after, np.ndarray) and after.shape == before.shape and np.array_equal(after, before, equal_nan=True):
+        return None
+    where = ""
+    if isinstance(after, np.ndarray) and after.shape == before.shape:
+        diff = np.argwhere(~((after == before) | (np.isnan(after) & np.isnan(before))))
+        idx = tuple(int(i) for i in diff[0])
+        where = (f": at {list(idx)} it held {fmt_num(float(before[idx]))} before the call and "
+                 f"{fmt_num(float(after[idx]))} after it")
+    elif isinstance(after, np.ndarray):
+        where = f": its shape went from {fmt_shape(before.shape)} to {fmt_shape(after.shape)}"
+    return (f"{who} changed {name} in place{where}. Do not modify the arrays you are given (the caller keeps using "
+            f"them: {why}); compute the result in a new array")
+
+
+class LayerCalls:
+    """The seed's own test cells run in the seed's order on the same objects, then random cases compared with the
+    reference; every array handed to forward/backward is read back afterwards, since the caller keeps it.
+
+    A notebook case (``[[checks.params.cases]]``) is the seed's sequence of cells for one layer: ``arrays`` are
+    the notebook's named arrays (each passed as the same object wherever a cell names it), ``cells`` the calls in
+    order, each ``{ forward = [args], expect = ... }`` or ``{ backward = [args], expect = ..., attrs = {...} }``
+    (args: names of ``arrays`` or inline arrays, see `case_array`); a forward cell without ``expect`` whose
+    arguments are those of an earlier cell with one is held to the same values (the seed asserts them once).
+    The forward check judges the forward cells and what forward did to its inputs, the backward check the backward
+    cells and what backward did to its upstream gradient and to the inputs of the forward before it. A backward
+    result that follows a forward which changed its own input is not held against backward: that fault is
+    the forward check's.
+    """
 
     method = "forward"
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         layer = LayerDesc.from_spec(assignment, check.params["layer"])
         s = LayerScript(layer, inputs)
-        docs: dict[str, str] = {}
-        literal: dict[str, np.ndarray] = {}
+        judged: list[dict[str, Any]] = []  # in op order: {"op", "case", "kind": "value" or "probe", ...}
+
+        def value(i: int, case: str, label: str, want: np.ndarray | None, doc: str, literal: bool) -> None:
+            judged.append({"op": i, "case": case, "kind": "value", "label": label, "want": want, "doc": doc,
+                           "literal": literal})
+
+        def keep(name: str, array: np.ndarray) -> dict[str, str]:
+            s.add({"op": "value", "value": inputs.add(array), "as": name, "report": False,
+                   "what": f"preparing {name}"})
+            return {"$ref": name}
+
+        def read_back(case: str, kept: dict[str, tuple[np.ndarray, str]], call: str, culprit: str) -> None:
+            for ref_name, (array, shown) in kept.items():
+                i = s.add({"op": "value", "value": {"$ref": ref_name}, "what": f"reading {shown} after {call}"})
+                judged.append({"op": i, "case": case, "kind": "probe", "ref": ref_name, "array": array,
+                               "name": shown, "who": call, "culprit": culprit})
+
         for n, case in enumerate(check.params.get("cases", [])):
-            ref = f"S{n}"
+            cid, obj = f"notebook {n + 1}", f"S{n}"
             sizes = dict(case.get("sizes", layer.sizes[0]))
-            s.start(ref, sizes)
-            s.set_params(ref, {k: np.asarray(v, dtype=np.float64) for k, v in case.get("set", {}).items()})
-            args = [np.asarray(a, dtype=np.float64) for a in case["forward"]]
-            label = f"{layer.name}.forward on the notebook's test input {n + 1}"
-            s.forward(ref, args, label=label if self.method == "forward" else None)
-            docs[label] = shape_doc(layer.output)
-            docs[f"{layer.name}.backward on the notebook's test input {n + 1}"] = shape_doc(layer.inputs[0].shape)
-            for pname, attr in layer.grad_attrs.items():
-                docs[f"{layer.name}.{attr} on the notebook's test input {n + 1}"] = per_sample_doc(layer.params[pname])
-            literal_case = self._literal(case, layer, s, ref, n)
-            if self.method == "forward":
-                literal[label] = np.asarray(case["expect"], dtype=np.float64)
-            literal.update(literal_case)
-        n_literal = len(s.labels)
+            s.start(obj, sizes)
+            s.set_params(obj, {k: np.asarray(v, dtype=np.float64) for k, v in case.get("set", {}).items()})
+            named = {k: case_array(v) for k, v in case.get("arrays", {}).items()}
+            kept: dict[str, tuple[np.ndarray, str]] = {}  # every array handed out so far, read back after each cell
+            expected: dict[tuple[str, ...], np.ndarray] = {}
+            for c, cell in enumerate(case["cells"]):
+                method = "forward" if "forward" in cell else "backward"
+                refs, keys = [], []
+                for j, arg in enumerate(cell[method]):
+                    if isinstance(arg, str):  # a named notebook array: the same object in every cell
+                        ref_name = f"{obj}_{arg}"
+                        if ref_name not in kept:
+                            kept[ref_name] = (named[arg], f"the notebook's {arg}")
+                            refs.append(keep(ref_name, named[arg]))
+                        else:
+                            refs.append({"$ref": ref_name})
+                        keys.append(arg)
+                    else:
+                        ref_name = f"{obj}_c{c}_{j}"
+                        a = case_array(arg)
+                        kept[ref_name] = (a, f"its input {layer.inputs[j].name} (the notebook's plot data)"
+                                          if method == "forward" else "its upstream gradient dL_wrt_output")
+                        refs.append(keep(ref_name, a))
+                        keys.append(f"#{c}.{j}")
+                call = f"{layer.name}.{method}"
+                i = s.add({"op": "call", "ref": obj, "method": method, "args": refs,
+                           "what": f"{call} in the notebook's cell sequence (call {c + 1})"})
+                label = f"{call} on the notebook's test input {n + 1}" + (f" (call {c + 1})" if c else "")
+                if method == "forward":
+                    want = cell.get("expect")
+                    want = np.asarray(want, dtype=np.float64) if want is not None else expected.get(tuple(keys))
+                    if want is not None:
+                        expected[tuple(keys)] = want
+                    if self.method == "forward":
+                        value(i, cid, label, want, shape_doc(layer.output), True)
+                else:
+                    if self.method == "backward":
+                        if "expect" in cell:
+                            value(i, cid, label, np.asarray(cell["expect"], dtype=np.float64),
+                                  shape_doc(layer.inputs[0].shape), True)
+                        for attr, want in cell.get("attrs", {}).items():
+                            pname = next((p for p, a in layer.grad_attrs.items() if a == attr), "")
+                            j = s.getattr(obj, attr, label=None)
+                            value(j, cid, f"{layer.name}.{attr} on the notebook's test input {n + 1}",
+                                  np.asarray(want, dtype=np.float64), per_sample_doc(layer.params.get(pname, "")),
+                                  True)
+                read_back(cid, kept, call, method)
         for n, sizes in enumerate(layer.sizes):
-            ref = f"R{n}"
-            s.start(ref, sizes)
-            s.set_params(ref, random_params(layer, sizes, rng))
+            cid, obj = f"random {n + 1}", f"R{n}"
+            s.start(obj, sizes)
+            s.set_params(obj, random_params(layer, sizes, rng))
             x = random_inputs(layer, sizes, rng)
             sizes_x = {**sizes, "shape": x[0].shape}
-            label = f"{layer.name}.forward output for input shape {fmt_shape(x[0].shape)}"
-            s.forward(ref, x, label=label if self.method == "forward" else None)
-            docs[label] = shape_doc(layer.output)
-            if self.method == "backward":
-                up = rng.normal(size=shape_of(layer.output, sizes_x)) if layer.upstream else None
-                label = f"{layer.name}.backward return value for input shape {fmt_shape(x[0].shape)}"
-                s.backward(ref, up, label=label)
-                docs[label] = shape_doc(layer.inputs[0].shape)
-                for pname, attr in layer.grad_attrs.items():
-                    lab = f"{layer.name}.{attr} after backward (input shape {fmt_shape(x[0].shape)})"
-                    s.getattr(ref, attr, label=lab)
-                    docs[lab] = per_sample_doc(layer.params[pname])
-        return s.plan(literal=literal, docs=docs, n_literal=n_literal, layer=layer.name,
-                      decimal=int(check.params.get("decimal", 6)))
-
-    def _literal(self, case: dict[str, Any], layer: LayerDesc, s: LayerScript, ref: str, n: int) -> dict[str, np.ndarray]:
-        return {}
+            kept = {f"{obj}_x{j}": (a, f"its input {layer.inputs[j].name}") for j, a in enumerate(x)}
+            refs = [keep(k, a) for k, (a, _) in kept.items()]
+            i = s.add({"op": "call", "ref": obj, "method": "forward", "args": refs, "what": f"{layer.name}.forward"})
+            if self.method == "forward":
+                value(i, cid, f"{layer.name}.forward output for input shape {fmt_shape(x[0].shape)}", None,
+                      shape_doc(layer.output), False)
+            read_back(cid, kept, f"{layer.name}.forward", "forward")
+            if self.method != "backward":
+                continue
+            args = []
+            if layer.upstream:
+                up = rng.normal(size=shape_of(layer.output, sizes_x))
+                args = [keep(f"{obj}_up", up)]
+            i = s.add({"op": "call", "ref": obj, "method": "backward", "args": args,
+                       "what": f"{layer.name}.backward"})
+            value(i, cid, f"{layer.name}.backward return value for input shape {fmt_shape(x[0].shape)}", None,
+                  shape_doc(layer.inputs[0].shape), False)
+            for pname, attr in layer.grad_attrs.items():
+                j = s.getattr(obj, attr, label=None)
+                value(j, cid, f"{layer.name}.{attr} after backward (input shape {fmt_shape(x[0].shape)})", None,
+                      per_sample_doc(layer.params[pname]), False)
+            for k, (a, shown) in list(kept.items()):
+                kept[k] = (a, shown.replace("its input", "the input") + " of the forward before it")
+            if layer.upstream:
+                kept[f"{obj}_up"] = (up, "its upstream gradient dL_wrt_output")
+            read_back(cid, kept, f"{layer.name}.backward", "backward")
+        return s.plan(judged=judged, layer=layer.name, decimal=int(check.params.get("decimal", 6)))
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         facts = plan.labels
-        labels = list(facts["ops"].items())
-        literal, docs = facts["literal"], facts["docs"]
         tol_lit = decimal_tol(facts["decimal"])
-        for label, i in labels:
+        spoiled: dict[str, str] = {}  # case -> the other method's in-place change its later values follow from
+        seen: dict[str, Any] = {}  # ref -> what it held when last read back: a change is the latest call's doing
+        for item in facts["judged"]:
+            i = item["op"]
             if i >= len(run.results) or run.results[i].error:
                 break
-            if label in literal:
-                msg = compare_array(run.value(i), literal[label], what=label, shape_doc=docs.get(label, ""), **tol_lit)
+            got = run.value(i)
+            if item["kind"] == "probe":
+                before = seen.get(item["ref"], item["array"])
+                seen[item["ref"]] = got
+                if not isinstance(before, np.ndarray):
+                    continue
+                if (msg := changed_text(item["who"], item["name"], before, got)) is None:
+                    continue
+                if item["culprit"] == self.method:
+                    return Verdict.fail(msg)
+                spoiled.setdefault(item["case"], msg)
+                continue
+            if item["case"] in spoiled:
+                continue
+            if item["literal"]:
+                if item["want"] is None:
+                    continue
+                msg = compare_array(got, item["want"], what=item["label"], shape_doc=item["doc"], **tol_lit)
             else:
-                want = ref.value(i) if ref else None
+                want = ref.value(i) if ref and i < len(ref.results) else None
                 if want is None:
-                    return Verdict.err(f"the reference solution produced no {label} (grader bug)")
-                msg = compare_array(run.value(i), want, what=label, shape_doc=docs.get(label, ""), rtol=RTOL, atol=ATOL)
+                    return Verdict.err(f"the reference solution produced no {item['label']} (grader bug)")
+                msg = compare_array(got, want, what=item["label"], shape_doc=item["doc"], rtol=RTOL, atol=ATOL)
             if msg:
                 return Verdict.fail(msg)
         if (msg := failure_text(run, plan)) is not None:
             return Verdict.fail(msg)
+        if spoiled:
+            first = next(iter(spoiled.values()))
+            return Verdict.ok(f"Not compared where forward had changed its input: {first.split('. ')[0]} (the "
+                              "forward check costs that)")
         return Verdict.ok()
 
 
-class LayerBackward(LayerForward):
-    method = "backward"
+class LayerForward(LayerCalls):
+    method = "forward"
 
-    def _literal(self, case: dict[str, Any], layer: LayerDesc, s: LayerScript, ref: str, n: int) -> dict[str, np.ndarray]:
-        if "backward" not in case:
-            return {}
-        out = {}
-        label = f"{layer.name}.backward on the notebook's test input {n + 1}"
-        up = np.asarray(case["backward"], dtype=np.float64) if layer.upstream else None
-        s.backward(ref, up, label=label)
-        out[label] = np.asarray(case["expect_backward"], dtype=np.float64)
-        for attr, value in case.get("expect_attrs", {}).items():
-            lab = f"{layer.name}.{attr} on the notebook's test input {n + 1}"
-            s.getattr(ref, attr, label=lab)
-            out[lab] = np.asarray(value, dtype=np.float64)
-        return out
+
+class LayerBackward(LayerCalls):
+    method = "backward"
 
 
 class LayerGradcheck:
@@ -427,47 +538,76 @@ def _close(got: float, num: float) -> bool:
     return abs(got - num) <= 1e-4 * max(1.0, abs(num))
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two raw values are the same data (arrays equal element for element, containers item for item)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and a.dtype.kind == b.dtype.kind and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
 class LayerParams:
-    """params() hands out the very arrays forward uses (the seed updates them in place); grads() after backward."""
+    """Plumbing only (the values are the forward and backward checks' subject): params() hands out the very arrays
+    forward computes with, so that the seed's in-place update ``param_value -= ...`` (seed 003 line 377) reaches the
+    layer; grads() hands out what backward stored in the attributes the notebook reads (``linear_layer.dL_wrt_W``,
+    line 117). Both are judged against the student's own layer: forward after the in-place update through
+    params() must compute what the same forward computes with the updated values set directly, and grads()[name]
+    must be the layer's own gradient attribute, whatever its values."""
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         layer = LayerDesc.from_spec(assignment, check.params["layer"])
         sizes = layer.sizes[-1]
         s = LayerScript(layer, inputs)
         s.start("L", sizes)
-        s.set_params("L", random_params(layer, sizes, rng))
+        start = random_params(layer, sizes, rng)
+        s.set_params("L", start)
         x = random_inputs(layer, sizes, rng)
         s.forward("L", x)
-        up = rng.normal(size=shape_of(layer.output, {**sizes, "shape": x[0].shape})) if layer.upstream else None
-        s.backward("L", up)
-        for pname in layer.params:
-            s.add({"op": "call", "ref": "L", "method": "grads", "as": "G", "what": f"{layer.name}.grads()"})
-            s.add({"op": "getitem", "ref": "G", "key": pname, "what": f"{layer.name}.grads()['{pname}']"},
-                  label=f"{layer.name}.grads()['{pname}']")
         s.add({"op": "call", "ref": "L", "method": "params", "as": "P", "report": False,
                "what": f"{layer.name}.params()"})
-        for pname, expr in layer.params.items():
-            s.add({"op": "isub", "ref": "P", "key": pname,
-                   "value": inputs.add(rng.normal(0, 0.5, size=shape_of(expr, sizes))),
+        step = {pname: rng.normal(0, 0.5, size=shape_of(expr, sizes)) for pname, expr in layer.params.items()}
+        for pname, delta in step.items():
+            s.add({"op": "isub", "ref": "P", "key": pname, "value": inputs.add(delta),
                    "what": f"the in-place update params()['{pname}'] -= ..."})
-        s.forward("L", x, label="updated")
-        return s.plan(layer=layer.name)
+        s.forward("L", x, label="through params()")
+        s.set_params("L", {pname: start[pname] - delta for pname, delta in step.items()})
+        s.forward("L", x, label="set directly")
+        up = rng.normal(size=shape_of(layer.output, {**sizes, "shape": x[0].shape})) if layer.upstream else None
+        s.backward("L", up)
+        s.add({"op": "call", "ref": "L", "method": "grads", "as": "G", "report": False,
+               "what": f"{layer.name}.grads()"})
+        for pname in layer.params:
+            s.add({"op": "getitem", "ref": "G", "key": pname, "what": f"{layer.name}.grads()['{pname}']"},
+                  label=f"grads {pname}")
+        for pname, attr in layer.grad_attrs.items():  # last: a missing attribute is the backward check's fault
+            s.getattr("L", attr, label=f"attr {pname}")
+        return s.plan(layer=layer.name, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         layer = LayerDesc.from_spec(assignment, plan.labels["layer"])
-        if (msg := failure_text(run, plan)) is not None:
-            return Verdict.fail(msg)
         ops = plan.labels["ops"]
-        assert ref is not None
-        for label, i in ops.items():
-            if label == "updated":
-                continue
-            attr = layer.grad_attrs[label.split("'")[1]]
-            if (msg := compare_array(run.value(i), ref.value(i), what=label, rtol=RTOL, atol=ATOL)) is not None:
-                return Verdict.fail(f"{msg} (it must return self.{attr}, the gradients backward computed)")
-        if compare_array(run.value(ops["updated"]), ref.value(ops["updated"]), what="", rtol=RTOL, atol=ATOL):
+        first_attr = min((i for label, i in ops.items() if label.startswith("attr ")), default=len(plan.ops))
+        done = len(run.results) if run.error is None else len(run.results) - 1
+        if done < first_attr and (msg := failure_text(run, plan)) is not None:
+            return Verdict.fail(msg)
+        via, direct = run.value(ops["through params()"]), run.value(ops["set directly"])
+        if not same_value(via, direct) and not (
+                isinstance(via, np.ndarray) and isinstance(direct, np.ndarray) and via.shape == direct.shape
+                and np.allclose(via, direct, rtol=1e-12, atol=1e-12)):
             return Verdict.fail(
                 f"{layer.name}.params() must return the layer's own arrays: after the training loop's in-place "
-                f"update params()[name] -= ..., {layer.name}.forward still computed with the old values")
+                f"update params()[name] -= ..., {layer.name}.forward did not compute with the updated values "
+                "(return the attributes themselves, e.g. {'W': self.W, 'b': self.b}, not copies)")
+        for pname, attr in layer.grad_attrs.items():
+            i = ops[f"attr {pname}"]
+            if i >= done:  # the attribute is missing (or reading it failed): the backward check says so
+                continue
+            if not same_value(run.value(ops[f"grads {pname}"]), run.value(i)):
+                return Verdict.fail(f"{layer.name}.grads()['{pname}'] is not self.{attr}: grads() must return the "
+                                    f"gradients backward stored, e.g. {{'{pname}': self.{attr}, ...}}")
         return Verdict.ok()

@@ -1,4 +1,13 @@
-"""Check kind: a composed network of the student's layers, forward, backward and one SGD step."""
+"""Check kind: a composed network of the student's layers, forward, backward and one SGD step.
+
+Its subject is the composition (the seed's training loop over the student's layers), not the layers' values,
+which their own checks judge. Every step of the network is therefore compared with its twin: the same layer
+kind, freshly built with the same parameters, called alone on a copy of the very input (and upstream gradient)
+that step got in the network. The network fails where a step computes something else than its twin (layers
+that share state, depend on what other layers did, or change arrays other layers still use), or where a step
+crashes or returns no array. Where the network's values differ from the reference's while every step matches its
+twin, the layers' own faults explain the difference, and their checks cost it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
-from grader.judge.compare import compare_array
+from grader.judge.compare import as_array, compare_array, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import ATOL, RTOL, LayerDesc, failure_text, random_params
 
@@ -25,19 +34,38 @@ class Network:
         arch = "-".join(names) + f" with the {head.name} head"
         ops: list[dict[str, Any]] = []
         labels: dict[str, int] = {}
+        twins: dict[str, int] = {}
 
-        def add(op: dict[str, Any], label: str | None = None) -> None:
+        def add(op: dict[str, Any], label: str | None = None) -> int:
             ops.append(op)
             if label:
                 labels[label] = len(ops) - 1
+            return len(ops) - 1
 
-        for module in dict.fromkeys(d.module for d, _ in descs):
+        def copy(ref: str) -> dict[str, str]:
+            """A copy of what a step returned, taken before the next step can touch it: its twin's input."""
+            add({"op": "call", "ref": ref, "method": "copy", "as": f"{ref}~", "report": False,
+                 "what": f"copying the array passed on in {arch}"})
+            return {"$ref": f"{ref}~"}
+
+        def fresh(k: int, d: LayerDesc, sizes: dict[str, Any], params: dict[str, Any], tag: str) -> str:
+            name = f"T{k}{tag}"
+            add({"op": "new", "module": d.module, "name": d.name, "args": d.ctor_args(sizes), "as": name,
+                 "report": False, "what": f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))}) on its own"})
+            for pname, value in params.items():
+                add({"op": "setattr", "ref": name, "attr": pname, "value": value,
+                     "what": f"setting {d.name}.{pname} of the layer on its own"})
+            return name
+
+        for module in dict.fromkeys(d.module for d, _ in [*descs, (head, {})]):
             add({"op": "import", "module": module, "what": f"importing {module}.py"})
+        start: list[dict[str, Any]] = []
         for k, (d, sizes) in enumerate(descs):
             add({"op": "new", "module": d.module, "name": d.name, "args": d.ctor_args(sizes), "as": f"L{k}",
                  "report": False, "what": f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))})"})
-            for pname, value in random_params(d, sizes, rng).items():
-                add({"op": "setattr", "ref": f"L{k}", "attr": pname, "value": inputs.add(value),
+            start.append({pname: inputs.add(value) for pname, value in random_params(d, sizes, rng).items()})
+            for pname, value in start[-1].items():
+                add({"op": "setattr", "ref": f"L{k}", "attr": pname, "value": value,
                      "what": f"setting {d.name}.{pname}"})
         add({"op": "new", "module": head.module, "name": head.name, "args": [], "as": "H", "report": False,
              "what": f"{head.name}()"})
@@ -45,38 +73,95 @@ class Network:
         x = inputs.add(rng.normal(size=(batch, in_dim)))
         y_gt = inputs.add(rng.integers(0, 2, size=(batch, 1)).astype(np.float64))
 
-        def forward_pass(tag: str) -> None:
+        def forward_pass(tag: str) -> list[dict[str, Any]]:
+            """The chain's forward steps; the inputs each layer (and the head) got, copied, for the twins."""
+            got: list[dict[str, Any]] = [x]
             prev: dict[str, Any] = x
             for k, (d, _) in enumerate(descs):
                 add({"op": "call", "ref": f"L{k}", "method": "forward", "args": [prev], "as": f"{tag}a{k}",
                      "what": f"{d.name}.forward (layer {k + 1} of {arch})"}, f"{d.name}.forward output (layer {k + 1}, {tag})")
                 prev = {"$ref": f"{tag}a{k}"}
+                got.append(copy(f"{tag}a{k}"))
             add({"op": "call", "ref": "H", "method": "forward", "args": [prev, y_gt],
                  "what": f"{head.name}.forward in {arch}"}, f"{head.name}.forward loss ({tag})")
+            return got
 
-        forward_pass("first pass")
+        first = forward_pass("first pass")
         add({"op": "call", "ref": "H", "method": "backward", "as": "g_head", "what": f"{head.name}.backward in {arch}"},
             f"{head.name}.backward output")
+        upstream = {len(descs): copy("g_head")}
         prev: dict[str, Any] = {"$ref": "g_head"}
         for k in reversed(range(len(descs))):
             d = descs[k][0]
             add({"op": "call", "ref": f"L{k}", "method": "backward", "args": [prev], "as": f"g{k}",
                  "what": f"{d.name}.backward (layer {k + 1} of {arch})"}, f"{d.name}.backward output (layer {k + 1})")
             prev = {"$ref": f"g{k}"}
+            upstream[k] = copy(f"g{k}")
         add({"op": "sgd", "layers": [f"L{k}" for k in range(len(descs))], "lr": lr,
              "what": f"the SGD update param_value -= lr * grads[name].mean(axis=0) over {arch}"})
-        forward_pass("after one SGD step")
-        return Plan(ops=ops, labels={"ops": labels, "arch": arch})
+        second = forward_pass("after one SGD step")
+        chain_end = len(ops)
+
+        # the twins: each step again, alone, on copies of what it got in the network
+        for k, (d, sizes) in enumerate(descs):
+            t = fresh(k, d, sizes, start[k], "f")
+            twins[f"{d.name}.forward output (layer {k + 1}, first pass)"] = add(
+                {"op": "call", "ref": t, "method": "forward", "args": [first[k]],
+                 "what": f"{d.name}.forward of layer {k + 1} on its own"})
+            t = fresh(k, d, sizes, start[k], "b")
+            add({"op": "call", "ref": t, "method": "forward", "args": [first[k]], "report": False,
+                 "what": f"{d.name}.forward of layer {k + 1} on its own"})
+            twins[f"{d.name}.backward output (layer {k + 1})"] = add(
+                {"op": "call", "ref": t, "method": "backward", "args": [upstream[k + 1]],
+                 "what": f"{d.name}.backward of layer {k + 1} on its own"})
+            updated = {}
+            for pname in d.params:
+                add({"op": "getattr", "ref": f"L{k}", "attr": pname, "as": f"L{k}.{pname}", "report": False,
+                     "what": f"reading {d.name}.{pname} after the SGD step"})
+                updated[pname] = copy(f"L{k}.{pname}")
+            t = fresh(k, d, sizes, updated, "s")
+            twins[f"{d.name}.forward output (layer {k + 1}, after one SGD step)"] = add(
+                {"op": "call", "ref": t, "method": "forward", "args": [second[k]],
+                 "what": f"{d.name}.forward of layer {k + 1} on its own after the SGD step"})
+        for tag, got in (("first pass", first), ("after one SGD step", second)):
+            add({"op": "new", "module": head.module, "name": head.name, "args": [], "as": f"TH{tag}",
+                 "report": False, "what": f"{head.name}() on its own"})
+            twins[f"{head.name}.forward loss ({tag})"] = add(
+                {"op": "call", "ref": f"TH{tag}", "method": "forward", "args": [got[-1], y_gt],
+                 "what": f"{head.name}.forward on its own"})
+            if tag == "first pass":
+                twins[f"{head.name}.backward output"] = add(
+                    {"op": "call", "ref": f"TH{tag}", "method": "backward", "what": f"{head.name}.backward on its own"})
+        return Plan(ops=ops, labels={"ops": labels, "twins": twins, "arch": arch, "chain_end": chain_end})
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         assert ref is not None
+        arch, twins, chain_end = plan.labels["arch"], plan.labels["twins"], plan.labels["chain_end"]
+        chain_ran = len(run.results) >= chain_end and not any(r.error for r in run.results[:chain_end])
+        if not chain_ran and (msg := failure_text(run, plan)) is not None:
+            return Verdict.fail(f"In the network {arch}: {msg}")
+        differs = None  # the first step whose value differs from the reference's (the layers' own checks judge it)
         for label, i in plan.labels["ops"].items():  # in execution order: the first wrong step is named
-            if i >= len(run.results) or run.results[i].error:
-                break
-            want = ref.value(i)
-            if (msg := compare_array(run.value(i), want, what=label, rtol=RTOL, atol=ATOL)) is not None:
-                return Verdict.fail(f"In the network {plan.labels['arch']}: {msg}")
-        if (msg := failure_text(run, plan)) is not None:
-            return Verdict.fail(f"In the network {plan.labels['arch']}: {msg}")
+            got = run.value(i)
+            if as_array(got) is None:
+                return Verdict.fail(f"In the network {arch}: {label} is {kind_of(got)}; expected a numpy array")
+            j = twins[label]
+            if j >= len(run.results) or run.results[j].error:
+                msg = failure_text(run, plan) or "was not run"
+                return Verdict.fail(f"In the network {arch}: {label} was computed, but the same step on its own "
+                                    f"could not be: {msg}")
+            alone = as_array(run.value(j))
+            if alone is None:
+                return Verdict.fail(f"In the network {arch}: {label}: the same layer on its own returned "
+                                    f"{kind_of(run.value(j))}")
+            if (detail := compare_array(got, alone, what=label, rtol=1e-9, atol=1e-12)) is not None:
+                return Verdict.fail(f"In the network {arch}: {detail}, where 'expected' is what the same layer "
+                                    "computes on its own from a copy of the same input: layers must not share state "
+                                    "or change arrays that other layers still use")
+            if differs is None and compare_array(got, ref.value(i), what=label, rtol=RTOL, atol=ATOL) is not None:
+                differs = label
+        if differs is not None:
+            return Verdict.ok(f"In the network {arch}, {differs} differs from the reference, as the layer does on "
+                              "its own: its own checks judge that")
         return Verdict.ok()

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
-from grader.judge.compare import fmt_shape, kind_of
+from grader.judge import diagnose
+from grader.judge.compare import fmt_shape, kind_of, unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
-from grader.judge.script import Script
+from grader.judge.script import DataSource, HiddenPart, Script
 from grader.judge.torch_models import torch_failure
+from grader.result import CheckStatus
 
 
 def class_indices(value: Any, n: int, k: int) -> np.ndarray | str:
@@ -37,22 +39,42 @@ def class_indices(value: Any, n: int, k: int) -> np.ndarray | str:
 
 class Predictions:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
-        script.import_module()
-        for s in check.params["steps"]:
-            script.step({**s, "check": False} if s is not check.params["steps"][-1] else {**s, "check": True})
+        script = self._script(check, assignment, inputs, rng)
         part = script.hidden[-1]
-        return Plan(ops=script.ops, labels={"labels": part.labels, "classes": part.classes, "set": part.name},
+        return Plan(ops=script.ops, labels={"labels": part.labels, "classes": part.classes, "set": part.name,
+                                            "part": part, "files": self._file_names(script)},
                     use_reference=False)
+
+    @staticmethod
+    def _script(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator,
+                script: Script | None = None, data_source: DataSource | None = None) -> Script:
+        """The spec's steps (only the last one's value reported); a loaded .npz's names are reported too, so that
+        a missing weight name can be answered with the names the file has."""
+        script = script or Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
+        script.data_source = data_source
+        script.import_module()
+        steps = check.params["steps"]
+        for s in steps:
+            script.step({**s, "check": s is steps[-1]})
+            if "np_load" in s and not s.get("list") and "as" in s:
+                script.add({"op": "call", "ref": s["as"], "method": "fromkeys", "args": [{"$ref": s["as"]}],
+                            "what": f"reading the names in {s['np_load']}"}, f"names in {s['np_load']}")
+        return script
+
+    @staticmethod
+    def _file_names(script: Script) -> dict[str, int]:
+        return {label.removeprefix("names in "): i for label, i in script.checked.items()
+                if label.startswith("names in ")}
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         p = check.params
         if (msg := torch_failure(run, plan)) is not None:
-            return Verdict.fail(msg)
+            return Verdict.fail(msg + self._missing_name(run, plan))
         labels, k = plan.labels["labels"], plan.labels["classes"]
         what = plan.ops[-1]["what"]
-        pred = class_indices(run.value(len(plan.ops) - 1), len(labels), k)
+        raw = run.value(len(plan.ops) - 1)
+        pred = class_indices(raw, len(labels), k)
         if isinstance(pred, str):
             return Verdict.fail(f"{what} {pred}")
         acc = float(np.mean(pred == labels))
@@ -64,9 +86,81 @@ class Predictions:
             text = f"classification error {err:.4f} {where}"
             if err <= threshold:
                 return Verdict.ok(f"{text}; at most {threshold:g} needed", **{metric: err})
-            return Verdict.fail(f"{text}; needs to be at most {threshold:g}", **{metric: err})
+            return Verdict.fail(self._hinted(f"{text}; needs to be at most {threshold:g}.", raw, pred, plan,
+                                             1.0 - threshold), **{metric: err})
         acc = round(acc, 4)
         text = f"accuracy {acc:.4f} {where}"
         if acc >= threshold:
             return Verdict.ok(f"{text}; at least {threshold:g} needed", **{metric: acc})
-        return Verdict.fail(f"{text}; needs to be at least {threshold:g}", **{metric: acc})
+        return Verdict.fail(self._hinted(f"{text}; needs to be at least {threshold:g}.", raw, pred, plan, threshold),
+                            **{metric: acc})
+
+    @staticmethod
+    def _hinted(text: str, raw: object, pred: np.ndarray, plan: Plan, threshold: float) -> str:
+        """The verdict's text with the convention slip that would explain a near-chance accuracy, if one does."""
+        labels, part = plan.labels["labels"], plan.labels["part"]
+        arr = raw.get("$tensor") if isinstance(raw, dict) else raw
+        hints = [diagnose.class_order_hint(pred, labels, part.names, threshold)]
+        if isinstance(arr, np.ndarray) and arr.ndim == 2:
+            hints.append(diagnose.scores_hint(arr, labels, threshold))
+        return " ".join([text, *filter(None, hints)])
+
+    @staticmethod
+    def _missing_name(run: GroupRun, plan: Plan) -> str:
+        """For a KeyError on a loaded .npz: the names the file does have."""
+        err = run.error or {}
+        if err.get("type") != "KeyError":
+            return ""
+        for file, i in plan.labels.get("files", {}).items():
+            names = unwrap(run.value(i)) if i < len(run.results) and not run.results[i].error else None
+            if isinstance(names, dict):
+                have = ", ".join(repr(n) for n in sorted(names)[:20]) or "no arrays at all"
+                return f". {file} has {have}"
+        return ""
+
+    def follow_up(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun, verdict: Verdict,
+                  inputs: Inputs, rng: np.random.Generator) -> Plan | None:
+        """For a near-chance result that no class order or output reading explains: the steps again on a subset of
+        the hidden images shown transposed, flipped, inverted or on another scale (see grader.judge.diagnose)."""
+        p = check.params
+        part: HiddenPart = plan.labels["part"]
+        if verdict.status is not CheckStatus.FAILED or "another order" in verdict.message or "log-prob" in \
+                verdict.message or part.images is None:
+            return None
+        labels = plan.labels["labels"]
+        if len(run.results) < len(plan.ops) or run.error is not None:  # no predictions to diagnose
+            return None
+        pred = class_indices(run.value(len(plan.ops) - 1), len(labels), part.classes)
+        if isinstance(pred, str):
+            return None
+        accuracy = float(np.mean(pred == labels))
+        threshold = 1.0 - float(p["threshold"]) if p.get("report") == "error" else float(p["threshold"])
+        if not diagnose.near_chance(accuracy, part.classes, threshold):
+            return None
+        pick = diagnose.subset(len(labels), rng)
+        shown = np.asarray(part.images[pick])
+        script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
+        tried = {}
+        for v in diagnose.variants(shown, part.scale):
+            def source(spec: dict, v=v) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], float]:
+                return v.images(shown), labels[pick], part.names, v.scale(part.scale)
+
+            self._script(check, assignment, inputs, rng, script=script, data_source=source)
+            tried[v.name] = (len(script.ops) - 1, v.words)
+        return Plan(ops=script.ops, labels={"tried": tried, "labels": labels[pick], "part": part,
+                                            "accuracy": accuracy, "threshold": threshold}, use_reference=False)
+
+    def judge_follow_up(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
+                        verdict: Verdict) -> Verdict:
+        labels, part = plan.labels["labels"], plan.labels["part"]
+        results = {}
+        for name, (i, _) in plan.labels["tried"].items():
+            if i < len(run.results) and not run.results[i].error:
+                pred = class_indices(run.value(i), len(labels), part.classes)
+                if not isinstance(pred, str):
+                    results[name] = pred
+        hint = diagnose.image_hint(results, {n: w for n, (_, w) in plan.labels["tried"].items()}, labels, part.names,
+                                   plan.labels["accuracy"], plan.labels["threshold"])
+        if not hint:
+            return verdict
+        return Verdict(verdict.status, f"{verdict.message} {hint}", verdict.fraction, verdict.metrics)

@@ -21,10 +21,26 @@ and ``{ list = [...], as = "name" }`` (kept, so later steps can read what the st
 images, shuffled afresh and dithered with the installation's key; only for kinds that hold the labels). Steps
 that read a value (call, method, item, attr) are compared with the reference unless ``check = false`` (only
 their shapes with ``shape = true``).
+
+``twin = "label"`` on a reading step: its value is what the labelled step should give by the handout's recipe
+applied to the student's own other parts (e.g. backprop's gradients from the student's own layers driven by hand);
+a labelled value that differs from the reference but equals its twin is the other parts' doing (their checks cost
+it), one that differs from both is the step's own fault.
+
+``given = ["params", "cache_layer1"]`` on a call step that only prepares later steps (``check = false``): what it
+leaves in ``params["cache_layer1"]`` is read back (after all steps, which must leave it alone); where later values
+differ from the reference, they are judged against the reference given that very state instead of its own
+(another check judges the preparing call).
+
+``unchanged = { X = 0, probs = "probs" }`` on a call, method or new step: the arguments at these positions (or
+keywords), judge-made arrays or tensors, are read back after the call and must still hold what they were given:
+where the handout's own code uses an array again after passing it, a function that changes it in place breaks
+the handout's code although its result is right. ``unchanged_why`` says where the handout reuses it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +60,15 @@ class HiddenPart:
     name: str
     labels: np.ndarray
     classes: int
+    names: tuple[str, ...] = ()
+    """The classes' names, in label order."""
+    images: np.ndarray | None = None
+    """The images as shown (order and dither of this run), for a follow-up round (grader.judge.diagnose)."""
+    scale: float = 255.0
+
+
+DataSource = Callable[[dict[str, Any]], tuple[np.ndarray, np.ndarray, tuple[str, ...], float]]
+"""A ``{ data = ... }`` argument -> (images to show, their labels, class names, divisor of the pixel values)."""
 
 
 @dataclass(slots=True)
@@ -57,8 +82,16 @@ class Script:
     ops: list[dict[str, Any]] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     hidden: list[HiddenPart] = field(default_factory=list)
+    data_source: DataSource | None = None
+    """Where ``{ data = ... }`` arguments take their images from; None: the hidden set, shuffled and dithered."""
     shape_only: set[str] = field(default_factory=set)
     """Labels whose values are random by design (e.g. fresh weights): only their shapes are compared."""
+    given: list[dict[str, Any]] = field(default_factory=list)
+    """Preparing calls whose resulting state later steps are judged on (see the ``given`` step option)."""
+    twins: dict[str, int] = field(default_factory=dict)
+    """Label -> op of its twin (see the ``twin`` step option)."""
+    unchanged: list[dict[str, Any]] = field(default_factory=list)
+    """Read-backs of arguments a call must leave as they were: op index, original array, name, call, why."""
     _n: int = 0
 
     def fresh(self, stem: str) -> str:
@@ -141,13 +174,17 @@ class Script:
     def _data(self, spec: dict[str, Any]) -> tuple[Any, str]:
         from grader.data import load_hidden
 
-        hidden = load_hidden(self.inputs.settings, spec["data"], **spec.get("load", {}))
         scale = float(spec.get("scale", 255.0))
-        images, labels = hidden.for_sandbox(dither=spec.get("dither"), scale=scale)
+        if self.data_source is not None:
+            images, labels, names, scale = self.data_source(spec)
+        else:
+            hidden = load_hidden(self.inputs.settings, spec["data"], **spec.get("load", {}))
+            images, labels = hidden.for_sandbox(dither=spec.get("dither"), scale=scale)
+            names = hidden.classes
         name = f"d{len(self.inputs.datasets)}"
         self.inputs.add_dataset(name, images)
-        self.hidden.append(HiddenPart(name=spec.get("label", spec["data"]), labels=labels,
-                                      classes=len(hidden.classes)))
+        self.hidden.append(HiddenPart(name=spec.get("label", spec["data"]), labels=labels, classes=len(names),
+                                      names=tuple(names), images=images, scale=scale))
         value = {"$data": name, "scale": scale, "flatten": bool(spec.get("flatten")),
                  "torch": bool(spec.get("torch")), "float64": bool(spec.get("float64"))}
         return value, f"the hidden {spec.get('label', spec['data'])} images"
@@ -155,38 +192,79 @@ class Script:
     # -- steps ----------------------------------------------------------------------------------
     def step(self, s: dict[str, Any]) -> None:
         before = set(self.checked)
+        if "twin" in s:
+            n = len(self.ops)
+            self._step({**s, "check": False})
+            if len(self.ops) == n or s["twin"] in self.twins:
+                raise ValueError(f"twin step {s!r} reads nothing, or its label has a twin already")
+            self.ops[-1].pop("report", None)  # reported, but not compared with the reference
+            self.twins[s["twin"]] = len(self.ops) - 1
+            return
         self._step(s)
         if s.get("shape"):
             self.shape_only |= set(self.checked) - before
+
+    def _kept_args(self, s: dict[str, Any]) -> tuple[list[tuple[Any, str]], dict[str, tuple[Any, str]],
+                                                      list[tuple[str, np.ndarray, str]]]:
+        """A step's arguments; those named in ``unchanged`` passed as kept objects, to be read back after the call."""
+        args = [self.arg(a) for a in s.get("args", [])]
+        kwargs = {k: self.arg(v) for k, v in s.get("kwargs", {}).items()}
+        kept: list[tuple[str, np.ndarray, str]] = []
+        for name, where in s.get("unchanged", {}).items():
+            holder: Any = args if isinstance(where, int) else kwargs
+            value, desc = holder[where]
+            if isinstance(value, dict) and "$in" in value:  # a numpy array: keep the harness's fresh copy
+                ref = self.fresh("kept")
+                self.add({"op": "value", "value": value, "as": ref, "report": False, "what": f"preparing {name}"})
+                original = self.inputs.arrays[value["$in"]]
+                holder[where] = ({"$ref": ref}, desc)
+            elif isinstance(value, dict) and "$ref" in value:  # a tensor made by a "tensor" op
+                ref = value["$ref"]
+                made = next(o for o in self.ops if o.get("as") == ref and o["op"] == "tensor")
+                original = np.asarray(self.inputs.arrays[made["value"]["$in"]], dtype=getattr(np, made["dtype"]))
+            else:
+                raise ValueError(f"unchanged argument {name!r} of {s!r} is not an array or tensor the grader makes")
+            kept.append((ref, original, name))
+        return args, kwargs, kept
+
+    def _read_back(self, kept: list[tuple[str, np.ndarray, str]], what: str, who: str, why: str) -> None:
+        for ref, original, name in kept:
+            i = self.add({"op": "value", "value": {"$ref": ref}, "what": f"reading {name} after {what}"})
+            self.unchanged.append({"op": i, "array": original, "name": f"its argument {name}", "who": who,
+                                   "why": why})
 
     def _step(self, s: dict[str, Any]) -> None:
         check = s.get("check", True)
         as_ = {"as": s["as"]} if "as" in s else {}
         report = {} if check else {"report": False}
+        why = s.get("unchanged_why", "the handout uses them again after the call")
         if "call" in s:
             module = s.get("module", self.module)
             self.import_module(module)
-            args = [self.arg(a) for a in s.get("args", [])]
-            kwargs = {k: self.arg(v) for k, v in s.get("kwargs", {}).items()}
+            args, kwargs, kept = self._kept_args(s)
             what = s.get("label") or f"{s['call']}({self._argtext(args, kwargs)})"
-            self.add({"op": "call", "module": module, "name": s["call"], "args": [a[0] for a in args],
-                      "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, **as_, **report},
-                     what if check else None)
+            call = self.add({"op": "call", "module": module, "name": s["call"], "args": [a[0] for a in args],
+                             "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, **as_, **report},
+                            what if check else None)
+            self._read_back(kept, what, s["call"], why)
+            if "given" in s:
+                container, key = s["given"]
+                self.given.append({"call": call, "container": container, "key": key, "what": what})
         elif "new" in s:
             module = s.get("module", self.module)
             self.import_module(module)
-            args = [self.arg(a) for a in s.get("args", [])]
-            kwargs = {k: self.arg(v) for k, v in s.get("kwargs", {}).items()}
+            args, kwargs, kept = self._kept_args(s)
             what = s.get("label") or f"{s['new']}({self._argtext(args, kwargs)})"
             self.add({"op": "new", "module": module, "name": s["new"], "args": [a[0] for a in args],
                       "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, "report": False, **as_})
+            self._read_back(kept, what, s["new"], why)
         elif "method" in s:
-            args = [self.arg(a) for a in s.get("args", [])]
-            kwargs = {k: self.arg(v) for k, v in s.get("kwargs", {}).items()}
+            args, kwargs, kept = self._kept_args(s)
             what = s.get("label") or f"{s.get('owner', s['on'])}.{s['method']}({self._argtext(args, kwargs)})"
             self.add({"op": "call", "ref": s["on"], "method": s["method"], "args": [a[0] for a in args],
                       "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, **as_, **report},
                      what if check else None)
+            self._read_back(kept, what, f"{s.get('owner', s['on'])}.{s['method']}", why)
         elif "item" in s:
             ref, *keys = s["item"]
             what = s.get("label") or ref + "".join(f"[{k!r}]" for k in keys)
@@ -225,6 +303,13 @@ class Script:
             self.add({"op": "eval", "ref": s["eval"], "what": f"{s.get('owner', s['eval'])}.eval()"})
         else:
             raise ValueError(f"unknown step {s!r}")
+
+    def read_given(self) -> None:
+        """Read back the state the ``given`` preparing calls left, after every other step (so that a student whose
+        preparing call keeps it elsewhere fails only where that is judged, not before the later steps run)."""
+        for g in self.given:
+            g["read"] = self.add({"op": "getitem", "ref": g["container"], "key": g["key"],
+                                  "what": f"reading {g['container']}[{g['key']!r}] after {g['what']}"})
 
     @staticmethod
     def _argtext(args: list[tuple[Any, str]], kwargs: dict[str, tuple[Any, str]]) -> str:

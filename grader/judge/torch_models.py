@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.judge import diagnose
 from grader.judge.compare import fmt_shape, kind_of, unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import failure_text
+from grader.result import CheckStatus
 
 DEFAULT_BATCH = 250
 """Images per call of fn(model, x) on a hidden set, unless the check says `batch`."""
@@ -50,7 +52,13 @@ def torch_failure(run: GroupRun, plan: Plan) -> str | None:
 
 
 class TorchBuild:
-    """Model() with default arguments; a forward pass on an input that requires grad."""
+    """Model() with default arguments; a forward pass on an input that requires grad.
+
+    The probe runs in training mode on purpose: it is the seed's own check ("some_input = torch.rand(batch_size,
+    1, 28, 28, requires_grad=True)", "model = MyNet()", "network_output = model(some_input)", "assert
+    network_output.requires_grad", seed 003 lines 586-592) on a freshly built model, which is in training mode.
+    Only facts that do not depend on the mode are judged (a tensor, its shape, connected to autograd, finite).
+    """
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = check.params
@@ -125,50 +133,88 @@ class TorchCheckpoint:
 
 
 class TorchClassify:
-    """classify(model, x) returns a tensor of integer class indices of shape (B,) within range."""
+    """classify(model, x) returns a tensor of integer class indices of shape (B,): the index of the largest output of
+    model(x) for each image.
+
+    As in the seed's validation loop ("model.eval()" then "with torch.no_grad(): ... prediction = classify(model,
+    x)", seed 003 lines 642-648), the values come from classify called in eval mode under torch.no_grad(): the
+    harness's ``predict`` op on a small set of random images. model(x) is then called in eval mode on the same
+    images (twice: a model whose outputs change from call to call in eval mode cannot be compared with), so
+    Dropout and BatchNorm give the same outputs to both. A last call of classify outside no_grad shows the type
+    the notebook's ``prediction.eq(y)`` needs (a tensor); it is not held against a classify that only works under
+    no_grad, as the seed only calls it so.
+    """
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = check.params
-        ops = _build_ops(p)
-        x = inputs.add(rng.random(size=p["input_shape"]).astype(np.float32))
-        ops += [{"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"},
-                {"op": "tensor", "value": x, "as": "x", "report": False, "what": "preparing the input"},
-                {"op": "call", "ref": "net", "args": [{"$ref": "x"}],
-                 "what": f"{p['class']}.forward on an input of shape {fmt_shape(p['input_shape'])}"},
-                {"op": "call", "module": p["fn_module"], "name": p["fn"], "args": [{"$ref": "net"}, {"$ref": "x"}],
-                 "what": f"{p['fn']}(model, x) with x of shape {fmt_shape(p['input_shape'])}"}]
-        return Plan(ops=ops, use_reference=False)
+        shape = tuple(int(n) for n in p["input_shape"])
+        cls, fn = p["class"], p["fn"]
+        images = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        name = f"d{len(inputs.datasets)}"
+        inputs.add_dataset(name, images)
+        x = inputs.add(np.asarray(images, dtype=np.float32) / 255.0)  # the predict op's own conversion, bit for bit
+        model_x = {"op": "call", "ref": "net", "args": [{"$ref": "x"}],
+                   "what": f"{cls}.forward in eval mode on an input of shape {fmt_shape(shape)}"}
+        ops = [*_build_ops(p),
+               {"op": "eval", "ref": "net", "what": f"{cls}().eval()"},
+               {"op": "predict", "ref": "net", "fn_module": p["fn_module"], "fn": fn, "data": name,
+                "batch": shape[0], "scale": 255.0,
+                "what": f"{fn}(model, x) in eval mode under torch.no_grad() with x of shape {fmt_shape(shape)}"},
+               {"op": "getattr", "ref": "net", "attr": "training", "what": f"reading model.training after {fn}"},
+               {"op": "eval", "ref": "net", "what": f"{cls}().eval()"},
+               {"op": "tensor", "value": x, "as": "x", "report": False, "what": "preparing the input"},
+               model_x, {**model_x, "what": model_x["what"] + " (a second time)"},
+               {"op": "call", "module": p["fn_module"], "name": fn, "args": [{"$ref": "net"}, {"$ref": "x"}],
+                "what": f"{fn}(model, x) with x of shape {fmt_shape(shape)}"}]
+        return Plan(ops=ops, labels={"ops": {"preds": len(ops) - 7, "training": len(ops) - 6,
+                                             "scores": len(ops) - 3, "again": len(ops) - 2, "out": len(ops) - 1}},
+                    use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         p = check.params
-        if (msg := torch_failure(run, plan)) is not None:
+        ops = plan.labels["ops"]
+        fn, cls, batch = p["fn"], p["class"], p["input_shape"][0]
+        last_only = len(run.results) == len(plan.ops) and run.error is not None  # only the call outside no_grad
+        if not last_only and (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
-        out = run.value(len(plan.ops) - 1)
-        fn, batch, k = p["fn"], p["input_shape"][0], int(p["classes"])
-        if not (isinstance(out, dict) and "$tensor" in out):
+        preds = run.value(ops["preds"])
+        if not isinstance(preds, np.ndarray) or preds.shape != (batch,):
+            return Verdict.fail(f"{fn}(model, x) returned {kind_of(preds)} for a batch of {batch}; expected a tensor "
+                                f"of shape ({batch},)")
+        if preds.dtype.kind not in "iu":
+            return Verdict.fail(f"{fn}(model, x) returned class indices of dtype {preds.dtype}; expected integer "
+                                "class indices (use argmax)")
+        raw = run.value(ops["scores"])
+        scores = raw.get("$tensor") if isinstance(raw, dict) else None
+        # classify is judged against the student's own model(x): its number of outputs is the build check's
+        # subject; a model(x) that cannot be read as a (batch, K) tensor fails this check, it never skips it
+        if not isinstance(scores, np.ndarray) or scores.ndim != 2 or scores.shape[0] != batch or not scores.shape[1]:
+            got = f"a tensor of shape {fmt_shape(scores.shape)}" if isinstance(scores, np.ndarray) else kind_of(raw)
+            return Verdict.fail(f"{cls}.forward returned {got}; {fn}(model, x) is checked against the largest output "
+                                f"of model(x), which must be a ({batch}, {p['classes']}) tensor")
+        again = run.value(ops["again"])
+        again = again.get("$tensor") if isinstance(again, dict) else None
+        if not isinstance(again, np.ndarray) or again.shape != scores.shape or not np.array_equal(
+                again, scores, equal_nan=True):
+            return Verdict.fail(f"{cls}.forward gave different outputs for the same input in eval mode, so {fn} cannot "
+                                "be checked against it: is dropout still on after model.eval()? (F.dropout(x, p) "
+                                "needs training=self.training; nn.Dropout follows eval() by itself)")
+        best = scores.argmax(axis=1)
+        wrong = np.flatnonzero(best != preds)
+        if wrong.size:
+            i = int(wrong[0])
+            why = ""
+            if run.value(ops["training"]) is True:
+                why = (f"; {fn} left the model in training mode (model.train()), where Dropout and BatchNorm change "
+                       "the outputs: the notebook calls model.eval() before classify, and classify must not undo it")
+            return Verdict.fail(f"{fn}(model, x) disagrees with the largest output of model(x) on {wrong.size} of "
+                                f"{batch} inputs (input {i}: {fn} gave {int(preds[i])}, the largest output is "
+                                f"class {int(best[i])}){why}")
+        out = None if last_only else run.value(ops["out"])
+        if not last_only and not (isinstance(out, dict) and "$tensor" in out):
             return Verdict.fail(f"{fn}(model, x) returned {kind_of(out)}; expected a torch tensor of class indices "
                                 "(the notebook calls prediction.eq(y))")
-        arr = out["$tensor"]
-        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu":
-            return Verdict.fail(f"{fn}(model, x) returned a tensor of dtype {out.get('dtype')}; expected integer "
-                                "class indices (use argmax)")
-        if arr.shape != (batch,):
-            return Verdict.fail(f"{fn}(model, x) returned shape {fmt_shape(arr.shape)} for a batch of {batch}; "
-                                f"expected ({batch},)")
-        if arr.size and (arr.min() < 0 or arr.max() >= k):
-            return Verdict.fail(f"{fn}(model, x) returned class {int(arr.max() if arr.max() >= k else arr.min())}; "
-                                f"classes are 0..{k - 1}")
-        raw = run.value(len(plan.ops) - 2)
-        scores = raw.get("$tensor") if isinstance(raw, dict) else None
-        if isinstance(scores, np.ndarray) and scores.shape == (batch, k):
-            best = scores.argmax(axis=1)
-            wrong = np.flatnonzero(best != arr)
-            if wrong.size:
-                i = int(wrong[0])
-                return Verdict.fail(f"{fn}(model, x) disagrees with the largest output of model(x) on {wrong.size} of "
-                                    f"{batch} inputs (input {i}: {fn} gave {int(arr[i])}, the largest output is "
-                                    f"class {int(best[i])})")
         return Verdict.ok()
 
 
@@ -192,7 +238,8 @@ class TorchAccuracy:
                         "batch": int(p.get("batch", DEFAULT_BATCH)), "scale": 255.0,
                         "what": f"{p['fn']}(model, x) on the hidden {d['label']} test set ({len(labels)} images)"})
             parts.append({"metric": d["metric"], "label": d["label"], "weight": float(d.get("weight", 1.0)),
-                          "labels": labels, "classes": len(hidden.classes)})
+                          "labels": labels, "classes": len(hidden.classes), "names": hidden.classes,
+                          "images": images, "data": name})
         return Plan(ops=ops, labels={"parts": parts}, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
@@ -225,4 +272,59 @@ class TorchAccuracy:
             text = f"accuracy {score:.4f} on the hidden {parts[0]['label']} test set ({len(parts[0]['labels'])} images)"
         if score > threshold:
             return Verdict.ok(f"{text}; more than {threshold:g} needed", **metrics)
-        return Verdict.fail(f"{text}; needs to be more than {threshold:g}", **metrics)
+        hints = []
+        for j, part in enumerate(parts):
+            hint = diagnose.class_order_hint(run.value(first_predict + j), part["labels"], part["names"], threshold)
+            hints.append(f"{part['label']}: {hint}" if hint and len(parts) > 1 else hint)
+        return Verdict.fail(" ".join([f"{text}; needs to be more than {threshold:g}.", *filter(None, hints)]),
+                            **metrics)
+
+    def follow_up(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun, verdict: Verdict,
+                  inputs: Inputs, rng: np.random.Generator) -> Plan | None:
+        """For a hidden set scored near chance that no class order explains: predictions on a subset of its images
+        shown transposed, flipped, inverted or on another scale (see grader.judge.diagnose)."""
+        p = check.params
+        parts = plan.labels["parts"]
+        if verdict.status is not CheckStatus.FAILED or "another order" in verdict.message or run.error is not None \
+                or len(run.results) < len(plan.ops):
+            return None
+        ops = [*_build_ops(p), *_load_ops(p), {"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"}]
+        asked = []
+        for part in parts:
+            accuracy = verdict.metrics.get(part["metric"])
+            if accuracy is None or not diagnose.near_chance(accuracy, part["classes"], float(p["threshold"])):
+                continue
+            pick = diagnose.subset(len(part["labels"]), rng)
+            shown = np.asarray(part["images"][pick])
+            tried = {}
+            for v in diagnose.variants(shown, 255.0):
+                name = f"d{len(inputs.datasets)}"
+                inputs.add_dataset(name, v.images(shown))
+                tried[v.name] = (len(ops), v.words)
+                ops.append({"op": "predict", "ref": "net", "fn_module": p["fn_module"], "fn": p["fn"], "data": name,
+                            "batch": int(p.get("batch", DEFAULT_BATCH)), "scale": v.scale(255.0),
+                            "what": f"{p['fn']}(model, x) on {len(pick)} hidden {part['label']} images ({v.name})"})
+            asked.append({"part": part, "labels": part["labels"][pick], "tried": tried,
+                          "accuracy": accuracy})
+        if not asked:
+            return None
+        return Plan(ops=ops, labels={"asked": asked}, use_reference=False)
+
+    def judge_follow_up(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
+                        verdict: Verdict) -> Verdict:
+        hints = []
+        for a in plan.labels["asked"]:
+            part, labels = a["part"], a["labels"]
+            results = {}
+            for name, (i, _) in a["tried"].items():
+                pred = run.value(i) if i < len(run.results) and not run.results[i].error else None
+                if isinstance(pred, np.ndarray) and pred.shape == labels.shape and pred.dtype.kind in "iu" and (
+                        not pred.size or (pred.min() >= 0 and pred.max() < part["classes"])):
+                    results[name] = pred.astype(np.int64)
+            hint = diagnose.image_hint(results, {n: w for n, (_, w) in a["tried"].items()}, labels, part["names"],
+                                       a["accuracy"], float(check.params["threshold"]))
+            if hint:
+                hints.append(f"{part['label']}: {hint}" if len(plan.labels["asked"]) > 1 else hint)
+        if not hints:
+            return verdict
+        return Verdict(verdict.status, " ".join([verdict.message, *hints]), verdict.fraction, verdict.metrics)
