@@ -192,8 +192,6 @@ ARRAY_SPLIT = """def get_random_batches(x, y, batch_size):
 
 
 @pytest.mark.sandbox
-@pytest.mark.xfail(strict=True, reason="the judge does not read near_equal yet (grader/judge/batching.py; see the "
-                   "report of branch cmu): np.array_split batches are accepted per the page")
 @pytest.mark.parametrize("k", ["max(1, x.shape[0] // batch_size)", "-(-x.shape[0] // batch_size)"])
 def test_np_array_split_batches_pass_the_partition_check(grade, k: str) -> None:
     text = reference_files()["nn.py"].decode()
@@ -203,8 +201,6 @@ def test_np_array_split_batches_pass_the_partition_check(grade, k: str) -> None:
 
 
 @pytest.mark.sandbox
-@pytest.mark.xfail(strict=True, reason="the judge does not read course_threshold and HiddenSet.stand_in yet "
-                   "(grader/judge/predictions.py, script.py; see the report of branch cmu)")
 def test_the_instructors_own_nist36_keeps_the_handouts_bar(tmp_path: Path, fast_settings) -> None:
     """On the course's own test set (stand_in false) Q3.1 asks for 0.75: the reference network, 0.70 on these
     images, must fail there although it passes the stand-in's 0.60."""

@@ -23,8 +23,11 @@ def _pairs(value: Any) -> list[Any] | None:
     return value.get("$list") if isinstance(value, dict) else None
 
 
-def partition_problem(value: Any, x: np.ndarray, y: np.ndarray, batch_size: int, *, what: str) -> str | list[int]:
-    """The row order of a valid partition, or what is wrong with the returned batches."""
+def partition_problem(value: Any, x: np.ndarray, y: np.ndarray, batch_size: int, *, what: str,
+                      near_equal: bool = False) -> str | list[int]:
+    """The row order of a valid partition, or what is wrong with the returned batches. With `near_equal`, batches
+    of sizes that differ by at most one (np.array_split into n // batch_size or ceil(n / batch_size) parts) count
+    too."""
     batches = _pairs(value)
     n = len(x)
     want = math.ceil(n / batch_size)
@@ -59,7 +62,10 @@ def partition_problem(value: Any, x: np.ndarray, y: np.ndarray, batch_size: int,
     if (counts > 1).any():
         return f"{what} put {int((counts > 1).sum())} row(s) into more than one batch"
     full = sum(s == batch_size for s in sizes)
-    if len(sizes) != want or full < len(sizes) - 1 or not all(0 < s <= batch_size for s in sizes):
+    exact = len(sizes) == want and full >= len(sizes) - 1 and all(0 < s <= batch_size for s in sizes)
+    near = (near_equal and len(sizes) in (max(1, n // batch_size), want) and bool(sizes)
+            and max(sizes) - min(sizes) <= 1 and min(sizes) > 0)
+    if not (exact or near):
         return (f"{what} for {n} rows and batch_size={batch_size} returned {len(sizes)} batches of sizes "
                 f"{sizes[:8]}{'...' if len(sizes) > 8 else ''}; expected {want} batches of {batch_size} rows "
                 f"(the last may be smaller)")
@@ -93,7 +99,8 @@ class BatchPartition:
             orders = []
             for i in case["ops"]:
                 what = f"{fn}(x of shape {fmt_shape(case['x'].shape)}, y, {case['batch_size']})"
-                got = partition_problem(run.value(i), case["x"], case["y"], case["batch_size"], what=what)
+                got = partition_problem(run.value(i), case["x"], case["y"], case["batch_size"], what=what,
+                                        near_equal=bool(check.params.get("near_equal")))
                 if isinstance(got, str):
                     return Verdict.fail(got)
                 orders.append(got)

@@ -362,10 +362,25 @@ def run_reference(tasks: list[Task], *, package: str, inputs: Inputs, data_dir: 
         for op in t.plan.ops:
             t0 = time.perf_counter()
             try:
-                run.results.append(OpResult(value=interp.run(op), seconds=time.perf_counter() - t0))
+                run.results.append(OpResult(value=_snapshot(interp.run(op)), seconds=time.perf_counter() - t0))
             except Exception as exc:
                 run.results.append(OpResult(error=error_info(exc, submission_dir=None),
                                             seconds=time.perf_counter() - t0))
                 break
         runs[t.index] = run
     return runs
+
+
+def _snapshot(value: Any) -> Any:
+    """A reference value as it is now: arrays copied, so that a later op updating the reference's objects in
+    place (a training step, ``params[name] -= ...``) cannot change what was recorded (the sandbox's values are
+    copies by construction: they were sent as bytes)."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snapshot(v) for v in value]
+    return value

@@ -65,6 +65,8 @@ class HiddenPart:
     images: np.ndarray | None = None
     """The images as shown (order and dither of this run), for a follow-up round (grader.judge.diagnose)."""
     scale: float = 255.0
+    stand_in: bool = False
+    """Whether the set is a stand-in for the course's own test set (a check may then have a calibrated bar)."""
 
 
 DataSource = Callable[[dict[str, Any]], tuple[np.ndarray, np.ndarray, tuple[str, ...], float]]
@@ -175,16 +177,17 @@ class Script:
         from grader.data import load_hidden
 
         scale = float(spec.get("scale", 255.0))
+        stand_in = False
         if self.data_source is not None:
             images, labels, names, scale = self.data_source(spec)
         else:
             hidden = load_hidden(self.inputs.settings, spec["data"], **spec.get("load", {}))
             images, labels = hidden.for_sandbox(dither=spec.get("dither"), scale=scale)
-            names = hidden.classes
+            names, stand_in = hidden.classes, hidden.stand_in
         name = f"d{len(self.inputs.datasets)}"
         self.inputs.add_dataset(name, images)
         self.hidden.append(HiddenPart(name=spec.get("label", spec["data"]), labels=labels, classes=len(names),
-                                      names=tuple(names), images=images, scale=scale))
+                                      names=tuple(names), images=images, scale=scale, stand_in=stand_in))
         value = {"$data": name, "scale": scale, "flatten": bool(spec.get("flatten")),
                  "torch": bool(spec.get("torch")), "float64": bool(spec.get("float64"))}
         return value, f"the hidden {spec.get('label', spec['data'])} images"
