@@ -43,6 +43,13 @@ class HiddenSet:
     def for_sandbox(
         self, *, dither: int | None = None, scale: float = 255.0, rng: np.random.Generator | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of `shown` (its order stays with the caller's judge)."""
+        images, labels, _ = self.shown(dither=dither, scale=scale, rng=rng)
+        return images, labels
+
+    def shown(
+        self, *, dither: int | None = None, scale: float = 255.0, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What one run may show the sandbox: (images, labels), both in a fresh random order (OS entropy unless
         rng is given), every pixel moved by a whole number of grey levels in -dither..+dither (clipped to
         0..255; None: DITHER_LEVELS for 8-bit images, i.e. `scale` 255, else 0). The images go to the
@@ -52,7 +59,8 @@ class HiddenSet:
         worthless, the dither a table keyed by a public image's exact bytes, its zero mask or a coarse
         quantization of it. The dither noise comes from the secret key, the same for every run: a regrade
         gives the same accuracy and every student is graded on the same images. A real network does not
-        notice (`bench/dither.py`).
+        notice (`bench/dither.py`). The third array is the order: the stored index of each image shown (for
+        metrics the handout computes over the set in its stored order, e.g. means over its batches).
         """
         dither = (DITHER_LEVELS if scale == 255 else 0) if dither is None else int(dither)
         rng = rng or np.random.default_rng()
@@ -70,7 +78,7 @@ class HiddenSet:
             images[where[start:start + _DITHER_CHUNK]] = chunk
         labels = self.labels[perm]
         labels.setflags(write=False)
-        return images, labels
+        return images, labels, perm
 
 
 def load_hidden(

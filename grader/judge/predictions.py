@@ -37,6 +37,15 @@ def class_indices(value: Any, n: int, k: int) -> np.ndarray | str:
     return f"returned shape {fmt_shape(arr.shape)}; expected ({n},) class indices or ({n}, {k}) scores"
 
 
+def batch_mean_accuracy(correct: np.ndarray, order: np.ndarray, batch: int) -> float:
+    """The mean over consecutive batches (of `batch` images in the set's stored order) of each batch's accuracy:
+    what a notebook prints that averages per-batch accuracies over an unshuffled loader."""
+    stored = np.empty(len(correct), dtype=np.float64)
+    stored[order] = correct
+    means = [stored[i:i + batch].mean() for i in range(0, len(stored), batch)]
+    return float(np.mean(means)) if means else 0.0
+
+
 class Predictions:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         script = self._script(check, assignment, inputs, rng)
@@ -87,6 +96,10 @@ class Predictions:
         acc = float(np.mean(pred == labels))
         threshold = self.threshold(p, stand_in=bool(plan.labels.get("stand_in", False)))
         where = f"on the hidden {plan.labels['set']} test set ({len(labels)} images)"
+        part: HiddenPart = plan.labels["part"]
+        if "batch_mean" in p and part.order is not None:  # the handout's figure: a mean of per-batch accuracies
+            acc = batch_mean_accuracy(pred == labels, part.order, int(p["batch_mean"]))
+            where += f", the mean of its batches of {int(p['batch_mean'])} in the set's order as the handout averages"
         metric = p.get("metric", f"{check.id}.accuracy")
         if p.get("report") == "error":
             err = round(1.0 - acc, 4)

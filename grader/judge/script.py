@@ -67,6 +67,8 @@ class HiddenPart:
     scale: float = 255.0
     stand_in: bool = False
     """Whether the set is a stand-in for the course's own test set (a check may then have a calibrated bar)."""
+    order: np.ndarray | None = None
+    """The stored index of each image shown (None when a data source made the images)."""
 
 
 DataSource = Callable[[dict[str, Any]], tuple[np.ndarray, np.ndarray, tuple[str, ...], float]]
@@ -177,17 +179,18 @@ class Script:
         from grader.data import load_hidden
 
         scale = float(spec.get("scale", 255.0))
-        stand_in = False
+        stand_in, order = False, None
         if self.data_source is not None:
             images, labels, names, scale = self.data_source(spec)
         else:
             hidden = load_hidden(self.inputs.settings, spec["data"], **spec.get("load", {}))
-            images, labels = hidden.for_sandbox(dither=spec.get("dither"), scale=scale)
+            images, labels, order = hidden.shown(dither=spec.get("dither"), scale=scale)
             names, stand_in = hidden.classes, hidden.stand_in
         name = f"d{len(self.inputs.datasets)}"
         self.inputs.add_dataset(name, images)
         self.hidden.append(HiddenPart(name=spec.get("label", spec["data"]), labels=labels, classes=len(names),
-                                      names=tuple(names), images=images, scale=scale, stand_in=stand_in))
+                                      names=tuple(names), images=images, scale=scale, stand_in=stand_in,
+                                      order=order))
         value = {"$data": name, "scale": scale, "flatten": bool(spec.get("flatten")),
                  "torch": bool(spec.get("torch")), "float64": bool(spec.get("float64"))}
         return value, f"the hidden {spec.get('label', spec['data'])} images"
