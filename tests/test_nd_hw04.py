@@ -85,3 +85,22 @@ def test_variants_the_handout_allows_keep_their_points(variant, grade) -> None:
     result = grade({"hw04.ipynb": text}, assignment="nd-hw04")
     got = {c.id: (c.status.value, c.message) for c in result.checks if c.id in checks.split()}
     assert got == {c: ("passed", "") for c in checks.split()}
+
+
+def test_holdout_accuracy_is_the_mean_of_the_handouts_batches():
+    """evaluate_on_holdout averages per-batch accuracies of an unshuffled loader of 128: 2,350 images make 18 full
+    batches and one of 46, which counts as much as a full one. Shown shuffled, put back in file order."""
+    import numpy as np
+
+    from grader.judge.predictions import batch_mean_accuracy
+
+    rng = np.random.default_rng(0)
+    correct_stored = np.zeros(2350, dtype=bool)
+    correct_stored[:18 * 128] = rng.random(18 * 128) < 0.74
+    correct_stored[18 * 128:] = True  # the last batch (46 images of class M) all right
+    order = rng.permutation(2350)  # shown image j is stored image order[j]
+    shown = correct_stored[order]
+    per_image = shown.mean()
+    want = np.mean([correct_stored[i:i + 128].mean() for i in range(0, 2350, 128)])
+    assert batch_mean_accuracy(shown, order, 128) == pytest.approx(want)
+    assert want > per_image + 0.005  # the handout's figure is the higher one here
