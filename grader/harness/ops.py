@@ -3,8 +3,9 @@
 Inside the sandbox it drives the student's code; in the judge it drives the trusted reference solution
 with the very same script, so that both produce comparable raw outputs. It never decides anything.
 
-Op values: JSON literals, ``{"$in": name}`` (a fresh copy of a judge-provided input array) and
-``{"$ref": name}`` (an object kept by an earlier op's ``"as"``).
+Op values: JSON literals, ``{"$in": name}`` (a fresh copy of a judge-provided input array),
+``{"$ref": name}`` (an object kept by an earlier op's ``"as"``), ``{"$len": name, "add": k}`` and
+``{"$dim": [name, index, axis], "add": k}`` (sizes of a kept object, e.g. of the weights a student saved).
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class Interpreter:
                 return self.refs[v["$ref"]]
             if "$data" in v:
                 return self._dataset(v)
+            if "$len" in v:  # the size of a kept object, e.g. the number of weight arrays a student saved
+                return len(self.refs[v["$len"]]) + int(v.get("add", 0))
+            if "$dim" in v:  # one dimension of an array inside a kept object: {"$dim": [name, index, axis]}
+                name, index, axis = v["$dim"]
+                return int(np.shape(self.refs[name][index])[axis]) + int(v.get("add", 0))
             return {k: self.value(x) for k, x in v.items()}
         if isinstance(v, list):
             return [self.value(x) for x in v]

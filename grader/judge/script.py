@@ -15,7 +15,8 @@ A check's ``steps`` (TOML) become harness ops. Step kinds::
 
 Arguments: literals; lists of arguments; ``{ normal = [shape], scale, shift }``, ``{ uniform = [shape], low, high }``,
 ``{ randint = [shape], high }``, ``{ onehot = [n, k] }``, ``{ array = [[...]] }`` (all numpy, ``dtype`` optional);
-``{ ref = "name" }``; ``{ fn = "name" }`` (a function of the student's module); ``{ dict = {...}, as = "name" }``
+``{ ref = "name" }``; ``{ len = "name", add = k }`` and ``{ dim = ["name", index, axis] }`` (sizes of a kept
+object, e.g. the weights a student saved); ``{ fn = "name" }`` (a function of the student's module); ``{ dict = {...}, as = "name" }``
 and ``{ list = [...], as = "name" }`` (kept, so later steps can read what the student's code did to them);
 ``{ tensor = <arg>, dtype = "int64" }``; ``{ data = "hidden set", scale, flatten, torch, dither }`` (hidden
 images, shuffled afresh and dithered with the installation's key; only for kinds that hold the labels). Steps
@@ -146,6 +147,14 @@ class Script:
             return self.inputs.add(a), f"an array of shape {fmt_shape(a.shape)}"
         if "ref" in spec:
             return {"$ref": spec["ref"]}, spec["ref"]
+        if "len" in spec:
+            add = int(spec.get("add", 0))
+            return {"$len": spec["len"], "add": add}, f"len({spec['len']}){add:+d}" if add else f"len({spec['len']})"
+        if "dim" in spec:
+            name, index, axis = spec["dim"]
+            add = int(spec.get("add", 0))
+            return ({"$dim": [name, int(index), int(axis)], "add": add},
+                    f"{name}[{index}].shape[{axis}]" + (f"{add:+d}" if add else ""))
         if "fn" in spec:
             name = self.fresh("fn")
             module = spec.get("module", self.module)
