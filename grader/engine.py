@@ -181,10 +181,13 @@ def _follow_up(spec: AssignmentSpec, tasks: list[Task], runs: dict[int, GroupRun
     if not asked:
         return None
     t0 = time.perf_counter()
+    follow_dir = job_dir / "follow-up"
+    follow_dir.mkdir()
     try:
-        more, _ = run_in_sandbox(asked, inputs=inputs, job_dir=job_dir / "follow-up", submission=submission,
+        more, _ = run_in_sandbox(asked, inputs=inputs, job_dir=follow_dir, submission=submission,
                                  limits=replace(limits, wall_s=min(limits.wall_s, FOLLOW_UP_WALL_S)),
-                                 backend=backend, bwrap=cfg.bwrap, python=cfg.python)
+                                 backend=backend, bwrap=cfg.bwrap, python=cfg.python,
+                                 hidden=HiddenFiles(follow_dir, inputs.datasets))
     except GraderFault:
         log.exception("the follow-up round could not start")
         return time.perf_counter() - t0
