@@ -2,6 +2,12 @@
 student-style submission in this folder: writes model.pt and finetuned.pt beside this file.
 
     .venv/bin/python reference/rpz_cnn/students/loops/train.py [--only mynet|finetune]
+    PYTHONPATH=$PWD .venv/bin/python reference/rpz_cnn/students/loops/train.py --only scratch
+
+`--only scratch` writes nothing: it measures how hard the hidden dogs-and-cats stand-in is against the handout's
+own figure ("Our best training from scratch result ... is 60% test accuracy", line 682) by training the handout's
+"modification of your MyNet" (line 666) from scratch and scoring it on the hidden ORIG, AUG and NEW parts as the
+grader does (needs `autograder data prepare`).
 
 What differs from the handout, and why:
 - `datasets.FashionMNIST('data', train=True, download=True, ...)` finds Debian's FashionMNIST training files
@@ -171,6 +177,53 @@ def train_finetune(out: Path, data_root: Path) -> None:
     # ---- end of the handout's cells
 
 
+def scratch_calibration(data_root: Path, epochs: int = 12) -> None:
+    """A MyNet-like CNN trained from scratch on the dogs-and-cats training photos, scored on the hidden parts."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    from grader.data import load_hidden
+    from grader.settings import settings
+
+    def block(c_in: int, c_out: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2))
+
+    model = nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 64),  # 96 -> 6
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(64, 2))
+    dataset = ImageFolder(root=str(data_root),
+                          transform=transforms.Compose([transforms.Resize((96, 96)), transforms.ToTensor()]))
+    train_size = int(0.8 * len(dataset))
+    train_dataset, val_dataset = torch.utils.data.random_split(dataset, [train_size, len(dataset) - train_size])
+    trn_loader = torch.utils.data.DataLoader(train_dataset, batch_size=64, shuffle=True)
+    val_loader = torch.utils.data.DataLoader(val_dataset, batch_size=64, shuffle=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        for x, y in trn_loader:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in val_loader)
+        print(f"[scratch] epoch {epoch}: validation accuracy {correct / len(val_dataset):.4f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    acc = {}
+    for part in ("orig", "aug", "new"):
+        images, labels = load_hidden(settings(), f"dogs_and_cats/{part}").for_sandbox()
+        with torch.no_grad():
+            preds = np.concatenate([model(torch.from_numpy(np.asarray(images[i:i + 100], dtype=np.float32) / 255))
+                                    .argmax(1).numpy() for i in range(0, len(images), 100)])
+        acc[part] = float(np.mean(preds == labels))
+    weighted = 0.6 * acc["orig"] + 0.3 * acc["aug"] + 0.1 * acc["new"]
+    print("[scratch] " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items()) + f"  weighted {weighted:.4f}")
+
+
 def accuracy(model, dataset) -> float:
     import torch
     from pytorch_cnn import classify
@@ -185,7 +238,7 @@ def accuracy(model, dataset) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("mynet", "finetune"))
+    parser.add_argument("--only", choices=("mynet", "finetune", "scratch"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -199,6 +252,8 @@ def main() -> int:
         if args.only in (None, "mynet"):
             offline_fashion_mnist(Path(tmp) / "data")
             train_mynet(HERE)
+        if args.only == "scratch":
+            scratch_calibration(SHARED / "dogs_and_cats" / "train")
         if args.only in (None, "finetune"):
             offline_mobilenet(Path(tmp) / "torch_home")
             train_finetune(HERE, SHARED / "dogs_and_cats" / "train")
