@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import types
 import urllib.request
 import warnings
 import zipfile
@@ -389,3 +390,66 @@ def test_mutants_quote_the_reference_files() -> None:
             assert mutant["replace"]["find"] in text, mutant["name"]
         if "swap" in mutant:
             assert {mutant["swap"]["file"], mutant["swap"]["with"]} <= set(SUBMISSION_FILES), mutant["name"]
+
+
+# ----------------------------------------------------------------------------- the student-style reference (loops)
+
+STUDENTS = HERE / "students"
+
+
+def load_student_module(style: str, name: str) -> types.ModuleType:
+    """A student-style file imported under a name of its own, so that it never shadows the reference's modules."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"student_{style}_{name}", STUDENTS / style / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_student_style_loops_passes_the_handouts_own_cells() -> None:
+    """The 'loops' solution was written from the handout alone: the notebook's own asserts (seed 003 lines 50-282)
+    hold for it, with the grader's conventions nowhere in sight."""
+    nn_ = load_student_module("loops", "numpy_nn")
+    layer = nn_.Linear(3, 2)
+    layer.W = np.array([[1.0, 0.6], [0.2, -0.2], [-0.6, -1.0]])
+    layer.b = np.array([[-0.5, 0.5]])
+    testing.assert_array_almost_equal([[-2.5, -0.06], [-1.06, -1.5]], layer.forward(X_SEED), decimal=6)
+    dx = layer.backward(np.array([[1.0, 1.33333333], [1.66666667, 2.0]]))
+    testing.assert_array_almost_equal([[1.8, -0.06666667, -1.93333333], [2.86666667, -0.06666667, -3.0]], dx,
+                                      decimal=6)
+    testing.assert_array_almost_equal([[[-2.0, -2.66666667], [-1.2, -1.6], [-0.4, -0.53333333]],
+                                       [[0.66666667, 0.8], [2.0, 2.4], [3.33333333, 4.0]]], layer.dL_wrt_W, decimal=6)
+    testing.assert_array_almost_equal([[[1.0, 1.33333333]], [[1.66666667, 2.0]]], layer.dL_wrt_b, decimal=6)
+    relu = nn_.ReLU()
+    testing.assert_array_almost_equal([[0, 0, 0], [0.4, 1.2, 2.0]], relu.forward(X_SEED), decimal=6)
+    testing.assert_array_almost_equal([[0.0, 0.0, 0.0], [-0.4, 2.2, 3.0]], relu.backward(DL_SEED), decimal=6)
+    sig = nn_.Sigmoid()
+    testing.assert_array_almost_equal([[0.119203, 0.231475, 0.401312], [0.598688, 0.768525, 0.880797]],
+                                      sig.forward(X_SEED), decimal=6)
+    testing.assert_array_almost_equal([[-0.314981, 0.213473, -0.12013], [-0.096104, 0.391368, 0.314981]],
+                                      sig.backward(DL_SEED), decimal=6)
+    se, y = nn_.SE(), np.linspace(-5, 5, 9)
+    se.forward(y, 0.5 * y)
+    testing.assert_array_almost_equal([-5.0, -3.75, -2.5, -1.25, 0.0, 1.25, 2.5, 3.75, 5.0], se.backward(), decimal=6)
+    assert nn_.Linear(5, 4).params()["W"] is not None and nn_.ReLU().params() == {}
+
+
+@pytest.mark.usefixtures("no_network")
+def test_student_style_loops_models_are_the_handouts_and_load_their_checkpoints() -> None:
+    """MyNet has the Dropout and BatchNorm the handout suggests, FinetuneNet is the handout's ExampleFinetuneNet
+    (a torchvision model whose last layer is replaced, built without downloading), and both load the checkpoints
+    their training script wrote (students/loops/train.py) strictly, with weights_only=True."""
+    cnn = load_student_module("loops", "pytorch_cnn")
+    mynet = cnn.MyNet()
+    kinds = {type(m) for m in mynet.modules()}
+    assert {torch.nn.Dropout, torch.nn.BatchNorm2d} <= kinds
+    mynet.load_state_dict(torch.load(STUDENTS / "loops" / "model.pt", weights_only=True), strict=True)
+    assert (STUDENTS / "loops" / "model.pt").stat().st_size < 1 * 2**20
+    net = cnn.FinetuneNet()
+    net.load_state_dict(torch.load(STUDENTS / "loops" / "finetuned.pt", weights_only=True), strict=True)
+    net.eval()
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, 96, 96)).shape == (2, 2)
+    assert not hasattr(net, "mean")  # no ImageNet normalisation: the handout's ToTensor images go in as they are
