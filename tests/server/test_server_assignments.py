@@ -105,6 +105,9 @@ def test_reference_submission_gets_full_marks_through_the_web(stack: Stack, teac
     assert "What to submit" in section and "What is checked" in section and "Limits" in section
     for f in spec.files:
         assert f"<code>{f}</code>" in section, f"the page does not name {f}"
+    assert "Conventions (taken from the handout)" in section  # the table of the spec's [[conventions]]
+    for c in spec.conventions:
+        assert html.escape(" ".join(c.topic.split()), quote=False) in section, f"the page lacks the {c.topic} row"
 
     files = reference_files(name)
     notebooks = [f for f in files if f.endswith(".ipynb")]
