@@ -109,10 +109,14 @@ def _npz(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+DROPPED = [3, 17, 29]
+
+
 def template_network(settings) -> dict[str, np.ndarray]:
     """Weights for CMU's 1024-36-36 network that classify the hidden NIST36-like set by its nearest class mean
     (about 0.6 whatever the set's label order and orientation: the test does not depend on the reference's
-    training); the output layer passes the hidden layer's ranking on."""
+    training); the output layer passes the hidden layer's ranking on, except for the classes in DROPPED, which it
+    never names (about 0.55: under the 0.60 bar, far above chance)."""
     from grader.data import load_hidden
 
     hidden = load_hidden(settings, "nist36_like")
@@ -122,7 +126,9 @@ def template_network(settings) -> dict[str, np.ndarray]:
     w, b = (means - mu).T, -((means - mu) * (means + mu)).sum(axis=1) / 2
     scale = 4.0 / np.abs(x @ w + b).max()  # keep the sigmoid out of saturation
     k = len(hidden.classes)
-    return {"Wlayer1": w * scale, "blayer1": b * scale, "Woutput": 10 * np.eye(k), "boutput": np.zeros(k)}
+    out, bias = 10 * np.eye(k), np.zeros(k)
+    out[:, DROPPED], bias[DROPPED] = 0.0, -10.0  # never says these classes: under the stand-in's bar, not near chance
+    return {"Wlayer1": w * scale, "blayer1": b * scale, "Woutput": out, "boutput": bias}
 
 
 @pytest.mark.sandbox
@@ -132,7 +138,7 @@ def test_cmu_network_in_another_class_order_transposed_and_a_missing_weight_name
     w = template_network(fast_settings)
     plain = _grade(tmp_path, fast_settings, "cmu-16720-hw5", {**files, "q3_weights.npz": _npz(**w)}, ["q3.accuracy"])
     c, accuracy = check(plain, "q3.accuracy"), plain.metrics["q3.accuracy"]
-    assert 0.5 < accuracy < 0.7 and c.status is CheckStatus.FAILED
+    assert 0.5 < accuracy < 0.6 and c.status is CheckStatus.FAILED, c.message
     # not near chance: no slip to name, no further predictions (a good network never gets them either)
     assert "Your" not in c.message and "follow_up_s" not in plain.timings
 

@@ -211,6 +211,26 @@ class Interpreter:
                 facts["input_grad_abs_sum"] = float(x.grad.abs().sum()) if x.grad is not None else 0.0
         return facts
 
+    def op_known_net(self, op: Mapping[str, Any]) -> Any:
+        """A model whose outputs the judge knows: the first ``classes`` pixels of each flattened image.
+
+        For checking ``classify`` when the student's own untrained model gives the same class for every input
+        (a constant classifier would agree with it). It has one parameter, so ``next(model.parameters())`` works.
+        """
+        import torch
+
+        classes = int(op["classes"])
+
+        class KnownOutputs(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.zero = torch.nn.Parameter(torch.zeros(()))
+
+            def forward(self, x: Any) -> Any:
+                return x.reshape(len(x), -1)[:, :classes] + self.zero
+
+        return KnownOutputs()
+
     def op_tensor(self, op: Mapping[str, Any]) -> Any:
         """A float32 torch tensor from a judge-provided array (inputs for torch code)."""
         import torch

@@ -143,13 +143,20 @@ class TorchClassify:
     Dropout and BatchNorm give the same outputs to both. A last call of classify outside no_grad shows the type
     the notebook's ``prediction.eq(y)`` needs (a tensor); it is not held against a classify that only works under
     no_grad, as the seed only calls it so.
+
+    An untrained model often gives the same class for every random image, and a constant classify would agree
+    with it. So classify is also shown a model whose outputs the judge knows (the harness's ``known_net``: the
+    first pixels of each image, distinct in every image); it is judged on that model only when the student's own
+    one gives a single class, so a classify that relies on MyNet's own attributes is never failed for it.
     """
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = check.params
         shape = tuple(int(n) for n in p["input_shape"])
-        cls, fn = p["class"], p["fn"]
+        cls, fn, classes = p["class"], p["fn"], int(p["classes"])
         images = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        flat = images.reshape(shape[0], -1)  # a view: the known model's outputs, distinct in every image
+        flat[:, :classes] = np.stack([rng.choice(256, size=classes, replace=False) for _ in range(shape[0])])
         name = f"d{len(inputs.datasets)}"
         inputs.add_dataset(name, images)
         x = inputs.add(np.asarray(images, dtype=np.float32) / 255.0)  # the predict op's own conversion, bit for bit
@@ -164,10 +171,18 @@ class TorchClassify:
                {"op": "eval", "ref": "net", "what": f"{cls}().eval()"},
                {"op": "tensor", "value": x, "as": "x", "report": False, "what": "preparing the input"},
                model_x, {**model_x, "what": model_x["what"] + " (a second time)"},
+               {"op": "known_net", "classes": classes, "as": "known", "report": False,
+                "what": "building a model whose outputs are known"},
+               {"op": "predict", "ref": "known", "fn_module": p["fn_module"], "fn": fn, "data": name,
+                "batch": shape[0], "scale": 255.0,
+                "what": f"{fn}(model, x) with a model whose {classes} outputs are the first {classes} pixels of "
+                        "each image"},
                {"op": "call", "module": p["fn_module"], "name": fn, "args": [{"$ref": "net"}, {"$ref": "x"}],
                 "what": f"{fn}(model, x) with x of shape {fmt_shape(shape)}"}]
-        return Plan(ops=ops, labels={"ops": {"preds": len(ops) - 7, "training": len(ops) - 6,
-                                             "scores": len(ops) - 3, "again": len(ops) - 2, "out": len(ops) - 1}},
+        n = len(ops)
+        known = flat[:, :classes].argmax(axis=1)
+        return Plan(ops=ops, labels={"ops": {"preds": n - 9, "training": n - 8, "scores": n - 5, "again": n - 4,
+                                             "known": n - 2, "out": n - 1}, "known": known},
                     use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
@@ -175,16 +190,12 @@ class TorchClassify:
         p = check.params
         ops = plan.labels["ops"]
         fn, cls, batch = p["fn"], p["class"], p["input_shape"][0]
-        last_only = len(run.results) == len(plan.ops) and run.error is not None  # only the call outside no_grad
-        if not last_only and (msg := torch_failure(run, plan)) is not None:
+        failed_at = len(run.results) - 1 if run.error is not None else None
+        if (failed_at is None or failed_at < ops["known"] - 1) and (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
         preds = run.value(ops["preds"])
-        if not isinstance(preds, np.ndarray) or preds.shape != (batch,):
-            return Verdict.fail(f"{fn}(model, x) returned {kind_of(preds)} for a batch of {batch}; expected a tensor "
-                                f"of shape ({batch},)")
-        if preds.dtype.kind not in "iu":
-            return Verdict.fail(f"{fn}(model, x) returned class indices of dtype {preds.dtype}; expected integer "
-                                "class indices (use argmax)")
+        if (msg := _class_indices(fn, preds, batch)) is not None:
+            return Verdict.fail(msg)
         raw = run.value(ops["scores"])
         scores = raw.get("$tensor") if isinstance(raw, dict) else None
         # classify is judged against the student's own model(x): its number of outputs is the build check's
@@ -211,11 +222,42 @@ class TorchClassify:
             return Verdict.fail(f"{fn}(model, x) disagrees with the largest output of model(x) on {wrong.size} of "
                                 f"{batch} inputs (input {i}: {fn} gave {int(preds[i])}, the largest output is "
                                 f"class {int(best[i])}){why}")
-        out = None if last_only else run.value(ops["out"])
-        if not last_only and not (isinstance(out, dict) and "$tensor" in out):
+        if np.unique(best).size == 1 and (msg := self._judge_known(fn, plan, run, failed_at, batch)) is not None:
+            return Verdict.fail(msg)
+        if failed_at is not None and failed_at < ops["out"]:
+            return Verdict.ok()  # the known model was not needed; the type check did not run
+        out = None if failed_at == ops["out"] else run.value(ops["out"])
+        if failed_at != ops["out"] and not (isinstance(out, dict) and "$tensor" in out):
             return Verdict.fail(f"{fn}(model, x) returned {kind_of(out)}; expected a torch tensor of class indices "
                                 "(the notebook calls prediction.eq(y))")
         return Verdict.ok()
+
+    @staticmethod
+    def _judge_known(fn: str, plan: Plan, run: GroupRun, failed_at: int | None, batch: int) -> str | None:
+        """The verdict on the model with known outputs (the student's own gave one class for every input)."""
+        ops = plan.labels["ops"]
+        same = ("your untrained model gives the same class for every random image, so classify was also called "
+                "with a model whose outputs are known")
+        if failed_at is not None and failed_at <= ops["known"]:
+            return f"{failure_text(run, plan)} ({same})"
+        preds = run.value(ops["known"])
+        if (msg := _class_indices(fn, preds, batch)) is not None:
+            return f"{msg} ({same})"
+        known = plan.labels["known"]
+        wrong = np.flatnonzero(known != preds)
+        if not wrong.size:
+            return None
+        i = int(wrong[0])
+        return (f"{fn}(model, x) disagrees with the largest output of model(x) on {wrong.size} of {batch} inputs "
+                f"(input {i}: {fn} gave {int(preds[i])}, the largest output is class {int(known[i])}); {same}")
+
+
+def _class_indices(fn: str, preds: Any, batch: int) -> str | None:
+    if not isinstance(preds, np.ndarray) or preds.shape != (batch,):
+        return f"{fn}(model, x) returned {kind_of(preds)} for a batch of {batch}; expected a tensor of shape ({batch},)"
+    if preds.dtype.kind not in "iu":
+        return f"{fn}(model, x) returned class indices of dtype {preds.dtype}; expected integer class indices (use argmax)"
+    return None
 
 
 class TorchAccuracy:
