@@ -16,8 +16,9 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import BinaryIO
 
@@ -69,8 +70,13 @@ class Unpacked:
     (control characters escaped, at most 100 characters)."""
 
 
-def unpack_submission(zip_path: Path, dest: Path, *, expected: Sequence[str], limits: ArchiveLimits) -> Unpacked:
+def unpack_submission(zip_path: Path, dest: Path, *, expected: Sequence[str], limits: ArchiveLimits,
+                      aliases: Mapping[str, Sequence[str]] | None = None) -> Unpacked:
     """Check the zip at ``zip_path`` and extract the ``expected`` files, flat, into the new folder ``dest``.
+
+    ``aliases`` gives other names (shell patterns, letter case matters) an expected file may have, e.g. the
+    handout's own file names: when the expected name is missing, the one member beside the other files that
+    matches is extracted under the expected name, with a notice; when several match, none is.
 
     Raises ArchiveRejected when the upload is unusable (``dest`` is then absent, or left empty if it
     existed empty before). ``dest`` must not exist or be an empty folder; its parent must exist.
@@ -81,7 +87,7 @@ def unpack_submission(zip_path: Path, dest: Path, *, expected: Sequence[str], li
         upload_size = os.fstat(fp.fileno()).st_size
         infos = _read_directory(fp, upload_size, limits)
         files = _check_members(infos, limits)
-        chosen, notices, folder = _choose(files, names)
+        chosen, notices, folder = _choose(files, names, aliases or {})
         _extract_all(fp, upload_size, dest, chosen, limits)
     return Unpacked(root=dest, found=frozenset(chosen), notices=tuple(notices), folder=folder)
 
@@ -226,8 +232,8 @@ def _parts(name: str) -> tuple[str, ...]:
     return tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
 
 
-def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]],
-            names: list[str]) -> tuple[dict[str, zipfile.ZipInfo], list[str], str | None]:
+def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]], names: list[str],
+            aliases: Mapping[str, Sequence[str]]) -> tuple[dict[str, zipfile.ZipInfo], list[str], str | None]:
     """Which member to use for each expected name (at the root, or in the one top-level folder), notices,
     and that folder when it was used."""
     files = [(parts, info) for parts, info in files if parts[0] != "__MACOSX"]
@@ -252,6 +258,18 @@ def _choose(files: list[tuple[tuple[str, ...], zipfile.ZipInfo]],
         if here:
             chosen[name] = here[0]
             continue
+        if base is not None and aliases.get(name):
+            other = [info for parts, info in files if len(parts) == len(base) + 1 and parts[:-1] == base
+                     and parts[-1] not in names and any(fnmatchcase(parts[-1], p) for p in aliases[name])]
+            if len(other) == 1:
+                chosen[name] = other[0]
+                notices.append(f"'{_show(other[0].orig_filename)}' was graded as {name}.")
+                continue
+            if other:
+                shown = ", ".join(f"'{_show(i.orig_filename)}'" for i in other[:_NOTICES_PER_FILE])
+                notices.append(f"Several files could be {name} ({shown}{', ...' if len(other) > 3 else ''}); "
+                               f"none was used. Keep only one of them, or name the one to grade {name}.")
+                continue
         misplaced = [parts for parts, _ in exact[name]]
         for parts in misplaced[:_NOTICES_PER_FILE]:
             notices.append(

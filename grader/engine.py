@@ -76,12 +76,13 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
            t0: float, progress: Callable[[str], None] | None) -> GradeResult:
     lim = make_limits(cfg.limit_overrides, base=spec.limits) if cfg.limit_overrides else spec.limits
     try:
-        unpacked = unpack_submission(zip_path, job_dir / "submission", expected=spec.files, limits=ArchiveLimits(
-            upload_bytes=lim.upload_bytes, max_members=lim.max_members, unpacked_bytes=lim.unpacked_bytes))
+        unpacked = unpack_submission(zip_path, job_dir / "submission", expected=spec.files, aliases=spec.aliases,
+                                     limits=ArchiveLimits(upload_bytes=lim.upload_bytes, max_members=lim.max_members,
+                                                          unpacked_bytes=lim.unpacked_bytes))
     except ArchiveRejected as exc:
         return GradeResult.rejected(assignment=spec.name, message=exc.message, max_score=spec.max_score,
                                     timings={"total_s": round(time.perf_counter() - t0, 3)})
-    unpacked, notebooks = with_notebook_modules(unpacked)  # NAME.ipynb -> NAME.py of its definitions
+    unpacked, notebooks = with_notebook_modules(unpacked, factories=spec.factories)  # NAME.ipynb -> NAME.py
     t_unpacked = time.perf_counter()
     if not unpacked.found:
         return GradeResult.rejected(

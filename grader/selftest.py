@@ -10,6 +10,7 @@ import tempfile
 import tomllib
 import zipfile
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,9 @@ def student_styles(assignment: str) -> dict[str, dict[str, bytes]]:
     root = REFERENCE_ROOT / spec.reference / "students"
     out: dict[str, dict[str, bytes]] = {}
     for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else ():
-        files = {name: (folder / name).read_bytes() for name in spec.files if (folder / name).is_file()}
+        wanted = [*spec.files, *(pattern for patterns in spec.aliases.values() for pattern in patterns)]
+        files = {f.name: f.read_bytes() for f in sorted(folder.iterdir())
+                 if f.is_file() and any(fnmatchcase(f.name, w) for w in wanted)}
         if files:
             out[folder.name] = files
     return out

@@ -82,6 +82,16 @@ class Convention:
 
 
 @dataclass(frozen=True, slots=True)
+class Factory:
+    """``def NAME(): return <the value>`` made from a notebook that assigns `assigns` in the branch of an
+    ``if``/``elif`` whose test names the string `branch` (the handout's experiment loop builds its models so)."""
+
+    name: str
+    assigns: str
+    branch: str
+
+
+@dataclass(frozen=True, slots=True)
 class AssignmentSpec:
     name: str
     title: str
@@ -100,6 +110,11 @@ class AssignmentSpec:
     seed: str = ""
     """File name of the handout in ../shared/seeds the conventions quote."""
     conventions: tuple[Convention, ...] = ()
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Other names a file may have in the zip (shell patterns), e.g. the handout's own file names: an expected
+    file that is missing is taken from the one member that matches one of its patterns."""
+    factories: tuple[Factory, ...] = ()
+    """Functions a notebook submission gets built from its own code when it does not define them."""
 
     @property
     def student_page(self) -> str:
@@ -181,4 +196,7 @@ def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:
         seed=a.get("seed", ""),
         conventions=tuple(Convention(topic=c["topic"], rule=c["rule"], quote=c["quote"], line=int(c["line"]))
                           for c in raw.get("conventions", [])),
+        aliases={name: tuple(patterns) for name, patterns in a.get("aliases", {}).items()},
+        factories=tuple(Factory(name=f["name"], assigns=f["assigns"], branch=f["branch"])
+                        for f in a.get("factories", [])),
     )

@@ -11,9 +11,11 @@ Op values: JSON literals, ``{"$in": name}`` (a fresh copy of a judge-provided in
 from __future__ import annotations
 
 import importlib
+import pickle
 import sys
 import time
 import traceback
+import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -246,12 +248,42 @@ class Interpreter:
         import torch
 
         assert self.submission_dir is not None
-        state = torch.load(self.submission_dir / op["file"], weights_only=True, map_location="cpu")
+        path = self.submission_dir / op["file"]
+        try:
+            state = torch.load(path, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError:
+            if not op.get("whole_model_of"):
+                raise
+            state = self._whole_model_state(path, op["whole_model_of"])
         self.refs[op["as_state"]] = state
         if not isinstance(state, Mapping):
             return {"type": type(state).__name__}
         return {"type": "dict", "keys": {str(k): list(getattr(v, "shape", [])) if hasattr(v, "shape")
                                          else None for k, v in state.items()}}
+
+    def _whole_model_state(self, path: Path, main: str) -> Any:
+        """The state_dict of a whole model saved by ``torch.save(model, ...)`` in a notebook, whose classes pickle
+        names as ``__main__.X``: they are taken from the student's module `main` (made from that notebook).
+
+        Unpickling runs the student's own pickle, here in the sandbox, like the rest of the student's code."""
+        import torch
+
+        module = self.load_module(main)
+
+        class Unpickler(pickle.Unpickler):
+            def find_class(self, mod: str, name: str) -> Any:
+                if mod == "__main__":
+                    if not hasattr(module, name):
+                        raise OpError(f"{path.name} is a whole model whose class {name} your notebook does not "
+                                      "define")
+                    return getattr(module, name)
+                return super().find_class(mod, name)
+
+        pickle_module = types.SimpleNamespace(Unpickler=Unpickler, load=pickle.load, __name__="pickle")
+        model = torch.load(path, weights_only=False, map_location="cpu", pickle_module=pickle_module)
+        if isinstance(model, torch.nn.Module):
+            return model.state_dict()
+        return model
 
     def op_load_state_dict(self, op: Mapping[str, Any]) -> Any:
         self.refs[op["ref"]].load_state_dict(self.refs[op["state"]], strict=True)

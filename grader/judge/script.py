@@ -10,6 +10,8 @@ A check's ``steps`` (TOML) become harness ops. Step kinds::
     { set = "W", on = "L", value = <arg> }                                           obj.W = value
     { np_load = "weights.npz", list = true, as = "w" }                               np.load(allow_pickle=False)
     { torch_load = "model.pt", into = "net" }                                        weights_only + strict load
+    { torch_load = "m.pt", whole_model_of = "nb", into = "net" }    also a whole pickled model (torch.save(model))
+                                                                     whose __main__ is module nb: its state_dict
     { assign = "state", into = "net" }                                               obj.a.0.W = state["a.0.W"], ...
     { eval = "net" }                                                                 net.eval()
 
@@ -302,8 +304,9 @@ class Script:
                       "what": f"np.load('{s['np_load']}', allow_pickle=False)"})
         elif "torch_load" in s:
             state = self.fresh("state")
-            self.add({"op": "torch_load", "file": s["torch_load"], "as_state": state, "report": False,
-                      "what": f"torch.load('{s['torch_load']}', weights_only=True)"})
+            whole = {"whole_model_of": s["whole_model_of"]} if "whole_model_of" in s else {}
+            self.add({"op": "torch_load", "file": s["torch_load"], "as_state": state, "report": False, **whole,
+                      "what": f"torch.load('{s['torch_load']}'" + (")" if whole else ", weights_only=True)")})
             if "into" in s:
                 owner = s.get("owner", s["into"])
                 self.add({"op": "load_state_dict", "ref": s["into"], "state": state,

@@ -6,12 +6,14 @@ import ast
 import builtins
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grader.archive import Unpacked
+from grader.notebook import factories as made
 from grader.notebook.cells import _Budget, _Cell, _LeftOut, _OtherCellMagic
+from grader.notebook.factories import FactorySpec
 from grader.notebook.limits import MAX_NOTICES, NotebookLimits
 from grader.notebook.reading import notebook_cells
 from grader.notebook.source_map import Conversion, NotebookModule, Origin, SourceMap
@@ -54,6 +56,8 @@ class _Bound:
 
     def __init__(self) -> None:
         self.names: set[str] = set(_BUILTINS)
+        self.constants: set[str] = set()
+        """Names bound by kept constant assignments (a factory binds them to their values)."""
         self.star = False  # after ``from x import *`` any name may be bound
 
     def readable(self, value: ast.AST) -> bool:
@@ -66,9 +70,12 @@ class _Bound:
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             self.names.add(node.name)
         elif isinstance(node, ast.Assign):
-            self.names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            self.names.update(names)
+            self.constants.update(names)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             self.names.add(node.target.id)
+            self.constants.add(node.target.id)
 
 
 def _kept(node: ast.stmt, bound: _Bound) -> bool:
@@ -182,6 +189,8 @@ class _Kept:
     """For an import: (name bound, module it stands for) of each name it binds."""
     defines: str | None = None
     """For a function or class definition: its name."""
+    made: bool = False
+    """A function the grader made (a factory), not the student's statement."""
 
     @classmethod
     def of(cls, node: ast.stmt, cell: int, lines: list[str], origin: Callable[[int], int | None]) -> _Kept:
@@ -218,8 +227,12 @@ class _Notices:
         return (*self.left_out, *more, *self.other)
 
 
-def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> Conversion:
-    """The module made from notebook bytes `data` (named `name` in comments); raises ValueError if unreadable."""
+def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None,
+            factories: Sequence[FactorySpec] = ()) -> Conversion:
+    """The module made from notebook bytes `data` (named `name` in comments); raises ValueError if unreadable.
+
+    `factories`: functions to make from the notebook's experiment loop when it does not define them
+    (grader.notebook.factories)."""
     lim = limits or NotebookLimits()
     started = time.thread_time()
     cells = notebook_cells(data, lim)
@@ -265,6 +278,10 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> 
         for node in tree.body:
             if not _kept(node, bound):
                 skipped += 1
+                for found in made.find(node, lines, factories, bound.constants) if factories else ():
+                    text = made.source(found)
+                    kept.append(_Kept(number, [t for t, _ in text], [cell.origin(line) or 0 for _, line in text],
+                                      defines=found.factory, made=True))
                 continue
             bound.add(node)
             item = _Kept.of(node, number, lines, cell.origin)
@@ -279,9 +296,26 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None) -> 
                 futures.append(item)
             else:
                 kept.append(item)
+    kept = _factories_used(kept, name, notices)
     source, origins = _write(name, futures, kept)
     return Conversion(source=source, kept=len(kept) + len(futures), skipped=skipped, bad_cells=tuple(bad),
                       origins=origins, notices=notices.all())
+
+
+def _factories_used(kept: list[_Kept], name: str, notices: _Notices) -> list[_Kept]:
+    """The kept statements without the made functions the notebook defines itself (or made twice)."""
+    own = {k.defines for k in kept if not k.made} | {n for k in kept for n, _ in k.imports or ()}
+    out: list[_Kept] = []
+    for k in kept:
+        if k.made:
+            if k.defines in own:
+                continue
+            own.add(k.defines)
+            notices.other.append(f"{name}, code cell {k.cell}, line {k.origins[0]}: {k.defines}() was made from "
+                                 "the model this branch of your experiment loop builds (the grader does not run the "
+                                 "loop)")
+        out.append(k)
+    return out
 
 
 def _write(name: str, futures: list[_Kept], kept: list[_Kept]) -> tuple[str, tuple[Origin, ...]]:
@@ -323,7 +357,8 @@ def failing_module(name: str, reason: str) -> str:
     return f"raise ImportError({f'{name} could not be read: {reason}'!r})\n"
 
 
-def with_notebook_modules(unpacked: Unpacked, limits: NotebookLimits | None = None) -> tuple[Unpacked, SourceMap]:
+def with_notebook_modules(unpacked: Unpacked, limits: NotebookLimits | None = None,
+                          factories: Sequence[FactorySpec] = ()) -> tuple[Unpacked, SourceMap]:
     """Write `NAME.py` next to every submitted `NAME.ipynb` (unless a `NAME.py` was submitted too).
 
     Never raises for what a notebook holds: a notebook that cannot be read gets a module that fails with the reason.
@@ -344,7 +379,7 @@ def with_notebook_modules(unpacked: Unpacked, limits: NotebookLimits | None = No
             if path.stat().st_size > lim.notebook_bytes:
                 raise ValueError(f"larger than {lim.notebook_bytes // 2**20} MiB (clear the outputs: "
                                  "Edit > Clear all outputs)")
-            conv = convert(path.read_bytes(), name=nb_name, limits=lim)
+            conv = convert(path.read_bytes(), name=nb_name, limits=lim, factories=factories)
             text, origins = conv.source, conv.origins
             notices += conv.notices
         except (OSError, ValueError) as exc:
