@@ -230,3 +230,32 @@ def test_a_version_bump_makes_prepared_arrays_stale(tmp_path: Path) -> None:
     relabelled = toy_entry(classes=("square", "circle", "triangle"))  # same version, other classes
     with registry.registered(relabelled), pytest.raises(DataUnavailable, match="stale"):
         load_hidden(cfg, "toy_shapes")
+
+
+# --- the command line --------------------------------------------------------------------------------------------
+
+
+def _autograder(*args: str, hidden: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOGRADER_HIDDEN_DATA": str(hidden),
+           "AUTOGRADER_SHARED_DATA": str(SHARED)}
+    return subprocess.run([sys.executable, "-m", "grader.cli", "data", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_data_prepare_one_set_and_status(tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"
+    done = _autograder("prepare", "--set", "digits", hidden=hidden)
+    assert done.returncode == 0, done.stderr
+    assert "digits: 447 images" in done.stderr and not (hidden / "arrays" / "fashion_mnist").exists()
+    shown = _autograder("status", hidden=hidden)
+    lines = dict(line.split("\t", 1) for line in shown.stdout.splitlines())
+    assert shown.returncode == 1 and list(lines) == list(BUILT_IN)  # not all ready
+    assert lines["digits"] == "8x8\t10 classes\tconventions v1\tready: 447 images"
+    assert lines["nist36_like"].startswith("32x32\t36 classes\tconventions v2\tNOT READY: hidden set 'nist36_like' at "
+                                           "32x32 is not prepared")
+    _edit_manifest(hidden / "arrays/digits/8x8", set={"version": 0, "fingerprint": "0" * 64})
+    assert "NOT READY: hidden set 'digits': the arrays in" in _autograder("status", hidden=hidden).stdout
+    _edit_manifest(hidden / "arrays/digits/8x8", set=None)
+    assert "ready: 447 images (prepared before conventions fingerprints" in _autograder("status", hidden=hidden).stdout
+    wrong = _autograder("prepare", "--set", "cifar10", hidden=hidden)
+    assert wrong.returncode == 2 and "unknown hidden sets ['cifar10']" in wrong.stderr
