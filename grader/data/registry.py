@@ -6,6 +6,22 @@ prepare` fetches its source and builds its arrays, and which sizes `load_hidden`
 live with their families (`grader.data.fashion`, `grader.data.dogs_and_cats`, `grader.data.extra`) and are
 registered on first use, not at import time.
 
+Adding a set built from files (the test in tests/test_data_registry.py does this)::
+
+    from grader.data.file_sets import FilesSource, file_set, fixed_source, from_shared
+    from grader.data.registry import register
+
+    register(file_set(
+        name="toy_shapes", classes=("circle", "square"), image_size=(5, 4), channels=1,
+        source="shared/toy_shapes/toy.npz", fetch=from_shared("toy_shapes", ("toy.npz",)),
+        locate=fixed_source(FilesSource(dir="toy_shapes", files=("toy.npz",), convert=read_toy,
+                                        transform="x uint8 (N, 5, 4) -> (N, 1, 5, 4); labels y")),
+        conventions=(Convention("label order", "...", quote="...", seed="00N_....txt", line=123),),
+    ))
+
+where `read_toy(folder)` returns uint8 images (N, C, H, W) and int64 labels. A built-in set is the same entry
+in its family's `entries()`.
+
 Each entry has a conventions `version`, bumped whenever a change makes arrays prepared before it mean something
 else (label order, orientation, ink, scaling). Its `fingerprint` is written into the arrays' manifest by prepare
 and `load_hidden` refuses arrays whose fingerprint is not the entry's (`stale_reason`).
