@@ -227,8 +227,9 @@ def test_a_version_bump_makes_prepared_arrays_stale(tmp_path: Path) -> None:
         prepare(settings=cfg, sets=["toy_shapes"], log=logs.append)
         assert any(m.startswith("toy_shapes: 9 images") for m in logs)
         assert len(load_hidden(cfg, "toy_shapes")) == 9
-    relabelled = toy_entry(classes=("square", "circle", "triangle"))  # same version, other classes
-    with registry.registered(relabelled), pytest.raises(DataUnavailable, match="stale"):
+    relabelled = dataclasses.replace(bumped, classes=("square", "circle", "triangle"))  # same version, other classes
+    with registry.registered(relabelled), pytest.raises(DataUnavailable, match=r"stale: they were prepared for other "
+                                                                           r"classes .*\(3 classes square, circle"):
         load_hidden(cfg, "toy_shapes")
 
 

@@ -137,6 +137,9 @@ class HiddenSetEntry:
         if stamp.get("fingerprint") == self.fingerprint():
             return None
         old = stamp.get("version")
+        if old == self.version:
+            return (f"they were prepared for other classes or channels than the grader's ({len(self.classes)} "
+                    f"classes {', '.join(self.classes[:3])}, ..., {self.channels} channel(s))")
         since = old if isinstance(old, int) and 1 <= old < self.version else None
         return (f"they were prepared under conventions version {old}, the grader follows version {self.version}"
                 f"{self._changes(since) if since else ''}")
