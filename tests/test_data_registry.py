@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -62,6 +63,13 @@ def test_each_sets_conventions_quote_their_seed_line(name: str) -> None:
         lines = (SEEDS / c.seed).read_text(encoding="utf-8").splitlines()
         window = _norm(" ".join(lines[max(0, c.line - 3): c.line + 3]))
         assert _norm(c.quote) in window, f"{name}: {c.topic}: {c.quote!r} is not at line {c.line} of {c.seed}"
+
+
+def test_every_set_an_assignment_names_is_registered() -> None:
+    """Each `data = "..."` / `hidden = "..."` of a spec is a registered set (load_hidden refuses unknown names)."""
+    named = {m.group(2) for spec in (ROOT / "grader" / "assignments").rglob("*.toml")
+             for m in re.finditer(r'\b(data|hidden) = "([^"]+)"', spec.read_text())}
+    assert len(named) >= 8 and named <= set(registry.names()), sorted(named - set(registry.names()))
 
 
 # --- a new set is one entry -------------------------------------------------------------------------------------
