@@ -29,11 +29,24 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     from grader.settings import settings
 
     try:
-        prepare(settings=settings(), force=args.force, log=lambda m: print(m, file=sys.stderr))
+        prepare(settings=settings(), force=args.force, sets=args.sets or None, log=lambda m: print(m, file=sys.stderr))
     except DataUnavailable as exc:
         print(f"autograder data prepare: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # an unknown set name
+        print(f"autograder data prepare: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _cmd_data_status(args: argparse.Namespace) -> int:
+    from grader.data.status import status
+    from grader.settings import settings
+
+    states = status(settings())
+    for s in states:
+        print(s.line())
+    return 0 if all(s.ready for s in states) else 1
 
 
 def _cmd_assignment_list(args: argparse.Namespace) -> int:
@@ -65,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("prepare", help="build hidden_data/ from the real sources")
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    p.add_argument("--set", dest="sets", action="append", metavar="NAME",
+                   help="prepare only this registered set (repeatable; default: all)")
     p.set_defaults(func=_cmd_data_prepare)
+    dsub.add_parser("status", help="each registered hidden set: ready, or what to do (exit 1 unless all ready)"
+                    ).set_defaults(func=_cmd_data_status)
 
     a = sub.add_parser("assignment", help="assignment specs")
     asub = a.add_subparsers(dest="assignment_command", required=True)

@@ -21,16 +21,19 @@ def cache_key(**parts: Any) -> str:
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads((folder / MANIFEST).read_text())
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return None
+    return manifest if isinstance(manifest, dict) else None
 
 
-def is_current(folder: Path, key: str) -> bool:
+def is_current(folder: Path, key: str, stamp: dict[str, Any] | None = None) -> bool:
+    """The arrays in folder were built with `key` (and carry the set's `stamp`, when given) and are there."""
     manifest = read_manifest(folder)
     return (
         manifest is not None
         and manifest.get("key") == key
+        and (stamp is None or manifest.get("set") == stamp)
         and all((folder / f"{part}.npy").is_file() for part in ("images", "labels"))
     )
 

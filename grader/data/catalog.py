@@ -1,4 +1,6 @@
-"""Names, classes and on-disk layout of the hidden test sets."""
+"""Names and classes of the rpz-cnn sets, and the on-disk layout of the hidden test sets.
+
+Which sets exist, their sizes and conventions: the registry (`grader.data.registry`)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,6 @@ from pathlib import Path
 FASHION_MNIST = "fashion_mnist"
 DOGS_AND_CATS_PARTS = ("orig", "aug", "new")
 DOGS_AND_CATS = tuple(f"dogs_and_cats/{part}" for part in DOGS_AND_CATS_PARTS)
-EXTRA_SIZES = {"emnist_balanced_small": (28, 28), "nist36_like": (32, 32), "mnist": (28, 28), "digits": (8, 8)}
-"""Sets of the notebook-era assignments (grader.data.extra) and their image sizes."""
-EXTRA_SETS = tuple(EXTRA_SIZES)
-ALL_SETS = (FASHION_MNIST, *DOGS_AND_CATS, *EXTRA_SETS)
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -27,13 +25,6 @@ DEFAULT_IMAGE_SIZE = (96, 96)
 ARRAYS_DIR = "arrays"
 """Sub-folder of hidden_data holding the preprocessed arrays (never inside an ImageFolder root)."""
 PREPARE_HINT = "run `autograder data prepare`"
-
-
-def default_size(name: str) -> tuple[int, int]:
-    """The image size a set is graded at unless an assignment asks for another."""
-    if name in EXTRA_SIZES:
-        return EXTRA_SIZES[name]
-    return FASHION_MNIST_SIZE if name == FASHION_MNIST else DEFAULT_IMAGE_SIZE
 
 
 def arrays_dir(hidden_data: Path, name: str, size: tuple[int, int]) -> Path:

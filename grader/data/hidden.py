@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from grader.data import registry
 from grader.data.arrays import read_manifest
-from grader.data.catalog import ALL_SETS, PREPARE_HINT, arrays_dir, default_size
+from grader.data.catalog import PREPARE_HINT, arrays_dir
 from grader.data.dither_key import read_key, set_seed
 from grader.data.errors import DataUnavailable
 from grader.data.folders import list_image_folder, stat_digest
@@ -89,22 +91,31 @@ def load_hidden(
     mmap: bool = True,
     check_fresh: bool = True,
 ) -> HiddenSet:
-    """Load set `name` ("fashion_mnist", "dogs_and_cats/orig", ".../aug", ".../new") at image_size (H, W).
+    """Load the registered set `name` (e.g. "fashion_mnist", "dogs_and_cats/orig", "nist36_like") at image_size (H, W).
 
-    image_size defaults to 28x28 for fashion_mnist and 96x96 for image folders. With check_fresh, the
-    source folder's listing (names, sizes, mtimes) must still match what the arrays were built from.
-    Raises DataUnavailable, with what to do, when the set is missing, stale or inconsistent.
+    image_size defaults to the set's registry entry (28x28 for fashion_mnist, 96x96 for image folders). With
+    check_fresh, the source folder's listing (names, sizes, mtimes) must still match what the arrays were built
+    from. Raises DataUnavailable, with what to do, when the set is unknown, missing, stale (prepared from other
+    files or under other conventions than its entry's) or inconsistent.
     """
-    size = tuple(image_size or default_size(name))
+    entry = registry.get(name)
+    if entry is None:
+        raise DataUnavailable(f"unknown hidden set {name!r} (known sets: {', '.join(registry.names())})")
+    size = tuple(image_size or entry.image_size)
     hidden = Path(settings.hidden_data)
     folder = arrays_dir(hidden, name, size)  # type: ignore[arg-type]
     manifest = read_manifest(folder)
     if manifest is None:
-        known = "" if name in ALL_SETS else f" (known sets: {', '.join(ALL_SETS)})"
+        if size != entry.image_size and not entry.resizable:
+            h, w = entry.image_size
+            raise DataUnavailable(f"hidden set {name!r} exists at {h}x{w} only, not at {size[0]}x{size[1]}")
         raise DataUnavailable(
-            f"hidden set {name!r} at {size[0]}x{size[1]} is not prepared in {hidden}{known}: {PREPARE_HINT}"
-            + ("" if size == default_size(name) else f" with sizes including {size}")
+            f"hidden set {name!r} at {size[0]}x{size[1]} is not prepared in {hidden}: {PREPARE_HINT}"
+            + ("" if size == entry.image_size else f" with sizes including {size}")
         )
+    stale = registry.stale_message(entry, folder, manifest)
+    if stale:
+        raise DataUnavailable(stale)
     if check_fresh:
         _check_fresh(hidden, name, manifest)
     try:
@@ -131,7 +142,7 @@ def load_hidden(
                      stand_in=bool(manifest.get("stand_in", False)))
 
 
-def _check_fresh(hidden: Path, name: str, manifest: dict) -> None:
+def _check_fresh(hidden: Path, name: str, manifest: dict[str, Any]) -> None:
     source = manifest["source"]
     root = hidden / source["dir"]
     try:
