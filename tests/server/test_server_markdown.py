@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pytest
+
 from grader.assignments import load_assignment
 from server.markdown import render
 
@@ -68,3 +70,14 @@ def test_a_hostile_page_source_is_escaped_and_links_are_http_or_relative_only():
     assert "[cell](javascript:alert(6))</td>" in flat
     assert "<th>what</th><th>the grader</th><th>the handout says</th>" in flat  # the conventions table
 
+
+@pytest.mark.parametrize("text", ["__init__(self)", "32*4*4 = 512", "params['W' + name]", "a | b", "<b>x</b>",
+                                  "&amp;", "\\d", "`x|y` *not* `code *kept*`"])
+def test_conventions_cells_show_their_text_as_written(text):
+    spec = load_assignment("rpz-cnn")
+    c = dataclasses.replace(spec.conventions[0], rule=text)
+    html = _flat(str(render(dataclasses.replace(spec, conventions=(c,)).student_page)))
+    cell = re.search(r"<tbody><tr><td>[^<]*</td><td>(.*?)</td>", html).group(1)  # type: ignore[union-attr]
+    expected = {"<b>x</b>": "&lt;b&gt;x&lt;/b&gt;", "&amp;": "&amp;amp;",
+                "`x|y` *not* `code *kept*`": "<code>x|y</code> *not* <code>code *kept*</code>"}
+    assert cell == expected.get(text, text.replace("&", "&amp;"))
