@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("flask")
+from tests.tooling import import_tool, missing_tool  # noqa: E402
+
+import_tool("flask")
 
 from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
@@ -181,7 +183,7 @@ def procs() -> Iterator[list[Proc]]:
 def redis_proc(tmp: Path, port: int) -> Proc:
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(exe).exists():
-        pytest.skip("redis-server is not installed")
+        missing_tool("redis-server is not installed")
     return Proc("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                           "--dir", str(tmp)], dict(os.environ), tmp / "redis.log")
 
@@ -208,9 +210,9 @@ def browser() -> Iterator[Any]:
     """Debian's chromium, headless, through Playwright (skipped where either is missing)."""
     from tests.server.browser import ARGS, CHROMIUM
 
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = import_tool("playwright.sync_api")
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
+        missing_tool("Debian's chromium is not installed")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
