@@ -35,6 +35,7 @@ from server.services.assignments import ensure_assignment  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
 from server.web import runtime  # noqa: E402
 from tests.server.browser import csrf_of  # noqa: E402
+from tests.server.openapi_check import assert_valid, check_api_responses  # noqa: E402
 from tests.server.ports import free_port, wait_port  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,8 @@ def settings(tmp_path: Path) -> ServerSettings:
 def app(settings: ServerSettings) -> Iterator[Flask]:
     upgrade(settings.database_url)
     app = create_app(settings=settings, test_config={"TESTING": True})
+    api_responses = check_api_responses(app)
+    app.extensions["api_responses"] = api_responses
     with app.app_context():
         s = runtime().sessions()
         accounts.add_user(s, "teacher", role="instructor", name="Tea Cher", password=PASSWORDS["teacher"])
@@ -66,6 +69,7 @@ def app(settings: ServerSettings) -> Iterator[Flask]:
         ensure_assignment(s, "rpz-cnn")
     yield app
     runtime(app).engine.dispose()
+    assert_valid(api_responses)
 
 
 @pytest.fixture
