@@ -28,7 +28,7 @@ class _Body(BaseModel):
 
 class Error(_Body):
     error: str
-    limit_bytes: int | None = Field(None, description="with 413: the upload limit in bytes")
+    limit_bytes: int | None = Field(default=None, description="with 413: the upload limit in bytes")
 
 
 class Submission(_Body):
@@ -50,11 +50,11 @@ class Submission(_Body):
     message: str = Field(description="for the student: why it was rejected or failed")
     result: dict[str, Any] | None = Field(description="the grader's result JSON (schema 1) once graded or rejected")
     finished_at: str | None = _timestamp()
-    attempts: int | None = Field(None, description="instructors only")
-    worker: str | None = Field(None, description="instructors only")
-    task_id: str | None = Field(None, description="instructors only")
-    error_reason: str | None = Field(None, description="instructors only: why grading failed")
-    user: str | None = Field(None, description="instructors only: the student's username")
+    attempts: int | None = Field(default=None, description="instructors only")
+    worker: str | None = Field(default=None, description="instructors only")
+    task_id: str | None = Field(default=None, description="instructors only")
+    error_reason: str | None = Field(default=None, description="instructors only: why grading failed")
+    user: str | None = Field(default=None, description="instructors only: the student's username")
 
 
 class Uploaded(Submission):
