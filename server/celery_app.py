@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 TASK_NAME = "autograder.grade"
 QUEUE = "grading"
+HARD_AFTER_SOFT_SECONDS = 120.0
+"""The hard time limit of the grading task comes this long after the soft one (time to report the failure)."""
 PROGRESS = "PROGRESS"
 """The grading task's custom state while it runs; meta: submission_id, check, checks_started."""
 
@@ -31,15 +33,15 @@ def result_backend_for(broker_url: str) -> str:
     return broker_url
 
 
-def make_celery(settings: ServerSettings) -> Celery:
-    from celery import Celery
-
-    app = Celery("autograder", broker=settings.broker_url, include=["server.tasks"])
+def celery_config(settings: ServerSettings) -> dict[str, Any]:
+    """The Celery configuration of the web app (which sends) and of the workers (`server.worker`)."""
     transport: dict[str, Any] = {}
-    if settings.broker_url.startswith(("redis", "rediss")):
+    events = settings.broker_url.startswith(("redis", "rediss"))
+    if events:
         transport["visibility_timeout"] = settings.visibility_timeout
     # The SQLAlchemy transport hands every transport option to create_engine(): pass none there.
-    app.conf.update(
+    return dict(
+        broker_url=settings.broker_url,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -59,7 +61,14 @@ def make_celery(settings: ServerSettings) -> Celery:
         broker_connection_timeout=5,
         broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        # Task events (sent, received, started, succeeded, ...) for Flower and `celery events`. Only on Redis:
+        # the embedded SQLite transport has no fan-out between processes, so nobody could receive them.
+        worker_send_task_events=events,
+        task_send_sent_event=events,
+        # Above the longest grading (the sandbox's wall limit, the follow-up round, the reference runs): the
+        # soft limit fails the attempt with a reason (counted like any failure), the hard one kills the child.
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_soft_time_limit + HARD_AFTER_SOFT_SECONDS,
         task_serializer="json",
         accept_content=["json"],
         autograder={
@@ -68,6 +77,14 @@ def make_celery(settings: ServerSettings) -> Celery:
             "heartbeat_seconds": settings.heartbeat_seconds,
         },
     )
+
+
+def make_celery(settings: ServerSettings) -> Celery:
+    """The web app's Celery app (it sends "grade N" and reads task states), configured at once."""
+    from celery import Celery
+
+    app = Celery("autograder", include=["server.tasks"])
+    app.conf.update(celery_config(settings))
     app.set_default()
     return app
 

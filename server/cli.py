@@ -160,20 +160,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- processes
 
 
-def worker_argv(concurrency: int, hostname: str | None, loglevel: str) -> list[str]:
-    argv = ["worker", f"--loglevel={loglevel}", "-Q", "grading", f"--concurrency={concurrency}",
-            "--pool=prefork", "--without-gossip", "--without-mingle"]
-    if hostname:
-        argv.append(f"--hostname={hostname}")
-    return argv
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
-    from celery import signals
-
-    from server.celery_app import make_celery
+    """`celery -A server.worker worker` after the host's preflight checks, with the project's defaults."""
     from server.settings import PROJECT_ROOT
-    from server.worker_client import InternalClient, worker_heartbeat_loop
 
     instance = Path(os.environ.get("AUTOGRADER_INSTANCE_DIR") or PROJECT_ROOT / "instance")
     if not os.environ.get("AUTOGRADER_INTERNAL_SECRET") and not (instance / "internal_secret").is_file():
@@ -184,23 +173,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     cfg = grader_settings()
     if why := check_worker_host(cfg) or check_hidden_data(cfg):
         return _err(why)
-    from server.worker_logging import install as install_structured_logs
-    install_structured_logs()  # JSON lines with the submission id on every line of a grading
-    settings = _settings()
-    celery = make_celery(settings)
-    concurrency = args.concurrency or settings.worker_concurrency
-    celery.conf.worker_concurrency = concurrency
-    celery.conf.autograder["exclusive"] = concurrency == 1  # one grading at a time in this worker
-    stop = threading.Event()
+    from server.worker import app, worker_argv
 
-    @signals.worker_ready.connect
-    def _ready(sender: Any = None, **_kw: Any) -> None:
-        client = InternalClient(settings.internal_url, settings.internal_secret,
-                                hostname=getattr(sender, "hostname", "") or "")
-        threading.Thread(target=worker_heartbeat_loop, args=(client, 15.0, stop), daemon=True).start()
-
-    celery.worker_main(worker_argv(concurrency, args.hostname, args.loglevel))
-    stop.set()
+    app.worker_main(worker_argv(args.concurrency or None, args.hostname, args.loglevel))
     return 0
 
 

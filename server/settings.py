@@ -59,6 +59,9 @@ class ServerSettings:
     login_max_failures: int = 5
     login_window_seconds: int = 900
     worker_concurrency: int = 1
+    task_soft_time_limit: float = 1200.0
+    """Seconds a grading task may run before Celery stops it (soft; the hard limit is 2 minutes later); above the
+    longest grading: 600 s of sandbox wall time (rpz-cnn), 120 s of follow-up round, the reference runs."""
     trusted_proxies: int = 0
     """Reverse proxies in front of the web app whose X-Forwarded-For/-Proto to trust (rate limits, https)."""
     metrics_token: str = ""

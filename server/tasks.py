@@ -5,13 +5,16 @@ from __future__ import annotations
 from celery import shared_task
 
 from server.celery_app import PROGRESS, TASK_NAME
-from server.worker_client import InternalClient, WebUnavailable, run_grading_job
+from server.worker_client import InternalClient, run_grading_job
 
 
-@shared_task(bind=True, name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=False,
-             autoretry_for=(WebUnavailable,), retry_backoff=5, retry_backoff_max=120, max_retries=8)
+@shared_task(bind=True, name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=False)
 def grade(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
-    """Grade one submission by id; while it runs the task's state is PROGRESS with the current check."""
+    """Grade one submission by id; while it runs the task's state is PROGRESS with the current check.
+
+    Not retried here: the client retries what the web app may answer later (`WebUnavailable` once it gives up),
+    and the web app's sweeper sends again what stays queued or whose lease runs out.
+    """
     conf = self.app.conf.autograder
     sid = int(submission_id)
     client = InternalClient(conf["internal_url"], conf["internal_secret"], hostname=self.request.hostname or "",

@@ -1,6 +1,9 @@
 """The worker's side of grading: claim, fetch the zip, run the engine, post progress and the result.
 
-Stdlib HTTP only; every request carries an HMAC of method, path, time and body with the shared secret.
+HTTP through requests. Transient faults (connection refused or reset, a read timeout, 502/503/504 with their
+Retry-After) are retried by urllib3's Retry in the session: the one retry layer of the worker. Every request
+carries an HMAC of method, path, time and body with the shared secret; the retries of a request stop while its
+signature is still fresh (`MAX_SKEW_SECONDS`), so none of them is refused as stale.
 """
 
 from __future__ import annotations
@@ -13,69 +16,112 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from server.security import signed_headers
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from server.security import MAX_SKEW_SECONDS, signed_headers
 
 log = logging.getLogger(__name__)
 
+RETRY_STATUSES = frozenset({502, 503, 504})
+"""What a proxy or a restarting web app answers; any other status is the app's real answer."""
+CONNECT_TIMEOUT = 5.0
+
 
 class WebUnavailable(Exception):
-    """The web app could not be reached (the task is retried later)."""
+    """The web app could not be reached, even after the retries."""
 
 
 class ClaimLost(Exception):
     """The web app no longer expects this attempt (finished, regraded or taken over)."""
 
 
+class DeadlineRetry(Retry):
+    """urllib3's Retry that also ends at a deadline (time.monotonic()), and waits at most `backoff_max` for a
+    Retry-After."""
+
+    deadline: float = float("inf")
+
+    def new(self, **kw: Any) -> DeadlineRetry:
+        out = super().new(**kw)
+        out.deadline = self.deadline
+        return out
+
+    def until(self, deadline: float) -> DeadlineRetry:
+        out = self.new()
+        out.deadline = deadline
+        return out
+
+    def is_exhausted(self) -> bool:
+        return super().is_exhausted() or time.monotonic() + self.get_backoff_time() >= self.deadline
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.backoff_max)
+
+
+def retry_policy(total: int = 12, backoff_factor: float = 1.0, backoff_max: float = 30.0) -> DeadlineRetry:
+    """Retries for about four minutes (0, 2, 4, 8, 16, 30, 30, ... s): results survive a restart or deploy of the
+    web app. Every method is retried: a repeated claim, result or failure for an attempt is answered 409, which
+    ends the attempt cleanly."""
+    return DeadlineRetry(total=total, connect=total, read=3, status=total, other=0, redirect=0,
+                         allowed_methods=None, status_forcelist=RETRY_STATUSES, backoff_factor=backoff_factor,
+                         backoff_max=backoff_max, respect_retry_after_header=True, raise_on_status=False)
+
+
 class InternalClient:
     def __init__(self, base_url: str, secret: str, *, hostname: str = "", timeout: float = 30.0,
-                 exclusive: bool = False) -> None:
+                 exclusive: bool = False, retry: DeadlineRetry | None = None) -> None:
         self.base = base_url.rstrip("/")
         self.exclusive = exclusive
         self.secret = secret
         self.hostname = hostname or socket.gethostname()
         self.timeout = timeout
+        self.retry = retry or retry_policy()
+        self._local = threading.local()  # a session per thread: the lease heartbeat posts beside the grading
+
+    def _adapter(self) -> HTTPAdapter:
+        adapter = getattr(self._local, "adapter", None)
+        if adapter is None:
+            adapter = self._local.adapter = HTTPAdapter()
+            self._local.session = requests.Session()
+            for prefix in ("http://", "https://"):
+                self._local.session.mount(prefix, adapter)
+        return adapter
 
     def _request(self, method: str, path: str, payload: dict[str, Any] | None = None,
-                 *, dest: Path | None = None) -> dict[str, Any]:
+                 *, dest: Path | None = None, retry: bool = True) -> dict[str, Any]:
+        """One call; `retry=False` for what is best effort and sent again soon anyway (progress, heartbeats),
+        so that a web app that is down never holds up a grading."""
         body = b"" if payload is None else json.dumps(payload).encode()
         headers = signed_headers(self.secret, method, path, body)
         if payload is not None:
             headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.base + path, data=body if payload is not None else None,
-                                     method=method, headers=headers)
+        # The last attempt must reach the web app while the signature is fresh: leave a read timeout to spare.
+        deadline = time.monotonic() + (MAX_SKEW_SECONDS - self.timeout - 10 if retry else 0)
+        self._adapter().max_retries = self.retry.until(deadline)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with self._local.session.request(method, self.base + path, data=body if payload is not None else None,
+                                             headers=headers, timeout=(CONNECT_TIMEOUT, self.timeout),
+                                             stream=dest is not None, allow_redirects=False) as resp:
+                if resp.status_code == 409:
+                    raise ClaimLost(resp.text)
+                if resp.status_code >= 500:
+                    raise WebUnavailable(f"{method} {path}: HTTP {resp.status_code}")
+                if resp.status_code >= 300:
+                    raise RuntimeError(f"{method} {path}: HTTP {resp.status_code} {resp.content[:300]!r}")
                 if dest is not None:
                     with open(dest, "wb") as out:
-                        while chunk := resp.read(1 << 20):
+                        for chunk in resp.iter_content(1 << 20):
                             out.write(chunk)
                     return {}
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            if exc.code == 409:
-                raise ClaimLost(exc.read().decode(errors="replace")) from None
-            if exc.code >= 500:
-                raise WebUnavailable(f"{method} {path}: HTTP {exc.code}") from None
-            raise RuntimeError(f"{method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                return json.loads(resp.content or b"{}")
+        except requests.RequestException as exc:
             raise WebUnavailable(f"{method} {path}: {exc}") from None
-
-    def _retrying(self, method: str, path: str, payload: dict[str, Any], tries: int = 10) -> dict[str, Any]:
-        """Results survive a restart or deploy of the web app: about three minutes of retries."""
-        for i in range(tries):
-            try:
-                return self._request(method, path, payload)
-            except WebUnavailable:
-                if i == tries - 1:
-                    raise
-                time.sleep(min(30.0, 2.0 * 2**i))
-        raise AssertionError("unreachable")
 
     def claim(self, sid: int, task_id: str = "") -> dict[str, Any]:
         return self._request("POST", f"/internal/submissions/{sid}/claim",
@@ -86,18 +132,18 @@ class InternalClient:
 
     def progress(self, sid: int, claim: str, check: str | None) -> None:
         self._request("POST", f"/internal/submissions/{sid}/progress",
-                      {"claim": claim, "check": check, "hostname": self.hostname})
+                      {"claim": claim, "check": check, "hostname": self.hostname}, retry=False)
 
     def result(self, sid: int, claim: str, result: dict[str, Any]) -> dict[str, Any]:
-        return self._retrying("POST", f"/internal/submissions/{sid}/result",
+        return self._request("POST", f"/internal/submissions/{sid}/result",
                               {"claim": claim, "result": result, "hostname": self.hostname})
 
     def fail(self, sid: int, claim: str, reason: str) -> dict[str, Any]:
-        return self._retrying("POST", f"/internal/submissions/{sid}/fail",
+        return self._request("POST", f"/internal/submissions/{sid}/fail",
                               {"claim": claim, "reason": reason[-4000:], "hostname": self.hostname})
 
     def heartbeat(self) -> None:
-        self._request("POST", "/internal/workers/heartbeat", {"hostname": self.hostname})
+        self._request("POST", "/internal/workers/heartbeat", {"hostname": self.hostname}, retry=False)
 
 
 class _Heartbeat(threading.Thread):

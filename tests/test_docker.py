@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-yaml = pytest.importorskip("yaml")
+from tests.tooling import import_tool
+
+yaml = import_tool("yaml")
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"

@@ -18,6 +18,7 @@ import pytest
 from grader.result import CheckStatus, Status
 from grader.sandbox.bwrap import python_prefixes
 from tests.conftest import check, make_zip, reference_file
+from tests.tooling import missing_tool
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("host_unharmed")]
 
@@ -329,7 +330,7 @@ def test_seccomp_denies_kernel_surface_student_code_never_needs(grade):
     from grader.sandbox.seccomp import seccomp_program
 
     if seccomp_program() is None:
-        pytest.skip("python3-seccomp (libseccomp) is not installed: the optional filter is off")
+        missing_tool("python3-seccomp (libseccomp) is not installed: the optional filter is off")
     code = """
 import ctypes, os, socket
 libc = ctypes.CDLL(None, use_errno=True)

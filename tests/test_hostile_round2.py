@@ -18,6 +18,7 @@ from grader.api import grade_submission
 from grader.result import CheckStatus, GradeResult, Status
 from tests import attacks
 from tests.conftest import check, make_zip, reference_file
+from tests.tooling import import_tool
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("host_unharmed")]
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,7 +193,7 @@ def test_wire_decoder_fuzz_only_raises_wire_error():
 
 
 def test_wire_decoder_property_only_raises_wire_error():
-    hypothesis = pytest.importorskip("hypothesis")
+    hypothesis = import_tool("hypothesis")
     from hypothesis import strategies as st
 
     from grader.harness import wire

@@ -23,6 +23,7 @@ from grader.sandbox.bwrap import Job
 from grader.sandbox.process import RunLimits, SandboxProcess, host_backend
 from grader.settings import GraderSettings
 from reference.build import build_submission_zip
+from tests.tooling import missing_tool
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -226,16 +227,17 @@ print("PROBE" + json.dumps({"usr": sorted(os.listdir("/usr")), "bin": sorted(os.
 '''
 
 
-@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no system python3")
 def test_a_venv_of_the_system_python_sees_its_standard_library_not_usr(fast_settings, tmp_path):
     """The Docker images run a venv of Debian's python3, whose base installation is /usr: the sandbox gets its
     standard library and binary, not /usr/share (datasets), /usr/bin or /usr/local."""
+    if not Path("/usr/bin/python3").exists():
+        missing_tool("no system python3")
     folder = Path(tempfile.mkdtemp(prefix="nnag-sysvenv-", dir="/var/tmp"))  # the sandbox's /tmp is its own
     try:
         made = subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(folder / "venv")],
                               capture_output=True, text=True, timeout=120)
         if made.returncode != 0:
-            pytest.skip(f"python3 -m venv: {made.stderr.strip()[-200:]}")
+            missing_tool(f"python3 -m venv: {made.stderr.strip()[-200:]}")
         python = folder / "venv" / "bin" / "python"
         seen = run_probe(fast_settings.with_(python=python), SYSTEM_PROBE, tmp_path / "job", cpus=1.0,
                          memory_bytes=2**30, timeout=120)

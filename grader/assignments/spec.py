@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -142,9 +143,16 @@ class AssignmentSpec:
         raise KeyError(check_id)
 
 
+_CODE_SPAN = re.compile(r"(`[^`]*`)")
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\*_\[\]<&])")
+
+
 def _cell(text: str) -> str:
-    """Text for one Markdown table cell: one line, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """One Markdown table cell: one line, pipes escaped, and outside `code` Markdown's other special characters
+    escaped too, so that a rule or quote shows as written (``__init__``, ``32*4*4``)."""
+    parts = _CODE_SPAN.split(" ".join(text.split()))
+    return "".join(p if i % 2 else _MARKDOWN_PUNCTUATION.sub(r"\\\1", p) for i, p in enumerate(parts)).replace(
+        "|", "\\|")
 
 
 def make_limits(values: dict[str, Any], base: Limits | None = None) -> Limits:

@@ -88,11 +88,11 @@ def start_nginx(tmp: Path, h: Any, procs: list, *, upstream: int) -> int:
     """Debian's nginx with the project's config in front of 127.0.0.1:`upstream`; its port."""
     import shutil
 
-    import pytest
+    from tests.tooling import missing_tool
 
     exe = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(exe).exists():
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+        missing_tool("nginx is not installed (apt-get install nginx-light)")
     port = h.free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(nginx_conf_for_test(tmp, listen=port, upstream=upstream))

@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("flask")
+from tests.tooling import import_tool, missing_tool  # noqa: E402
+
+import_tool("flask")
 
 from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
@@ -33,6 +35,7 @@ from server.services.assignments import ensure_assignment  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
 from server.web import runtime  # noqa: E402
 from tests.server.browser import csrf_of  # noqa: E402
+from tests.server.openapi_check import assert_valid, check_api_responses  # noqa: E402
 from tests.server.ports import free_port, wait_port  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -55,6 +58,8 @@ def settings(tmp_path: Path) -> ServerSettings:
 def app(settings: ServerSettings) -> Iterator[Flask]:
     upgrade(settings.database_url)
     app = create_app(settings=settings, test_config={"TESTING": True})
+    api_responses = check_api_responses(app)
+    app.extensions["api_responses"] = api_responses
     with app.app_context():
         s = runtime().sessions()
         accounts.add_user(s, "teacher", role="instructor", name="Tea Cher", password=PASSWORDS["teacher"])
@@ -64,6 +69,7 @@ def app(settings: ServerSettings) -> Iterator[Flask]:
         ensure_assignment(s, "rpz-cnn")
     yield app
     runtime(app).engine.dispose()
+    assert_valid(api_responses)
 
 
 @pytest.fixture
@@ -181,7 +187,7 @@ def procs() -> Iterator[list[Proc]]:
 def redis_proc(tmp: Path, port: int) -> Proc:
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(exe).exists():
-        pytest.skip("redis-server is not installed")
+        missing_tool("redis-server is not installed")
     return Proc("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                           "--dir", str(tmp)], dict(os.environ), tmp / "redis.log")
 
@@ -208,9 +214,9 @@ def browser() -> Iterator[Any]:
     """Debian's chromium, headless, through Playwright (skipped where either is missing)."""
     from tests.server.browser import ARGS, CHROMIUM
 
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = import_tool("playwright.sync_api")
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
+        missing_tool("Debian's chromium is not installed")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b

@@ -24,6 +24,7 @@ from server.security import local_redirect
 from server.services import accounts
 from tests.server import attacks
 from tests.server.pg import PostgresUnavailable, init_cluster, wait_ready
+from tests.tooling import import_tool, missing_tool
 
 # ---------------------------------------------------------------- 11: open redirect after login
 
@@ -99,9 +100,9 @@ def test_chromium_stays_on_the_app_after_login(tmp_path, h, procs):
     show; it logs in with each `next` and must end on the app's start page."""
     from tests.server.browser import ARGS, CHROMIUM
 
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = import_tool("playwright.sync_api")
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
+        missing_tool("Debian's chromium is not installed")
     evil = ThreadingHTTPServer(("127.0.0.1", 0), _Evil)
     threading.Thread(target=evil.serve_forever, daemon=True).start()
     _Evil.visits = []
@@ -151,7 +152,7 @@ def compose_web_args() -> list[str]:
 def test_nginx_config_is_valid(tmp_path):
     exe = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(exe).exists():
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+        missing_tool("nginx is not installed (apt-get install nginx-light)")
     conf = tmp_path / "nginx.conf"
     conf.write_text(attacks.nginx_conf_for_test(tmp_path, listen=8080, upstream=8000))
     r = subprocess.run([exe, "-t", "-p", str(tmp_path), "-e", "stderr", "-c", str(conf), "-g", f"pid {tmp_path}/p;"],
@@ -236,13 +237,13 @@ def test_parallel_guesses_sqlite(tmp_path, h, procs, settings):
 
 @pytest.fixture
 def pg_url(tmp_path, h, procs):
-    pytest.importorskip("psycopg")
+    import_tool("psycopg")
     root = Path(tempfile.mkdtemp(prefix="autograder-pg-"))  # not tmp_path: PostgreSQL must not run as root
     try:
         cluster = init_cluster(root, h.free_port())
     except PostgresUnavailable as exc:
         shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(str(exc))
+        missing_tool(str(exc))
     procs.append(h.Proc("postgres", cluster.argv, dict(os.environ), tmp_path / "pg.log").start())
     h.wait_port(cluster.port, timeout=60)
     wait_ready(cluster.url)

@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from tests.tooling import missing_tool
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SUBMISSIONS = 20
@@ -124,7 +126,7 @@ def _remove_run_cgroups(root: Path, name: str) -> None:
 def hosts() -> Iterator[Hosts]:
     reason = _skip_reason()
     if reason:
-        pytest.skip(reason)
+        missing_tool(reason)
     made = Hosts()
     try:
         yield made

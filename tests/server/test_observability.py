@@ -21,6 +21,7 @@ from server import create_app
 from server.db import upgrade
 from server.models import Submission, utcnow
 from server.services import submissions as svc
+from tests.tooling import missing_tool
 
 
 def _families(text: str) -> dict[str, Any]:
@@ -130,7 +131,7 @@ def test_workers_page_shows_each_heartbeat_to_instructors_only(app, db, as_user,
 @pytest.mark.slow
 def test_worker_logs_are_json_with_the_submission_id_on_every_line_of_a_grading(h, procs, tmp_path):
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+        missing_tool("redis-server is not installed")
     redis_port, web_port = h.free_port(), h.free_port()
     web_dir = tmp_path / "web"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOGRADER_")}

@@ -107,3 +107,54 @@ def test_metrics_off_by_default_and_token_protected(app, settings, h, as_user):
     r = c.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
     assert r.status_code == 200 and 'autograder_submissions{status="queued"} 1.0' in r.text
     assert "autograder_workers_alive 0.0" in r.text
+
+
+def test_every_api_response_matches_the_generated_openapi(app, db, h, settings):
+    """Each operation and answer the API has, student and instructor; the `app` fixture validates every API
+    response of every test against /api/v1/openapi.json (tests/server/openapi_check.py), this one included."""
+    from tests.server.test_server_lifecycle import Worker, graded
+
+    spec = app.test_client().get("/api/v1/openapi.json").json
+    sub = spec["components"]["schemas"]["Submission"]
+    assert {"uploaded_at", "filename", "finished_at", "queue_position", "result"} <= set(sub["required"])
+    assert sub["additionalProperties"] is False and "error_reason" in sub["properties"]
+    assert sorted(spec["paths"]) == ["/api/v1/assignments", "/api/v1/assignments/{name}/leaderboard",
+                                     "/api/v1/assignments/{name}/submissions", "/api/v1/submissions",
+                                     "/api/v1/submissions/{submission_id}"]
+
+    alice = auth(accounts.create_api_token(db, accounts.find_user(db, "alice")))
+    bob = auth(accounts.create_api_token(db, accounts.find_user(db, "bob")))
+    teacher = auth(accounts.create_api_token(db, accounts.find_user(db, "teacher")))
+    c = app.test_client()
+    zip_file = {"file": (io.BytesIO(h.tiny_zip()), "s.zip")}
+    sid = c.post("/api/v1/assignments/rpz-cnn/submissions", headers=alice, data=zip_file,
+                 content_type="multipart/form-data").json["id"]
+    c.get(f"/api/v1/submissions/{sid}", headers=alice)  # queued
+    worker = Worker(app.test_client(), settings.internal_secret)
+    claim = worker.claim(sid).json["claim"]
+    c.get(f"/api/v1/submissions/{sid}", headers=alice)  # running
+    worker.result(sid, claim, graded(0.8))
+    for who in (alice, bob, teacher):
+        c.get("/api/v1/assignments", headers=who)
+        c.get("/api/v1/submissions", headers=who)
+        c.get(f"/api/v1/submissions/{sid}", headers=who)
+        c.get("/api/v1/assignments/rpz-cnn/leaderboard", headers=who)
+    c.get("/api/v1/submissions/999999", headers=alice)
+    c.get("/api/v1/assignments/nope/leaderboard", headers=alice)
+    c.post("/api/v1/assignments/nope/submissions", headers=alice)
+    c.post("/api/v1/assignments/rpz-cnn/submissions", headers=alice)
+    c.get("/api/v1/submissions", headers=auth("wrong"))
+    a = h.get_assignment(db)
+    a.leaderboard_visibility, a.max_upload_bytes = "hidden", 1000
+    db.commit()
+    c.get("/api/v1/assignments/rpz-cnn/leaderboard", headers=alice)
+    c.post("/api/v1/assignments/rpz-cnn/submissions", headers=alice,
+           data={"file": (io.BytesIO(b"x" * 100_000), "s.zip")}, content_type="multipart/form-data")
+
+    seen = app.extensions["api_responses"]
+    assert not seen.problems, seen.problems
+    statuses = {(m, p, s) for m, p, s in seen.checked}
+    assert {("GET", "/api/v1/submissions/{submission_id}", s) for s in (200, 403, 404)} <= statuses
+    assert {("POST", "/api/v1/assignments/{name}/submissions", s) for s in (201, 400, 404, 413)} <= statuses
+    assert {("GET", "/api/v1/assignments/{name}/leaderboard", s) for s in (200, 404)} <= statuses
+    assert ("GET", "/api/v1/submissions", 401) in statuses and ("GET", "/api/v1/assignments", 200) in statuses

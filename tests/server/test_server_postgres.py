@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.pg import PostgresUnavailable, init_cluster, wait_ready
+from tests.tooling import import_tool, missing_tool
 
 pytestmark = [pytest.mark.integration]
 
@@ -28,14 +29,14 @@ def cleanup():
 
 @pytest.fixture
 def pg_url(tmp_path, h, cleanup, procs):
-    pytest.importorskip("psycopg")
+    import_tool("psycopg")
     # Not under pytest's tmp_path: that is private to root, and PostgreSQL must not run as root.
     root = Path(tempfile.mkdtemp(prefix="autograder-pg-"))
     cleanup.append(root)
     try:
         cluster = init_cluster(root, h.free_port())
     except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
+        missing_tool(str(exc))
     procs.append(h.Proc("postgres", cluster.argv, dict(os.environ), tmp_path / "pg.log").start())
     h.wait_port(cluster.port, timeout=60)
     wait_ready(cluster.url)
