@@ -1,0 +1,134 @@
+"""Check params are typed and validated when a spec loads; a spec that cannot be graded with is a grading error
+that says what to fix and is not retried, never an exception out of grade_submission."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from grader.api import grade_submission
+from grader.assignments import InvalidSpec, list_assignments, load_assignment, spec
+from grader.judge.kinds import KINDS
+from grader.judge.params import PARAMS, Params
+from grader.result import GradeResult, Status
+from grader.settings import GraderSettings
+from tests.conftest import make_zip, reference_file
+
+REAL = spec.SPEC_DIR / "rpz_cnn.toml"
+ACCURACY = """[checks.params]
+module = "pytorch_cnn"
+class = "MyNet"
+file = "model.pt"
+fn_module = "pytorch_cnn"
+fn = "classify"
+threshold = 0.75
+batch = 500
+"""
+BROKEN = {  # what a spec author gets wrong, each in a copy of rpz-cnn's real spec
+    "unknown kind": ('kind = "torch.accuracy"\ntarget = "MyNet"', 'kind = "torch.acuracy"\ntarget = "MyNet"',
+                     "check 'pytorch_cnn.MyNet.accuracy' (kind 'torch.acuracy'): unknown kind 'torch.acuracy' (known: "
+                     "batches.partition,"),
+    "misspelt key": (ACCURACY, ACCURACY.replace("threshold", "treshold"),
+                     "check 'pytorch_cnn.MyNet.accuracy' (kind 'torch.accuracy'): params.threshold: missing; "
+                     "params.treshold: unknown key"),
+    "wrong type": (ACCURACY, ACCURACY.replace("batch = 500", 'batch = "500"'),
+                   "check 'pytorch_cnn.MyNet.accuracy' (kind 'torch.accuracy'): params.batch: Input should be a "
+                   "valid integer (got '500')"),
+    "nested key": ('{ layer = "ReLU" },', '{ layer = "ReLU", size = { input_dim = 5 } },',
+                   "check 'numpy_nn.network' (kind 'network'): params.layers[1].size: unknown key"),
+    "undescribed layer": ('{ layer = "Sigmoid" },\n]', '{ layer = "Sigmoidal" },\n]',
+                          "check 'numpy_nn.network' (kind 'network'): params.layers[3].layer: no [layers.Sigmoidal] "
+                          "in this spec (described: Linear, ReLU, SE, Sigmoid)"),
+}
+
+
+@pytest.fixture
+def spec_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], Path]]:
+    """write(old, new): a copy of rpz-cnn's spec with `old` replaced by `new`, where load_assignment looks."""
+    folder = tmp_path / "specs"
+    folder.mkdir()
+
+    def write(old: str, new: str) -> Path:
+        text = REAL.read_text()
+        assert text.count(old) == 1, old
+        path = folder / REAL.name
+        path.write_text(text.replace(old, new))
+        load_assignment.cache_clear()
+        return path
+
+    monkeypatch.setattr(spec, "SPEC_DIR", folder)
+    load_assignment.cache_clear()
+    yield write
+    monkeypatch.undo()
+    load_assignment.cache_clear()  # later tests load the real specs again
+
+
+def test_every_kind_has_a_params_model_and_every_spec_validates() -> None:
+    assert set(PARAMS) == set(KINDS)
+    assert len(list_assignments()) >= 5
+    for name in list_assignments():
+        for check in load_assignment(name).checks:
+            assert check.kind in KINDS, (name, check.id)
+
+
+def test_params_are_typed_with_the_defaults_the_kinds_used() -> None:
+    cnn = load_assignment("rpz-cnn")
+    acc = cnn.check("pytorch_cnn.MyNet.accuracy").params
+    assert isinstance(acc, Params) and acc.class_ == "MyNet" and acc.threshold == 0.75 and acc.batch == 500
+    assert acc.metric is None and acc.datasets[0].weight == 1.0 and acc.datasets[0].dither is None
+    net = cnn.check("numpy_nn.network").params
+    assert net.lr == 0.1 and [item.layer for item in net.layers] == ["Linear", "ReLU", "Linear", "Sigmoid"]
+    cmu = load_assignment("cmu-16720-hw5")
+    assert cmu.check("nn.get_random_batches").params.near_equal is True
+    q3 = cmu.check("q3.accuracy").params
+    assert q3.threshold == 0.60 and q3.course_threshold == 0.75 and q3.report == "accuracy"
+    fn = next(c.params for c in cmu.checks if c.kind == "function")
+    assert fn.rtol == 1e-5 and fn.atol == 1e-7 and fn.dtype is False
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_bad_spec_fails_to_load_naming_assignment_check_kind_and_key(case: str, tmp_path: Path) -> None:
+    old, new, words = BROKEN[case]
+    text = REAL.read_text()
+    assert text.count(old) == 1
+    path = tmp_path / REAL.name
+    path.write_text(text.replace(old, new))
+    with pytest.raises(InvalidSpec) as err:
+        spec.parse_spec(tomllib.loads(path.read_text()), path=path)
+    assert str(err.value).startswith(f"assignment 'rpz-cnn', {words}")
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_grade_submission_gives_a_deterministic_error_for_a_bad_spec(case: str, spec_dir, tmp_path: Path,
+                                                                      fast_settings: GraderSettings) -> None:
+    old, new, words = BROKEN[case]
+    spec_dir(old, new)
+    z = make_zip(tmp_path / "sub.zip", {"numpy_nn.py": reference_file("numpy_nn.py")})
+    result = grade_submission(zip_path=z, assignment="rpz-cnn", settings=fast_settings)
+    assert result.status is Status.ERROR and result.deterministic and not result.checks
+    assert "The spec of assignment 'rpz-cnn' is invalid" in result.message and words in result.message
+    assert "not the student's fault" in result.message
+    again = GradeResult.from_dict(result.to_dict())  # what the worker posts and the web app reads
+    assert again.deterministic and again.to_dict()["deterministic"] is True
+
+
+def test_a_spec_the_kind_cannot_plan_is_a_deterministic_error(spec_dir, tmp_path: Path,
+                                                              fast_settings: GraderSettings) -> None:
+    """Params that validate but that the kind cannot use (a layer's sizes without a constructor size): planning
+    fails, and the grading comes back as an error about the spec instead of raising."""
+    spec_dir("{ layer = \"Linear\", sizes = { input_dim = 6, output_dim = 5 } },",
+             "{ layer = \"Linear\", sizes = { input_dim = 6 } },")
+    z = make_zip(tmp_path / "sub.zip", {"numpy_nn.py": reference_file("numpy_nn.py")})
+    result = grade_submission(zip_path=z, assignment="rpz-cnn", settings=fast_settings, only=["numpy_nn.network"])
+    assert result.status is Status.ERROR and result.deterministic
+    assert "cannot plan check 'numpy_nn.network' (kind 'network')" in result.message
+    assert "'output_dim'" in result.message and "not the student's fault" in result.message
+
+
+def test_other_errors_stay_retried() -> None:
+    err = GradeResult.error(assignment="rpz-cnn", message="sandbox broke")
+    assert not err.deterministic and "deterministic" not in err.to_dict()
+    assert not GradeResult.from_dict(err.to_dict()).deterministic
