@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from grader.judge.params import ParamsError, parse_params
+from grader.judge.params import Params, ParamsError, parse_params
 
 SPEC_DIR = Path(__file__).resolve().parent
 GiB = 2**30
@@ -62,7 +62,8 @@ class CheckSpec:
     """Submission files the check needs besides the module (e.g. "model.pt")."""
     required: bool = True
     """Whether the lab counts as passed only if this check passes."""
-    params: dict[str, Any] = field(default_factory=dict)
+    params: Params = field(default_factory=Params)
+    """The kind's typed params (grader.judge.params), validated when the spec loaded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +163,12 @@ def load_assignment(name: str) -> AssignmentSpec:
     return parse_spec(tomllib.loads(path.read_text()), path=path)
 
 
-def _params(check: dict[str, Any], assignment: str, layers: set[str]) -> dict[str, Any]:
+def _params(check: dict[str, Any], assignment: str, layers: set[str]) -> Params:
     """The check's params, validated against its kind's model (InvalidSpec names the assignment, check and key)."""
-    raw = dict(check.get("params", {}))
     try:
-        parse_params(check["kind"], raw, layers=layers)
+        return parse_params(check["kind"], dict(check.get("params", {})), layers=layers)
     except ParamsError as exc:
         raise InvalidSpec(f"assignment {assignment!r}, check {check['id']!r} (kind {check['kind']!r}): {exc}") from None
-    return raw
 
 
 def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:

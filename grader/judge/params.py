@@ -8,7 +8,7 @@ a small language of their own and stay mappings here: what they may hold is scri
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -145,24 +145,26 @@ class NetworkParams(Params):
         return _described(name, info)
 
 
-class _TorchModel(Params):
+class TorchModelParams(Params):
+    """A model the check builds as ``module.class(**kwargs)``."""
+
     module: str
     class_: str = Field(alias="class")
     kwargs: dict[str, Any] = {}
     """Keyword arguments of the constructor (default: none, as the handouts build ``Model()``)."""
 
 
-class TorchBuildParams(_TorchModel):
+class TorchBuildParams(TorchModelParams):
     input_shape: list[int] = Field(min_length=1)
     output_shape: list[int] = Field(min_length=1)
     output_doc: str = ""
 
 
-class TorchCheckpointParams(_TorchModel):
+class TorchCheckpointParams(TorchModelParams):
     file: str
 
 
-class TorchClassifyParams(_TorchModel):
+class TorchClassifyParams(TorchModelParams):
     fn: str
     fn_module: str
     input_shape: list[int] = Field(min_length=2)
@@ -180,8 +182,7 @@ class HiddenSet(Params):
     dither: int | None = None
 
 
-class TorchAccuracyParams(_TorchModel):
-    file: str
+class TorchAccuracyParams(TorchCheckpointParams):
     fn: str
     fn_module: str
     datasets: list[HiddenSet] = Field(min_length=1)
@@ -293,6 +294,9 @@ PARAMS: dict[str, type[Params]] = {
 """The params model of every kind in grader.judge.kinds.KINDS (a test holds the two to the same keys)."""
 
 
+P = TypeVar("P", bound=Params)
+
+
 class ParamsError(ValueError):
     """A check's kind is unknown or its params do not validate; the message names what and where."""
 
@@ -318,3 +322,10 @@ def _problem(error: Any) -> str:
     if error["type"] == "value_error":  # ours: the message says what is wrong with the value
         return f"{where}: {error['msg'].removeprefix('Value error, ')}"
     return f"{where}: {error['msg']} (got {error['input']!r:.80})"
+
+
+def params_as(params: Params, model: type[P]) -> P:
+    """A check's params as its kind's model (what the spec validated them with)."""
+    if not isinstance(params, model):
+        raise TypeError(f"params {type(params).__name__} where {model.__name__} is needed")
+    return params
