@@ -18,6 +18,7 @@ from grader.settings import GraderSettings
 from tests.conftest import make_zip, reference_file
 
 REAL = spec.SPEC_DIR / "rpz_cnn.toml"
+CMU = spec.SPEC_DIR / "cmu_16720_hw5.toml"
 ACCURACY = """[checks.params]
 module = "pytorch_cnn"
 class = "MyNet"
@@ -27,7 +28,7 @@ fn = "classify"
 threshold = 0.75
 batch = 500
 """
-BROKEN = {  # what a spec author gets wrong, each in a copy of rpz-cnn's real spec
+BROKEN = {  # what a spec author gets wrong, each in a copy of a real spec (rpz-cnn's unless it says)
     "unknown kind": ('kind = "torch.accuracy"\ntarget = "MyNet"', 'kind = "torch.acuracy"\ntarget = "MyNet"',
                      "check 'pytorch_cnn.MyNet.accuracy' (kind 'torch.acuracy'): unknown kind 'torch.acuracy' (known: "
                      "batches.partition,"),
@@ -42,19 +43,22 @@ BROKEN = {  # what a spec author gets wrong, each in a copy of rpz-cnn's real sp
     "undescribed layer": ('{ layer = "Sigmoid" },\n]', '{ layer = "Sigmoidal" },\n]',
                           "check 'numpy_nn.network' (kind 'network'): params.layers[3].layer: no [layers.Sigmoidal] "
                           "in this spec (described: Linear, ReLU, SE, Sigmoid)"),
+    "step key": ('{ np_load = "q3_weights.npz", as = "params" }', '{ np_load = "q3_weights.npz", ass = "params" }',
+                 "check 'q3.accuracy' (kind 'predictions'): params.steps[0]: unknown key(s) ass in a np_load step",
+                 CMU),
 }
 
 
 @pytest.fixture
-def spec_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], Path]]:
-    """write(old, new): a copy of rpz-cnn's spec with `old` replaced by `new`, where load_assignment looks."""
+def spec_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
+    """write(old, new, real=REAL): a copy of a real spec with `old` replaced by `new`, where load_assignment looks."""
     folder = tmp_path / "specs"
     folder.mkdir()
 
-    def write(old: str, new: str) -> Path:
-        text = REAL.read_text()
+    def write(old: str, new: str, real: Path = REAL) -> Path:
+        text = real.read_text()
         assert text.count(old) == 1, old
-        path = folder / REAL.name
+        path = folder / real.name
         path.write_text(text.replace(old, new))
         load_assignment.cache_clear()
         return path
@@ -91,25 +95,26 @@ def test_params_are_typed_with_the_defaults_the_kinds_used() -> None:
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_a_bad_spec_fails_to_load_naming_assignment_check_kind_and_key(case: str, tmp_path: Path) -> None:
-    old, new, words = BROKEN[case]
-    text = REAL.read_text()
+    old, new, words, *real = BROKEN[case]
+    real_path = real[0] if real else REAL
+    text = real_path.read_text()
     assert text.count(old) == 1
-    path = tmp_path / REAL.name
+    path = tmp_path / real_path.name
     path.write_text(text.replace(old, new))
     with pytest.raises(InvalidSpec) as err:
         spec.parse_spec(tomllib.loads(path.read_text()), path=path)
-    assert str(err.value).startswith(f"assignment 'rpz-cnn', {words}")
+    assert str(err.value).startswith(f"assignment '{path.stem.replace('_', '-')}', {words}")
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_grade_submission_gives_a_deterministic_error_for_a_bad_spec(case: str, spec_dir, tmp_path: Path,
                                                                       fast_settings: GraderSettings) -> None:
-    old, new, words = BROKEN[case]
-    spec_dir(old, new)
+    old, new, words, *real = BROKEN[case]
+    name = spec_dir(old, new, *real).stem.replace("_", "-")
     z = make_zip(tmp_path / "sub.zip", {"numpy_nn.py": reference_file("numpy_nn.py")})
-    result = grade_submission(zip_path=z, assignment="rpz-cnn", settings=fast_settings)
+    result = grade_submission(zip_path=z, assignment=name, settings=fast_settings)
     assert result.status is Status.ERROR and result.deterministic and not result.checks
-    assert "The spec of assignment 'rpz-cnn' is invalid" in result.message and words in result.message
+    assert f"The spec of assignment '{name}' is invalid" in result.message and words in result.message
     assert "not the student's fault" in result.message
     again = GradeResult.from_dict(result.to_dict())  # what the worker posts and the web app reads
     assert again.deterministic and again.to_dict()["deterministic"] is True

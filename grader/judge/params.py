@@ -3,7 +3,8 @@
 Each kind has one frozen pydantic model with ``extra="forbid"``: a misspelt key, a missing one or a value of the
 wrong type is an error naming the key, at load time instead of a KeyError (or a silent default) while grading.
 Defaults are those the kinds used before through ``.get``. Script steps (``steps``; see grader.judge.script) are
-a small language of their own and stay mappings here: what they may hold is script.py's to say.
+a small language of their own and stay mappings here, held to one step kind and the keys that kind reads; their
+arguments are script.py's to check.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,7 +22,34 @@ from pydantic import (
     model_validator,
 )
 
-Step = dict[str, Any]
+STEP_KEYS: dict[str, frozenset[str]] = {
+    "call": frozenset({"module", "args", "kwargs", "given", "unchanged", "unchanged_why"}),
+    "new": frozenset({"module", "args", "kwargs", "unchanged", "unchanged_why"}),
+    "method": frozenset({"on", "owner", "args", "kwargs", "unchanged", "unchanged_why"}),
+    "item": frozenset(),
+    "attr": frozenset({"on", "owner"}),
+    "set": frozenset({"on", "owner", "value"}),
+    "np_load": frozenset({"list"}),
+    "torch_load": frozenset({"into", "owner"}),
+    "assign": frozenset({"into", "owner"}),
+    "eval": frozenset({"owner"}),
+}
+"""The step kinds of grader.judge.script (its key names the kind) and the keys each may hold besides
+`STEP_COMMON`, as Script._step reads them."""
+STEP_COMMON = frozenset({"check", "shape", "twin", "label", "as"})
+
+
+def _step(step: dict[str, Any]) -> dict[str, Any]:
+    """A step with one kind and only the keys that kind reads (its arguments are script.py's to check)."""
+    kinds = [k for k in STEP_KEYS if k in step]
+    if len(kinds) != 1:
+        raise ValueError(f"a step is exactly one of {', '.join(STEP_KEYS)} (this one: {', '.join(kinds) or 'none'})")
+    if unknown := sorted(set(step) - {kinds[0]} - STEP_COMMON - STEP_KEYS[kinds[0]]):
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} in a {kinds[0]} step")
+    return step
+
+
+Step = Annotated[dict[str, Any], AfterValidator(_step)]
 """One step of an op script (see grader.judge.script)."""
 Sizes = dict[str, int | list[int]]
 """A layer's constructor and shape sizes: names to an int or a whole shape (``shape = [2, 3]``)."""
