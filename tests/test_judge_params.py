@@ -3,6 +3,8 @@ that says what to fix and is not retried, never an exception out of grade_submis
 
 from __future__ import annotations
 
+import inspect
+import re
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,8 +13,9 @@ import pytest
 
 from grader.api import grade_submission
 from grader.assignments import InvalidSpec, list_assignments, load_assignment, spec
+from grader.judge import script
 from grader.judge.kinds import KINDS
-from grader.judge.params import PARAMS, Params
+from grader.judge.params import PARAMS, STEP_COMMON, STEP_KEYS, Params, parse_params
 from grader.result import GradeResult, Status
 from grader.settings import GraderSettings
 from tests.conftest import make_zip, reference_file
@@ -78,6 +81,19 @@ def test_every_kind_has_a_params_model_and_every_spec_validates() -> None:
             assert check.kind in KINDS, (name, check.id)
 
 
+def test_steps_may_hold_every_key_the_script_reads() -> None:
+    """The step keys params lets through cover what grader.judge.script reads from a step (a key it reads that
+    params refused would make a spec that uses it fail to load)."""
+    source = "".join(inspect.getsource(f) for f in (script.Script.step, script.Script._step, script.Script._kept_args))
+    read = {k for group in re.findall(r'\bs\["(\w+)"\]|\bs\.get\("(\w+)"|"(\w+)" in s\b', source) for k in group if k}
+    allowed = set(STEP_KEYS) | STEP_COMMON | set().union(*STEP_KEYS.values())
+    assert len(read) > 20 and read <= allowed, read - allowed
+    steps = [{"np_load": "w.npz", "ass": "w"}, {"call": "f", "new": "g"}, {"eval": "net", "owner": "n", "as": "x"}]
+    with pytest.raises(ValueError, match=r"steps\[0\]: unknown key\(s\) ass in a np_load step; params.steps\[1\]: a "
+                                         r"step is exactly one of call, new, .* \(this one: call, new\)$"):
+        parse_params("predictions", {"steps": steps, "threshold": 0.5})
+
+
 def test_params_are_typed_with_the_defaults_the_kinds_used() -> None:
     cnn = load_assignment("rpz-cnn")
     acc = cnn.check("pytorch_cnn.MyNet.accuracy").params
@@ -137,3 +153,18 @@ def test_other_errors_stay_retried() -> None:
     err = GradeResult.error(assignment="rpz-cnn", message="sandbox broke")
     assert not err.deterministic and "deterministic" not in err.to_dict()
     assert not GradeResult.from_dict(err.to_dict()).deterministic
+
+
+def test_notebook_cells_are_typed() -> None:
+    cell = {"forward": ["x", {"linspace": [-1, 1, 6], "shape": [2, 3]}], "expect": [[0.5]]}
+    p = parse_params("layer.forward", {"layer": "L", "cases": [{"cells": [cell], "arrays": {"x": [[1.0, 2.0]]}}]})
+    assert p.cases[0].cells[0].method == "forward" and p.decimal == 6 and p.cases[0].sizes is None
+    with pytest.raises(ValueError, match=r"^params.cases\[0\].cells\[0\].forward\[0\].linspace.linspace: linspace = "
+                                         r"\[start, stop, num\] takes a whole number num$"):
+        parse_params("layer.forward", {"layer": "L", "cases": [{"cells": [{"forward": [{"linspace": [0, 1, 2.5]}]}]}]})
+    with pytest.raises(ValueError, match=r"params.cases\[0\].cells\[0\]: a cell calls exactly one of forward"):
+        parse_params("layer.backward", {"layer": "L", "cases": [{"cells": [{"forward": [], "backward": []}]}]})
+    with pytest.raises(ValueError, match=r"^params.cases\[0\].cells\[0\].expect.number: Input should be a valid number "
+                                         r"\(got 'y'\); params.cases\[0\].cells\[0\].attrs.a.number: .*\(got True\)$"):
+        parse_params("layer.backward", {"layer": "L", "cases": [{"cells": [{"backward": [], "expect": "y",
+                                                                            "attrs": {"a": True}}]}]})

@@ -229,7 +229,8 @@ def case_array(value: ArrayValue) -> np.ndarray:
     """An array of a notebook case: a literal, or ``{ linspace = [start, stop, num], shape = [...], scale = k }``
     (the seed's ``np.linspace(...).reshape(...)`` plot inputs; ``scale`` as in its ``y_gt = 0 * y``)."""
     if isinstance(value, Linspace):
-        a = np.linspace(*value.linspace)
+        start, stop, num = value.linspace
+        a = np.linspace(start, stop, int(num))
         if value.shape is not None:
             a = a.reshape(value.shape)
         return a * value.scale
@@ -335,11 +336,11 @@ class LayerCalls:
                         if cell.expect is not None:
                             value(i, cid, label, case_array(cell.expect),
                                   shape_doc(layer.inputs[0].shape), True)
-                        for attr, want in cell.attrs.items():
+                        for attr, literal in cell.attrs.items():
                             pname = next((p for p, a in layer.grad_attrs.items() if a == attr), "")
                             j = s.getattr(obj, attr, label=None)
                             value(j, cid, f"{layer.name}.{attr} on the notebook's test input {n + 1}",
-                                  case_array(want), per_sample_doc(layer.params.get(pname, "")),
+                                  case_array(literal), per_sample_doc(layer.params.get(pname, "")),
                                   True)
                 read_back(cid, kept, call, method)
         for n, sizes in enumerate(layer.sizes):

@@ -29,7 +29,8 @@ class Network:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = params_as(check.params, NetworkParams)
         batch, lr = p.batch, p.lr
-        descs = [(LayerDesc.from_spec(assignment, item.layer), dict(item.sizes)) for item in p.layers]
+        descs: list[tuple[LayerDesc, dict[str, Any]]] = [(LayerDesc.from_spec(assignment, item.layer), dict(item.sizes))
+                                                         for item in p.layers]
         head = LayerDesc.from_spec(assignment, p.head)
         names = [d.name for d, _ in descs]
         arch = "-".join(names) + f" with the {head.name} head"

@@ -15,7 +15,9 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -30,7 +32,7 @@ STEP_KEYS: dict[str, frozenset[str]] = {
     "attr": frozenset({"on", "owner"}),
     "set": frozenset({"on", "owner", "value"}),
     "np_load": frozenset({"list"}),
-    "torch_load": frozenset({"into", "owner"}),
+    "torch_load": frozenset({"into", "owner", "whole_model_of"}),
     "assign": frozenset({"into", "owner"}),
     "eval": frozenset({"owner"}),
 }
@@ -97,17 +99,37 @@ class Linspace(Params):
     shape: list[int] | None = None
     scale: float = 1.0
 
+    @field_validator("linspace")
+    @classmethod
+    def _whole_num(cls, value: list[int | float]) -> list[int | float]:
+        if not isinstance(value[2], int):
+            raise ValueError("linspace = [start, stop, num] takes a whole number num")
+        return value
 
-ArrayValue = Linspace | list[Any] | float
+
+def _array_kind(value: Any) -> str:
+    """Which member of `ArrayValue` a raw value is meant as, so that an error names only that one."""
+    return "linspace" if isinstance(value, dict | Linspace) else "list" if isinstance(value, list) else "number"
+
+
+def _arg_kind(value: Any) -> str:
+    return "name" if isinstance(value, str) else _array_kind(value)
+
+
+_Arrays = (Annotated[Linspace, Tag("linspace")] | Annotated[list[Any], Tag("list")]
+           | Annotated[float, Tag("number")])
+ArrayValue = Annotated[_Arrays, Discriminator(_array_kind)]
 """An array of a notebook case: a literal (nested lists or a number) or a `Linspace`."""
+CellArg = Annotated[Annotated[str, Tag("name")] | _Arrays, Discriminator(_arg_kind)]
+"""An argument of a cell's call: the name of one of the case's arrays, or an array."""
 
 
 class Cell(Params):
     """One call of the seed's cell sequence: ``forward = [args]`` or ``backward = [args]`` (args: names of the
     case's ``arrays`` or inline arrays), with the values the seed expects."""
 
-    forward: list[str | ArrayValue] | None = None
-    backward: list[str | ArrayValue] | None = None
+    forward: list[CellArg] | None = None
+    backward: list[CellArg] | None = None
     expect: ArrayValue | None = None
     attrs: dict[str, ArrayValue] = {}
     """Gradient attributes backward fills, with their expected values (backward cells only)."""
@@ -125,7 +147,7 @@ class Cell(Params):
         return "forward" if self.forward is not None else "backward"
 
     @property
-    def args(self) -> list[str | ArrayValue]:
+    def args(self) -> list[CellArg]:
         return self.forward if self.forward is not None else self.backward or []
 
 

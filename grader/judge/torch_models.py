@@ -27,9 +27,9 @@ NETWORK_WORDS = ("urlopen", "name resolution", "name or service", "network is un
 
 def _build_ops(p: TorchModelParams) -> list[dict[str, Any]]:
     module, cls = p.module, p.class_
-    ops = [{"op": "import", "module": module, "what": f"importing {module}.py"},
-           {"op": "new", "module": module, "name": cls, "kwargs": p.kwargs, "as": "net", "report": False,
-            "what": f"{cls}()"}]
+    ops: list[dict[str, Any]] = [
+        {"op": "import", "module": module, "what": f"importing {module}.py"},
+        {"op": "new", "module": module, "name": cls, "kwargs": p.kwargs, "as": "net", "report": False, "what": f"{cls}()"}]
     return ops
 
 
