@@ -6,11 +6,12 @@ from __future__ import annotations
 import inspect
 import re
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from grader import engine
 from grader.api import grade_submission
 from grader.assignments import InvalidSpec, list_assignments, load_assignment, spec
 from grader.judge import script
@@ -20,8 +21,8 @@ from grader.result import GradeResult, Status
 from grader.settings import GraderSettings
 from tests.conftest import make_zip, reference_file
 
-REAL = spec.SPEC_DIR / "rpz_cnn.toml"
-CMU = spec.SPEC_DIR / "cmu_16720_hw5.toml"
+REAL = load_assignment("rpz-cnn").path
+CMU = load_assignment("cmu-16720-hw5").path
 ACCURACY = """[checks.params]
 module = "pytorch_cnn"
 class = "MyNet"
@@ -53,8 +54,9 @@ BROKEN = {  # what a spec author gets wrong, each in a copy of a real spec (rpz-
 
 
 @pytest.fixture
-def spec_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
-    """write(old, new, real=REAL): a copy of a real spec with `old` replaced by `new`, where load_assignment looks."""
+def spec_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """write(old, new, real=REAL): a copy of a real spec with `old` replaced by `new`, in a temporary file the engine
+    then loads its assignment from (through the same parse_spec as load_assignment)."""
     folder = tmp_path / "specs"
     folder.mkdir()
 
@@ -63,14 +65,11 @@ def spec_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
         assert text.count(old) == 1, old
         path = folder / real.name
         path.write_text(text.replace(old, new))
-        load_assignment.cache_clear()
+        monkeypatch.setattr(engine, "load_assignment",
+                            lambda name: spec.parse_spec(tomllib.loads(path.read_text()), path=path))
         return path
 
-    monkeypatch.setattr(spec, "SPEC_DIR", folder)
-    load_assignment.cache_clear()
-    yield write
-    monkeypatch.undo()
-    load_assignment.cache_clear()  # later tests load the real specs again
+    return write
 
 
 def test_every_kind_has_a_params_model_and_every_spec_validates() -> None:
@@ -119,14 +118,15 @@ def test_a_bad_spec_fails_to_load_naming_assignment_check_kind_and_key(case: str
     path.write_text(text.replace(old, new))
     with pytest.raises(InvalidSpec) as err:
         spec.parse_spec(tomllib.loads(path.read_text()), path=path)
-    assert str(err.value).startswith(f"assignment '{path.stem.replace('_', '-')}', {words}")
+    assert str(err.value).startswith(f"assignment '{'cmu-16720-hw5' if real else 'rpz-cnn'}', {words}")
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_grade_submission_gives_a_deterministic_error_for_a_bad_spec(case: str, spec_dir, tmp_path: Path,
                                                                       fast_settings: GraderSettings) -> None:
     old, new, words, *real = BROKEN[case]
-    name = spec_dir(old, new, *real).stem.replace("_", "-")
+    name = "cmu-16720-hw5" if real else "rpz-cnn"
+    spec_dir(old, new, *real)
     z = make_zip(tmp_path / "sub.zip", {"numpy_nn.py": reference_file("numpy_nn.py")})
     result = grade_submission(zip_path=z, assignment=name, settings=fast_settings)
     assert result.status is Status.ERROR and result.deterministic and not result.checks
