@@ -82,10 +82,10 @@ def run_grade(zip_path: Path, env: dict[str, str] | None = None) -> tuple[float,
 def grading_batches() -> list[str]:
     """The batch sizes the rpz-cnn spec grades MyNet and FinetuneNet with, so both sides do the same work."""
     from grader.assignments import load_assignment
-    from grader.judge.torch_models import DEFAULT_BATCH
+    from grader.judge.params import TorchAccuracyParams, params_as
 
     spec = load_assignment("rpz-cnn")
-    return [str(spec.check(c).params.get("batch", DEFAULT_BATCH))
+    return [str(params_as(spec.check(c).params, TorchAccuracyParams).batch)
             for c in ("pytorch_cnn.MyNet.accuracy", "pytorch_cnn.FinetuneNet.accuracy")]
 
 

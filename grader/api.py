@@ -24,7 +24,9 @@ def grade_submission(
 
     Never raises for anything the student did: unusable uploads come back with status "rejected",
     broken code as failed checks. Host problems (no sandbox limits available, hidden data missing)
-    come back with status "error" and a message for the instructor. `only` restricts grading to the
+    come back with status "error" and a message for the instructor; so does a spec that cannot be
+    graded with (an unknown check kind, params that do not validate, a check its kind cannot plan),
+    marked `deterministic` as grading again would fail the same way. `only` restricts grading to the
     checks with these ids (e.g. to regrade one check).
     """
     from grader.engine import run_grading

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.archive import ArchiveLimits, ArchiveRejected, unpack_submission
-from grader.assignments import AssignmentSpec, CheckSpec, UnknownAssignment, load_assignment
+from grader.assignments import AssignmentSpec, CheckSpec, InvalidSpec, UnknownAssignment, load_assignment
 from grader.assignments.spec import make_limits
 from grader.data import DataUnavailable
 from grader.judge.budgets import op_budgets, reference_predict_seconds
@@ -44,11 +45,20 @@ def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | N
         spec = load_assignment(assignment)
     except UnknownAssignment as exc:
         return GradeResult.error(assignment=assignment, message=str(exc))
+    except (InvalidSpec, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        log.exception("the spec of %s does not load", assignment)
+        return GradeResult.error(assignment=assignment, deterministic=True, message=(
+            f"The spec of assignment {assignment!r} is invalid, so no submission can be graded until an instructor "
+            f"fixes it (not the student's fault): {exc}"))
     if only is not None:
         unknown = set(only) - {c.id for c in spec.checks}
         if unknown:
             return GradeResult.error(assignment=spec.name, message=f"unknown checks: {', '.join(sorted(unknown))}")
         spec = replace(spec, checks=tuple(c for c in spec.checks if c.id in only))
+    if bad := [c for c in spec.checks if c.kind not in KINDS]:  # load_assignment refuses them; a spec made otherwise
+        return GradeResult.error(assignment=spec.name, max_score=spec.max_score, deterministic=True, message=(
+            f"The spec of assignment {spec.name!r} names check kinds the grader does not have (not the student's "
+            f"fault): {', '.join(f'{c.id!r} has kind {c.kind!r}' for c in bad)}"))
     try:
         backend = host_backend(cfg.bwrap, cfg.cgroup_root, cfg.cgroup_name)
     except SandboxUnavailable as exc:
@@ -107,6 +117,11 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
             plan = KINDS[check.kind].plan(check, spec, inputs, rng)
         except DataUnavailable as exc:  # hidden data not prepared: the grader's problem, not the student's
             return GradeResult.error(assignment=spec.name, max_score=spec.max_score, message=str(exc))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a spec the kind cannot plan
+            log.exception("planning %s failed", check.id)
+            return GradeResult.error(assignment=spec.name, max_score=spec.max_score, deterministic=True, message=(
+                f"The grader cannot plan check {check.id!r} (kind {check.kind!r}) of assignment {spec.name!r}: the "
+                f"spec or the grader needs fixing (not the student's fault): {exc!r}"))
         tasks.append(Task(index=index, check_id=check.id, plan=plan))
 
     limits = RunLimits(memory_bytes=lim.memory_bytes, pids=lim.pids, cpus=lim.cpus, wall_s=lim.wall_s,

@@ -63,6 +63,9 @@ class GradeResult:
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
+    deterministic: bool = False
+    """An error that grading again would give again (a spec that cannot be graded with): not to be retried.
+    In the JSON only when true."""
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:  # every float finite or dropped: a result must always be storable as JSON
@@ -105,8 +108,10 @@ class GradeResult:
                    max_score=max_score, timings=timings or {})
 
     @classmethod
-    def error(cls, *, assignment: str, message: str, max_score: float = 0.0) -> GradeResult:
-        return cls(assignment=assignment, status=Status.ERROR, message=message, max_score=max_score)
+    def error(cls, *, assignment: str, message: str, max_score: float = 0.0,
+              deterministic: bool = False) -> GradeResult:
+        return cls(assignment=assignment, status=Status.ERROR, message=message, max_score=max_score,
+                   deterministic=deterministic)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -117,6 +122,8 @@ class GradeResult:
                               if not (k == "seconds" and v is None)} for c in ordered["checks"]]
         ordered["status"] = str(self.status)
         ordered["notices"] = list(self.notices)
+        if not self.deterministic:
+            del ordered["deterministic"]
         return ordered
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -140,6 +147,7 @@ class GradeResult:
             metrics=_numbers(d.get("metrics", {})),
             timings=_numbers(d.get("timings", {})),
             notices=tuple(d.get("notices", ())),
+            deterministic=d.get("deterministic") is True,
         )
 
     @property

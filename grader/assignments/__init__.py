@@ -3,6 +3,7 @@
 from grader.assignments.spec import (
     AssignmentSpec,
     CheckSpec,
+    InvalidSpec,
     LeaderboardColumn,
     Limits,
     UnknownAssignment,
@@ -13,6 +14,7 @@ from grader.assignments.spec import (
 __all__ = [
     "AssignmentSpec",
     "CheckSpec",
+    "InvalidSpec",
     "LeaderboardColumn",
     "Limits",
     "UnknownAssignment",

@@ -9,12 +9,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from grader.judge.params import Params, ParamsError, parse_params
+
 SPEC_DIR = Path(__file__).resolve().parent
 GiB = 2**30
 
 
 class UnknownAssignment(LookupError):
     pass
+
+
+class InvalidSpec(ValueError):
+    """A spec that cannot be graded with (unknown check kind, params that do not validate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,8 @@ class CheckSpec:
     """Submission files the check needs besides the module (e.g. "model.pt")."""
     required: bool = True
     """Whether the lab counts as passed only if this check passes."""
-    params: dict[str, Any] = field(default_factory=dict)
+    params: Params = field(default_factory=Params)
+    """The kind's typed params (grader.judge.params), validated when the spec loaded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +186,22 @@ def load_assignment(name: str) -> AssignmentSpec:
     return parse_spec(tomllib.loads(path.read_text()), path=path)
 
 
+def _params(check: dict[str, Any], assignment: str, layers: set[str]) -> Params:
+    """The check's params, validated against its kind's model (InvalidSpec names the assignment, check and key)."""
+    try:
+        return parse_params(check["kind"], dict(check.get("params", {})), layers=layers)
+    except ParamsError as exc:
+        raise InvalidSpec(f"assignment {assignment!r}, check {check['id']!r} (kind {check['kind']!r}): {exc}") from None
+
+
 def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:
     a = raw["assignment"]
+    layers = set(raw.get("layers", {}))
     checks = tuple(
         CheckSpec(
             id=c["id"], kind=c["kind"], target=c["target"], points=float(c.get("points", 0.0)),
             module=c.get("module", ""), needs=tuple(c.get("needs", ())),
-            required=bool(c.get("required", True)), params=dict(c.get("params", {})),
+            required=bool(c.get("required", True)), params=_params(c, a["name"], layers),
         )
         for c in raw.get("checks", [])
     )

@@ -16,6 +16,7 @@ from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.compare import fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import failure_text
+from grader.judge.params import BatchPartitionParams, params_as
 from grader.judge.script import Script
 
 
@@ -74,25 +75,26 @@ def partition_problem(value: Any, x: np.ndarray, y: np.ndarray, batch_size: int,
 
 class BatchPartition:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        p = check.params
+        p = params_as(check.params, BatchPartitionParams)
         script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
         script.import_module()
         cases = []
-        for case in p["cases"]:
-            n, bs, dim, k = int(case["n"]), int(case["batch_size"]), int(case.get("dim", 5)), int(case.get("classes", 4))
+        for case in p.cases:
+            n, bs, dim, k = case.n, case.batch_size, case.dim, case.classes
             x = np.concatenate([np.arange(n, dtype=np.float64)[:, None], rng.normal(size=(n, dim - 1))], axis=1)
             y = np.eye(k)[rng.integers(0, k, size=n)]
             ops = []
             for _ in range(2):
-                ops.append(script.add({"op": "call", "module": check.module, "name": p["fn"],
+                ops.append(script.add({"op": "call", "module": check.module, "name": p.fn,
                                        "args": [inputs.add(x), inputs.add(y), bs],
-                                       "what": f"{p['fn']}(x of shape {fmt_shape(x.shape)}, y, {bs})"}))
+                                       "what": f"{p.fn}(x of shape {fmt_shape(x.shape)}, y, {bs})"}))
             cases.append({"x": x, "y": y, "batch_size": bs, "ops": ops})
         return Plan(ops=script.ops, labels={"cases": cases}, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        fn = check.params["fn"]
+        p = params_as(check.params, BatchPartitionParams)
+        fn = p.fn
         if (msg := failure_text(run, plan)) is not None:
             return Verdict.fail(msg)
         for case in plan.labels["cases"]:
@@ -100,7 +102,7 @@ class BatchPartition:
             for i in case["ops"]:
                 what = f"{fn}(x of shape {fmt_shape(case['x'].shape)}, y, {case['batch_size']})"
                 got = partition_problem(run.value(i), case["x"], case["y"], case["batch_size"], what=what,
-                                        near_equal=bool(check.params.get("near_equal")))
+                                        near_equal=p.near_equal)
                 if isinstance(got, str):
                     return Verdict.fail(got)
                 orders.append(got)

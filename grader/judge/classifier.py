@@ -18,6 +18,7 @@ import numpy as np
 from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.compare import fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
+from grader.judge.params import ClassifierParams, params_as
 from grader.judge.script import Script
 from grader.judge.torch_models import torch_failure
 
@@ -27,28 +28,28 @@ def _tensor(v: object) -> np.ndarray | None:
 
 
 def _build(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Script:
-    p = check.params
+    p = params_as(check.params, ClassifierParams)
     script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
     script.import_module()
-    for s in p["steps"]:
+    for s in p.steps:
         script.step({**s, "check": False})
-    b, d = p["input_shape"]
-    script.add({"op": "eval", "ref": "net", "what": f"{p['owner']}.eval()"})
-    script.step({"attr": "classnet", "on": "net", "owner": p["owner"], "as": "classnet", "check": False})
-    x, _ = script.arg({"tensor": {"uniform": [b, d], "high": float(p.get("input_max", 1.0))}, "as": "x"})
-    script.add({"op": "call", "ref": "classnet", "args": [x], "what": f"{p['owner']}.classnet(x) with x of shape "
+    b, d = p.input_shape
+    script.add({"op": "eval", "ref": "net", "what": f"{p.owner}.eval()"})
+    script.step({"attr": "classnet", "on": "net", "owner": p.owner, "as": "classnet", "check": False})
+    x, _ = script.arg({"tensor": {"uniform": [b, d], "high": p.input_max}, "as": "x"})
+    script.add({"op": "call", "ref": "classnet", "args": [x], "what": f"{p.owner}.classnet(x) with x of shape "
                 f"({b}, {d})"}, "scores")
     return script
 
 
 class ClassifierNll:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        p = check.params
+        p = params_as(check.params, ClassifierParams)
         script = _build(check, assignment, inputs, rng)
-        b, k = p["input_shape"][0], int(p["classes"])
+        b, k = p.input_shape[0], p.classes
         y = rng.integers(0, k, size=b)
         yt, _ = script.arg({"tensor": {"array": y.tolist(), "dtype": "int64"}, "dtype": "int64", "as": "y"})
-        owner = p["owner"]
+        owner = p.owner
         script.add({"op": "call", "ref": "net", "method": "classify", "args": [{"$ref": "x"}],
                     "what": f"{owner}.classify(x)"}, "classify")
         script.add({"op": "call", "ref": "net", "method": "forward", "args": [{"$ref": "x"}, yt],
@@ -59,7 +60,8 @@ class ClassifierNll:
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        owner = check.params["owner"]
+        p = params_as(check.params, ClassifierParams)
+        owner = p.owner
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
         ops, y = plan.labels["checked"], plan.labels["y"]
@@ -70,10 +72,10 @@ class ClassifierNll:
             got = f"a tensor of shape {fmt_shape(scores.shape)}" if scores is not None else kind_of(
                 run.value(ops["scores"]))
             return Verdict.fail(f"{owner}.classnet(x) returned {got}; classify and forward are checked against "
-                                f"classnet(x), which must be a ({len(y)}, {check.params['classes']}) tensor")
+                                f"classnet(x), which must be a ({len(y)}, {p.classes}) tensor")
         if scores.shape[1] <= int(y.max()):  # the NLL of labels classnet has no output for is not defined
             return Verdict.fail(f"{owner}.classnet(x) has {scores.shape[1]} outputs; forward(x, y) was given labels up "
-                                f"to {int(y.max())} of the {check.params['classes']} classes")
+                                f"to {int(y.max())} of the {p.classes} classes")
         pred_raw = run.value(ops["classify"])
         pred = _tensor(pred_raw)
         if pred is None or pred.shape != (len(y),):
@@ -111,13 +113,13 @@ class ClassifierLogSoftmax:
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        p = check.params
+        p = params_as(check.params, ClassifierParams)
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
         raw = run.value(plan.labels["checked"]["scores"])
         scores = _tensor(raw)
-        b, k = p["input_shape"][0], int(p["classes"])
-        what = f"{p['owner']}.classnet(x) for x of shape ({b}, {p['input_shape'][1]})"
+        b, k = p.input_shape[0], p.classes
+        what = f"{p.owner}.classnet(x) for x of shape ({b}, {p.input_shape[1]})"
         if scores is None or scores.shape != (b, k):
             desc = f"a tensor of shape {fmt_shape(scores.shape)}" if scores is not None else kind_of(raw)
             return Verdict.fail(f"{what} returned {desc}; expected ({b}, {k})")

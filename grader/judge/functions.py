@@ -16,6 +16,7 @@ from grader.judge import units
 from grader.judge.compare import compare_array, fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import changed_text, failure_text
+from grader.judge.params import FunctionParams, params_as
 from grader.judge.script import Script
 
 
@@ -108,13 +109,11 @@ def compare_shape(got: Any, want: Any, *, what: str) -> str | None:
 
 
 def plan_cases(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Script:
-    p = check.params
+    p = params_as(check.params, FunctionParams)
     script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
     script.import_module()
-    for case in p.get("cases", [{}]):
-        steps = case.get("steps") or [{"call": p["fn"], "args": case.get("args", []), "kwargs": case.get("kwargs", {}),
-                                       **{k: case[k] for k in ("label", "unchanged", "unchanged_why") if k in case}}]
-        for s in steps:
+    for case in p.cases:
+        for s in case.as_steps(p.fn):
             script.step(s)
     return script
 
@@ -132,14 +131,15 @@ class Function:
         labels = {"checked": script.checked, "shape_only": script.shape_only, "unchanged": script.unchanged,
                   "twins": script.twins, "given": script.given, "main_end": len(script.ops),
                   "arrays": inputs.arrays}
-        if check.params.get("units"):
+        p = params_as(check.params, FunctionParams)
+        if p.units:
             package = f"reference.{assignment.reference}"
-            calls = units.record(script.ops, package=package, module=check.module, units=list(check.params["units"]),
+            calls = units.record(script.ops, package=package, module=check.module, units=list(p.units),
                                  arrays=inputs.arrays)
             if calls:
                 labels["calls"] = calls
                 script.ops += units.probe_ops(calls, module=check.module, inputs=inputs,
-                                              subject=check.params.get("fn", check.target))
+                                              subject=p.fn if p.fn is not None else check.target)
         return Plan(ops=script.ops, labels=labels)
 
     def _explained(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun) -> bool:
@@ -161,15 +161,15 @@ class Function:
                                   arrays=arrays)
         if cf is None:
             return False
-        p = check.params
-        rtol, atol = float(p.get("rtol", 1e-5)), float(p.get("atol", 1e-7))
+        p = params_as(check.params, FunctionParams)
+        rtol, atol = p.rtol, p.atol
         return all(compare_value(run.value(i), cf[i], what=label, rtol=rtol, atol=atol) is None
                    for label, i in plan.labels["checked"].items() if label not in plan.labels.get("shape_only", ()))
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        p = check.params
-        rtol, atol = float(p.get("rtol", 1e-5)), float(p.get("atol", 1e-7))
+        p = params_as(check.params, FunctionParams)
+        rtol, atol = p.rtol, p.atol
         if ref is None or ref.error:
             return Verdict.err(f"the reference solution failed on this check (grader bug): {ref and ref.error}")
         probes = {u["op"]: u for u in plan.labels.get("unchanged", [])}
@@ -194,7 +194,7 @@ class Function:
                 msg = compare_shape(run.value(i), ref.value(i), what=label)
             else:
                 msg = compare_value(run.value(i), ref.value(i), what=label, rtol=rtol, atol=atol,
-                                    dtype=bool(p.get("dtype", False)))
+                                    dtype=p.dtype)
                 if msg is not None:
                     msg += log_hint(run.value(i), ref.value(i))
             if msg is not None and label in twins:

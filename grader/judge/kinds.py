@@ -1,4 +1,7 @@
-"""The closed set of check kinds an assignment spec can name."""
+"""The closed set of check kinds an assignment spec can name.
+
+Each kind's params are typed by its model in grader.judge.params.PARAMS (same keys as KINDS, which a test holds
+to), validated when the spec loads; the kinds read them through params_as."""
 
 from __future__ import annotations
 

@@ -17,6 +17,15 @@ import numpy as np
 from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.compare import compare_array, decimal_tol, fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
+from grader.judge.params import (
+    ArrayValue,
+    LayerCallsParams,
+    LayerGradcheckParams,
+    LayerInterfaceParams,
+    LayerParamsParams,
+    Linspace,
+    params_as,
+)
 
 RTOL, ATOL = 1e-4, 1e-6
 
@@ -173,7 +182,8 @@ class LayerInterface:
     """Constructor shapes of the parameters; params() and grads() keys."""
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        layer = LayerDesc.from_spec(assignment, check.params["layer"])
+        name = params_as(check.params, LayerInterfaceParams).layer
+        layer = LayerDesc.from_spec(assignment, name)
         sizes = layer.sizes[0]
         s = LayerScript(layer, inputs)
         s.start("L", sizes)
@@ -185,7 +195,7 @@ class LayerInterface:
         up = rng.normal(size=shape_of(layer.output, {**sizes, "shape": x[0].shape})) if layer.upstream else None
         s.backward("L", up)
         s.add({"op": "call", "ref": "L", "method": "grads", "what": f"{layer.name}.grads()"}, label="grads()")
-        return s.plan(use_reference=False, sizes=sizes, layer=check.params["layer"])
+        return s.plan(use_reference=False, sizes=sizes, layer=name)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
@@ -215,14 +225,15 @@ class LayerInterface:
         return Verdict.ok()
 
 
-def case_array(value: Any) -> np.ndarray:
+def case_array(value: ArrayValue) -> np.ndarray:
     """An array of a notebook case: a literal, or ``{ linspace = [start, stop, num], shape = [...], scale = k }``
     (the seed's ``np.linspace(...).reshape(...)`` plot inputs; ``scale`` as in its ``y_gt = 0 * y``)."""
-    if isinstance(value, dict):
-        a = np.linspace(*value["linspace"])
-        if "shape" in value:
-            a = a.reshape(value["shape"])
-        return a * float(value.get("scale", 1.0))
+    if isinstance(value, Linspace):
+        start, stop, num = value.linspace
+        a = np.linspace(start, stop, int(num))
+        if value.shape is not None:
+            a = a.reshape(value.shape)
+        return a * value.scale
     return np.asarray(value, dtype=np.float64)
 
 
@@ -263,7 +274,8 @@ class LayerCalls:
     method = "forward"
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        layer = LayerDesc.from_spec(assignment, check.params["layer"])
+        p = params_as(check.params, LayerCallsParams)
+        layer = LayerDesc.from_spec(assignment, p.layer)
         s = LayerScript(layer, inputs)
         judged: list[dict[str, Any]] = []  # in op order: {"op", "case", "kind": "value" or "probe", ...}
 
@@ -282,18 +294,18 @@ class LayerCalls:
                 judged.append({"op": i, "case": case, "kind": "probe", "ref": ref_name, "array": array,
                                "name": shown, "who": call, "culprit": culprit})
 
-        for n, case in enumerate(check.params.get("cases", [])):
+        for n, case in enumerate(p.cases):
             cid, obj = f"notebook {n + 1}", f"S{n}"
-            sizes = dict(case.get("sizes", layer.sizes[0]))
+            sizes = dict(case.sizes if case.sizes is not None else layer.sizes[0])
             s.start(obj, sizes)
-            s.set_params(obj, {k: np.asarray(v, dtype=np.float64) for k, v in case.get("set", {}).items()})
-            named = {k: case_array(v) for k, v in case.get("arrays", {}).items()}
+            s.set_params(obj, {k: case_array(v) for k, v in case.set.items()})
+            named = {k: case_array(v) for k, v in case.arrays.items()}
             kept: dict[str, tuple[np.ndarray, str]] = {}  # every array handed out so far, read back after each cell
             expected: dict[tuple[str, ...], np.ndarray] = {}
-            for c, cell in enumerate(case["cells"]):
-                method = "forward" if "forward" in cell else "backward"
+            for c, cell in enumerate(case.cells):
+                method = cell.method
                 refs, keys = [], []
-                for j, arg in enumerate(cell[method]):
+                for j, arg in enumerate(cell.args):
                     if isinstance(arg, str):  # a named notebook array: the same object in every cell
                         ref_name = f"{obj}_{arg}"
                         if ref_name not in kept:
@@ -314,22 +326,21 @@ class LayerCalls:
                            "what": f"{call} in the notebook's cell sequence (call {c + 1})"})
                 label = f"{call} on the notebook's test input {n + 1}" + (f" (call {c + 1})" if c else "")
                 if method == "forward":
-                    want = cell.get("expect")
-                    want = np.asarray(want, dtype=np.float64) if want is not None else expected.get(tuple(keys))
+                    want = case_array(cell.expect) if cell.expect is not None else expected.get(tuple(keys))
                     if want is not None:
                         expected[tuple(keys)] = want
                     if self.method == "forward":
                         value(i, cid, label, want, shape_doc(layer.output), True)
                 else:
                     if self.method == "backward":
-                        if "expect" in cell:
-                            value(i, cid, label, np.asarray(cell["expect"], dtype=np.float64),
+                        if cell.expect is not None:
+                            value(i, cid, label, case_array(cell.expect),
                                   shape_doc(layer.inputs[0].shape), True)
-                        for attr, want in cell.get("attrs", {}).items():
+                        for attr, literal in cell.attrs.items():
                             pname = next((p for p, a in layer.grad_attrs.items() if a == attr), "")
                             j = s.getattr(obj, attr, label=None)
                             value(j, cid, f"{layer.name}.{attr} on the notebook's test input {n + 1}",
-                                  np.asarray(want, dtype=np.float64), per_sample_doc(layer.params.get(pname, "")),
+                                  case_array(literal), per_sample_doc(layer.params.get(pname, "")),
                                   True)
                 read_back(cid, kept, call, method)
         for n, sizes in enumerate(layer.sizes):
@@ -364,7 +375,7 @@ class LayerCalls:
             if layer.upstream:
                 kept[f"{obj}_up"] = (up, "its upstream gradient dL_wrt_output")
             read_back(cid, kept, f"{layer.name}.backward", "backward")
-        return s.plan(judged=judged, layer=layer.name, decimal=int(check.params.get("decimal", 6)))
+        return s.plan(judged=judged, layer=layer.name, decimal=p.decimal)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
@@ -425,8 +436,9 @@ class LayerGradcheck:
     max_elements = 12
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        layer = LayerDesc.from_spec(assignment, check.params["layer"])
-        sizes = dict(check.params.get("sizes", layer.sizes[0]))
+        p = params_as(check.params, LayerGradcheckParams)
+        layer = LayerDesc.from_spec(assignment, p.layer)
+        sizes = dict(p.sizes if p.sizes is not None else layer.sizes[0])
         s = LayerScript(layer, inputs)
         s.start("L", sizes)
         params = random_params(layer, sizes, rng)
@@ -559,7 +571,7 @@ class LayerParams:
     must be the layer's own gradient attribute, whatever its values."""
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        layer = LayerDesc.from_spec(assignment, check.params["layer"])
+        layer = LayerDesc.from_spec(assignment, params_as(check.params, LayerParamsParams).layer)
         sizes = layer.sizes[-1]
         s = LayerScript(layer, inputs)
         s.start("L", sizes)

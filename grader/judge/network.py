@@ -19,6 +19,7 @@ from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.compare import as_array, compare_array, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import ATOL, RTOL, LayerDesc, failure_text, random_params
+from grader.judge.params import NetworkParams, params_as
 
 
 class Network:
@@ -26,10 +27,11 @@ class Network:
     reverse, ``param_value -= lr * grads[name].mean(axis=0)``, forward again."""
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        p = check.params
-        batch, lr = int(p["batch"]), float(p.get("lr", 0.1))
-        descs = [(LayerDesc.from_spec(assignment, item["layer"]), dict(item.get("sizes", {}))) for item in p["layers"]]
-        head = LayerDesc.from_spec(assignment, p["head"])
+        p = params_as(check.params, NetworkParams)
+        batch, lr = p.batch, p.lr
+        descs: list[tuple[LayerDesc, dict[str, Any]]] = [(LayerDesc.from_spec(assignment, item.layer), dict(item.sizes))
+                                                         for item in p.layers]
+        head = LayerDesc.from_spec(assignment, p.head)
         names = [d.name for d, _ in descs]
         arch = "-".join(names) + f" with the {head.name} head"
         ops: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge import diagnose
 from grader.judge.compare import fmt_shape, kind_of, unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
+from grader.judge.params import PredictionsParams, params_as
 from grader.judge.script import DataSource, HiddenPart, Script
 from grader.judge.torch_models import torch_failure
 from grader.result import CheckStatus
@@ -56,10 +57,10 @@ class Predictions:
                     use_reference=False)
 
     @staticmethod
-    def threshold(p: dict[str, Any], *, stand_in: bool) -> float:
+    def threshold(p: PredictionsParams, *, stand_in: bool) -> float:
         """The bar: `course_threshold` (the handout's) on the course's own test set when the spec gives one,
         else `threshold` (on a stand-in set it is calibrated; see the spec)."""
-        return float(p["course_threshold"] if "course_threshold" in p and not stand_in else p["threshold"])
+        return p.course_threshold if p.course_threshold is not None and not stand_in else p.threshold
 
     @staticmethod
     def _script(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator,
@@ -69,7 +70,7 @@ class Predictions:
         script = script or Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
         script.data_source = data_source
         script.import_module()
-        steps = check.params["steps"]
+        steps = params_as(check.params, PredictionsParams).steps
         for s in steps:
             script.step({**s, "check": s is steps[-1]})
             if "np_load" in s and not s.get("list") and "as" in s:
@@ -84,7 +85,7 @@ class Predictions:
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        p = check.params
+        p = params_as(check.params, PredictionsParams)
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg + self._missing_name(run, plan))
         labels, k = plan.labels["labels"], plan.labels["classes"]
@@ -97,11 +98,11 @@ class Predictions:
         threshold = self.threshold(p, stand_in=bool(plan.labels.get("stand_in", False)))
         where = f"on the hidden {plan.labels['set']} test set ({len(labels)} images)"
         part: HiddenPart = plan.labels["part"]
-        if "batch_mean" in p and part.order is not None:  # the handout's figure: a mean of per-batch accuracies
-            acc = batch_mean_accuracy(pred == labels, part.order, int(p["batch_mean"]))
-            where += f", the mean of its batches of {int(p['batch_mean'])} in the set's order as the handout averages"
-        metric = p.get("metric", f"{check.id}.accuracy")
-        if p.get("report") == "error":
+        if p.batch_mean is not None and part.order is not None:  # the handout's figure: a mean of per-batch accuracies
+            acc = batch_mean_accuracy(pred == labels, part.order, p.batch_mean)
+            where += f", the mean of its batches of {p.batch_mean} in the set's order as the handout averages"
+        metric = p.metric if p.metric is not None else f"{check.id}.accuracy"
+        if p.report == "error":
             err = round(1.0 - acc, 4)
             text = f"classification error {err:.4f} {where}"
             if err <= threshold:
@@ -142,7 +143,7 @@ class Predictions:
                   inputs: Inputs, rng: np.random.Generator) -> Plan | None:
         """For a near-chance result that no class order or output reading explains: the steps again on a subset of
         the hidden images shown transposed, flipped, inverted or on another scale (see grader.judge.diagnose)."""
-        p = check.params
+        p = params_as(check.params, PredictionsParams)
         part: HiddenPart = plan.labels["part"]
         if verdict.status is not CheckStatus.FAILED or "another order" in verdict.message or "log-prob" in \
                 verdict.message or part.images is None:
@@ -155,7 +156,7 @@ class Predictions:
             return None
         accuracy = float(np.mean(pred == labels))
         bar = self.threshold(p, stand_in=bool(plan.labels.get("stand_in", False)))
-        threshold = 1.0 - bar if p.get("report") == "error" else bar
+        threshold = 1.0 - bar if p.report == "error" else bar
         if not diagnose.near_chance(accuracy, part.classes, threshold):
             return None
         pick = diagnose.subset(len(labels), rng)

@@ -13,6 +13,7 @@ import numpy as np
 from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.compare import unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
+from grader.judge.params import TorchParamShapesParams, params_as
 from grader.judge.script import Script
 from grader.judge.torch_models import torch_failure
 
@@ -26,15 +27,15 @@ def _shapes(value: object) -> Counter[tuple[int, ...]] | None:
 
 class TorchParamShapes:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        p = check.params
+        p = params_as(check.params, TorchParamShapesParams)
         script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
-        script.step({"new": p["class"], "kwargs": p.get("kwargs", {}), "as": "net"})
-        script.add({"op": "state_keys", "ref": "net", "what": f"{p['class']}().state_dict()"})
+        script.step({"new": p.class_, "kwargs": p.kwargs, "as": "net"})
+        script.add({"op": "state_keys", "ref": "net", "what": f"{p.class_}().state_dict()"})
         return Plan(ops=script.ops)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        cls = check.params["class"]
+        cls = params_as(check.params, TorchParamShapesParams).class_
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
         got, want = _shapes(run.value(len(plan.ops) - 1)), _shapes(ref.value(len(plan.ops) - 1) if ref else None)

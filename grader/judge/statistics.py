@@ -17,6 +17,7 @@ from grader.assignments import AssignmentSpec, CheckSpec
 from grader.judge.compare import fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import failure_text
+from grader.judge.params import XavierParams, params_as
 from grader.judge.script import Script
 
 KS_C = 2.7
@@ -69,25 +70,25 @@ def xavier_problem(w: object, b: object, n_in: int, n_out: int, *, what: str) ->
 
 class XavierInit:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        p = check.params
+        p = params_as(check.params, XavierParams)
         script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
         script.import_module()
         draws = []
-        for n_in, n_out in p["sizes"]:
+        for n_in, n_out in p.sizes:
             for name in ("layer1", "output"):
                 params = script.fresh("params")
-                script.step({"call": p["fn"], "args": [n_in, n_out, {"dict": {}, "as": params}, name],
-                             "check": False, "label": f"{p['fn']}({n_in}, {n_out}, params, '{name}')"})
+                script.step({"call": p.fn, "args": [n_in, n_out, {"dict": {}, "as": params}, name],
+                             "check": False, "label": f"{p.fn}({n_in}, {n_out}, params, '{name}')"})
                 w = script.add({"op": "getitem", "ref": params, "key": f"W{name}",
-                                "what": f"reading params['W{name}'] after {p['fn']}({n_in}, {n_out}, params, '{name}')"})
+                                "what": f"reading params['W{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"})
                 b = script.add({"op": "getitem", "ref": params, "key": f"b{name}",
-                                "what": f"reading params['b{name}'] after {p['fn']}({n_in}, {n_out}, params, '{name}')"})
+                                "what": f"reading params['b{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"})
                 draws.append({"in": n_in, "out": n_out, "name": name, "W": w, "b": b})
         return Plan(ops=script.ops, labels={"draws": draws}, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        fn = check.params["fn"]
+        fn = params_as(check.params, XavierParams).fn
         if (msg := failure_text(run, plan)) is not None:
             return Verdict.fail(msg)
         draws = plan.labels["draws"]

@@ -11,28 +11,33 @@ from grader.judge import diagnose
 from grader.judge.compare import fmt_shape, kind_of, unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import failure_text
+from grader.judge.params import (
+    TorchAccuracyParams,
+    TorchBuildParams,
+    TorchCheckpointParams,
+    TorchClassifyParams,
+    TorchModelParams,
+    params_as,
+)
 from grader.result import CheckStatus
-
-DEFAULT_BATCH = 250
-"""Images per call of fn(model, x) on a hidden set, unless the check says `batch`."""
 
 NETWORK_WORDS = ("urlopen", "name resolution", "name or service", "network is unreachable", "download",
                  "connection refused", "urlerror", "gaierror", "hub")
 
 
-def _build_ops(p: dict[str, Any]) -> list[dict[str, Any]]:
-    module, cls = p["module"], p["class"]
-    ops = [{"op": "import", "module": module, "what": f"importing {module}.py"},
-           {"op": "new", "module": module, "name": cls, "kwargs": p.get("kwargs", {}), "as": "net", "report": False,
-            "what": f"{cls}()"}]
+def _build_ops(p: TorchModelParams) -> list[dict[str, Any]]:
+    module, cls = p.module, p.class_
+    ops: list[dict[str, Any]] = [
+        {"op": "import", "module": module, "what": f"importing {module}.py"},
+        {"op": "new", "module": module, "name": cls, "kwargs": p.kwargs, "as": "net", "report": False, "what": f"{cls}()"}]
     return ops
 
 
-def _load_ops(p: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"op": "torch_load", "file": p["file"], "as_state": "state",
-              "what": f"torch.load('{p['file']}', weights_only=True)"},
+def _load_ops(p: TorchCheckpointParams) -> list[dict[str, Any]]:
+    return [{"op": "torch_load", "file": p.file, "as_state": "state",
+              "what": f"torch.load('{p.file}', weights_only=True)"},
              {"op": "load_state_dict", "ref": "net", "state": "state",
-              "what": f"{p['class']}().load_state_dict(<{p['file']}>, strict=True)"}]
+              "what": f"{p.class_}().load_state_dict(<{p.file}>, strict=True)"}]
 
 
 def torch_failure(run: GroupRun, plan: Plan) -> str | None:
@@ -61,26 +66,26 @@ class TorchBuild:
     """
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        p = check.params
+        p = params_as(check.params, TorchBuildParams)
         ops = _build_ops(p)
-        ops.append({"op": "torch_probe", "ref": "net", "shape": p["input_shape"], "seed": int(rng.integers(1 << 30)),
-                    "what": f"{p['class']}.forward on an input of shape {fmt_shape(p['input_shape'])}"})
+        ops.append({"op": "torch_probe", "ref": "net", "shape": p.input_shape, "seed": int(rng.integers(1 << 30)),
+                    "what": f"{p.class_}.forward on an input of shape {fmt_shape(p.input_shape)}"})
         return Plan(ops=ops, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        p = check.params
+        p = params_as(check.params, TorchBuildParams)
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
         facts = unwrap(run.value(len(plan.ops) - 1))
         if not isinstance(facts, dict):
-            return Verdict.fail(f"{p['class']}.forward returned something the grader cannot read")
-        cls, want = p["class"], tuple(p["output_shape"])
+            return Verdict.fail(f"{p.class_}.forward returned something the grader cannot read")
+        cls, want = p.class_, tuple(p.output_shape)
         if not facts.get("is_tensor"):
             return Verdict.fail(f"{cls}.forward returned a {facts.get('type')}; it has to return a PyTorch tensor")
         if tuple(facts.get("shape", ())) != want:
             return Verdict.fail(f"{cls}.forward returned shape {fmt_shape(facts.get('shape', ()))} for an input of "
-                                f"shape {fmt_shape(p['input_shape'])}; expected {fmt_shape(want)} = {p.get('output_doc', '')}".rstrip(" ="))
+                                f"shape {fmt_shape(p.input_shape)}; expected {fmt_shape(want)} = {p.output_doc}".rstrip(" ="))
         if not facts.get("requires_grad") or not facts.get("grad_fn"):
             return Verdict.fail(f"{cls}.forward output does not require grad: it is not connected to the autograd graph "
                                 "(do not detach it, convert it to numpy or wrap forward in torch.no_grad())")
@@ -95,37 +100,37 @@ class TorchCheckpoint:
     """The checkpoint loads with weights_only=True into Model() with strict key and shape matching."""
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        p = check.params
+        p = params_as(check.params, TorchCheckpointParams)
         ops = _build_ops(p)
-        ops.append({"op": "state_keys", "ref": "net", "what": f"{p['class']}().state_dict()"})
+        ops.append({"op": "state_keys", "ref": "net", "what": f"{p.class_}().state_dict()"})
         return Plan(ops=ops + _load_ops(p), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        p = check.params
+        p = params_as(check.params, TorchCheckpointParams)
         n = len(run.results)
         if n >= 4 and not run.results[3].error:  # compare keys ourselves for a precise message
             model_keys, ckpt = unwrap(run.value(2)), unwrap(run.value(3))
             if not isinstance(model_keys, dict) or not isinstance(ckpt, dict):
-                return Verdict.fail(f"{p['class']}().state_dict() returned something the grader cannot read")
+                return Verdict.fail(f"{p.class_}().state_dict() returned something the grader cannot read")
             if ckpt.get("type") != "dict":
-                return Verdict.fail(f"{p['file']} holds a {ckpt.get('type')}; expected a state_dict "
-                                    f"(torch.save(model.state_dict(), '{p['file']}'))")
+                return Verdict.fail(f"{p.file} holds a {ckpt.get('type')}; expected a state_dict "
+                                    f"(torch.save(model.state_dict(), '{p.file}'))")
             keys = ckpt.get("keys") or {}
             missing = sorted(set(model_keys) - set(keys))
             extra = sorted(set(keys) - set(model_keys))
             if missing or extra:
                 parts = []
                 if missing:
-                    parts.append(f"missing {len(missing)} key(s) of {p['class']}(), e.g. {', '.join(missing[:3])}")
+                    parts.append(f"missing {len(missing)} key(s) of {p.class_}(), e.g. {', '.join(missing[:3])}")
                 if extra:
-                    parts.append(f"{len(extra)} key(s) {p['class']}() does not have, e.g. {', '.join(extra[:3])}")
-                return Verdict.fail(f"{p['file']} does not match {p['class']}(): " + "; ".join(parts)
+                    parts.append(f"{len(extra)} key(s) {p.class_}() does not have, e.g. {', '.join(extra[:3])}")
+                return Verdict.fail(f"{p.file} does not match {p.class_}(): " + "; ".join(parts)
                                     + ". Was it saved from this class?")
             for k, want in model_keys.items():
                 got = keys[k]
                 if list(got or []) != list(want or []):
-                    return Verdict.fail(f"{p['file']}: {k} has shape {fmt_shape(got or [])} but {p['class']}() "
+                    return Verdict.fail(f"{p.file}: {k} has shape {fmt_shape(got or [])} but {p.class_}() "
                                         f"expects {fmt_shape(want)}")
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
@@ -151,9 +156,9 @@ class TorchClassify:
     """
 
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
-        p = check.params
-        shape = tuple(int(n) for n in p["input_shape"])
-        cls, fn, classes = p["class"], p["fn"], int(p["classes"])
+        p = params_as(check.params, TorchClassifyParams)
+        shape = tuple(int(n) for n in p.input_shape)
+        cls, fn, classes = p.class_, p.fn, p.classes
         images = rng.integers(0, 256, size=shape, dtype=np.uint8)
         flat = images.reshape(shape[0], -1)  # a view: the known model's outputs, distinct in every image
         flat[:, :classes] = np.stack([rng.choice(256, size=classes, replace=False) for _ in range(shape[0])])
@@ -164,7 +169,7 @@ class TorchClassify:
                    "what": f"{cls}.forward in eval mode on an input of shape {fmt_shape(shape)}"}
         ops = [*_build_ops(p),
                {"op": "eval", "ref": "net", "what": f"{cls}().eval()"},
-               {"op": "predict", "ref": "net", "fn_module": p["fn_module"], "fn": fn, "data": name,
+               {"op": "predict", "ref": "net", "fn_module": p.fn_module, "fn": fn, "data": name,
                 "batch": shape[0], "scale": 255.0,
                 "what": f"{fn}(model, x) in eval mode under torch.no_grad() with x of shape {fmt_shape(shape)}"},
                {"op": "getattr", "ref": "net", "attr": "training", "what": f"reading model.training after {fn}"},
@@ -173,11 +178,11 @@ class TorchClassify:
                model_x, {**model_x, "what": model_x["what"] + " (a second time)"},
                {"op": "known_net", "classes": classes, "as": "known", "report": False,
                 "what": "building a model whose outputs are known"},
-               {"op": "predict", "ref": "known", "fn_module": p["fn_module"], "fn": fn, "data": name,
+               {"op": "predict", "ref": "known", "fn_module": p.fn_module, "fn": fn, "data": name,
                 "batch": shape[0], "scale": 255.0,
                 "what": f"{fn}(model, x) with a model whose {classes} outputs are the first {classes} pixels of "
                         "each image"},
-               {"op": "call", "module": p["fn_module"], "name": fn, "args": [{"$ref": "net"}, {"$ref": "x"}],
+               {"op": "call", "module": p.fn_module, "name": fn, "args": [{"$ref": "net"}, {"$ref": "x"}],
                 "what": f"{fn}(model, x) with x of shape {fmt_shape(shape)}"}]
         n = len(ops)
         known = flat[:, :classes].argmax(axis=1)
@@ -187,9 +192,9 @@ class TorchClassify:
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        p = check.params
+        p = params_as(check.params, TorchClassifyParams)
         ops = plan.labels["ops"]
-        fn, cls, batch = p["fn"], p["class"], p["input_shape"][0]
+        fn, cls, batch = p.fn, p.class_, p.input_shape[0]
         failed_at = len(run.results) - 1 if run.error is not None else None
         if (failed_at is None or failed_at < ops["known"] - 1) and (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
@@ -203,7 +208,7 @@ class TorchClassify:
         if not isinstance(scores, np.ndarray) or scores.ndim != 2 or scores.shape[0] != batch or not scores.shape[1]:
             got = f"a tensor of shape {fmt_shape(scores.shape)}" if isinstance(scores, np.ndarray) else kind_of(raw)
             return Verdict.fail(f"{cls}.forward returned {got}; {fn}(model, x) is checked against the largest output "
-                                f"of model(x), which must be a ({batch}, {p['classes']}) tensor")
+                                f"of model(x), which must be a ({batch}, {p.classes}) tensor")
         again = run.value(ops["again"])
         again = again.get("$tensor") if isinstance(again, dict) else None
         if not isinstance(again, np.ndarray) or again.shape != scores.shape or not np.array_equal(
@@ -266,27 +271,27 @@ class TorchAccuracy:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         from grader.data import load_hidden
 
-        p = check.params
+        p = params_as(check.params, TorchAccuracyParams)
         ops = _build_ops(p)
-        ops += _load_ops(p) + [{"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"}]
+        ops += _load_ops(p) + [{"op": "eval", "ref": "net", "what": f"{p.class_}().eval()"}]
         parts = []
-        for d in p["datasets"]:
-            hidden = load_hidden(inputs.settings, d["hidden"], **d.get("load", {}))
+        for d in p.datasets:
+            hidden = load_hidden(inputs.settings, d.hidden, **d.load)
             # a new order every run (OS entropy, not the judge's seed), the installation's dither
-            images, labels = hidden.for_sandbox(dither=d.get("dither"))
+            images, labels = hidden.for_sandbox(dither=d.dither)
             name = f"d{len(inputs.datasets)}"
             inputs.add_dataset(name, images)
-            ops.append({"op": "predict", "ref": "net", "fn_module": p["fn_module"], "fn": p["fn"], "data": name,
-                        "batch": int(p.get("batch", DEFAULT_BATCH)), "scale": 255.0,
-                        "what": f"{p['fn']}(model, x) on the hidden {d['label']} test set ({len(labels)} images)"})
-            parts.append({"metric": d["metric"], "label": d["label"], "weight": float(d.get("weight", 1.0)),
+            ops.append({"op": "predict", "ref": "net", "fn_module": p.fn_module, "fn": p.fn, "data": name,
+                        "batch": p.batch, "scale": 255.0,
+                        "what": f"{p.fn}(model, x) on the hidden {d.label} test set ({len(labels)} images)"})
+            parts.append({"metric": d.metric, "label": d.label, "weight": d.weight,
                           "labels": labels, "classes": len(hidden.classes), "names": hidden.classes,
                           "images": images, "data": name})
         return Plan(ops=ops, labels={"parts": parts}, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        p = check.params
+        p = params_as(check.params, TorchAccuracyParams)
         parts = plan.labels["parts"]
         first_predict = len(plan.ops) - len(parts)
         metrics: dict[str, float] = {}
@@ -296,17 +301,17 @@ class TorchAccuracy:
                 break
             preds, labels = run.value(i), part["labels"]
             if not isinstance(preds, np.ndarray) or preds.shape != labels.shape or preds.dtype.kind not in "iub":
-                return Verdict.fail(f"{p['fn']}(model, x) on the hidden {part['label']} set returned "
+                return Verdict.fail(f"{p.fn}(model, x) on the hidden {part['label']} set returned "
                                     f"{kind_of(preds)}; expected {len(labels)} integer class indices")
             if preds.size and (preds.min() < 0 or preds.max() >= part["classes"]):
-                return Verdict.fail(f"{p['fn']}(model, x) returned class indices outside 0..{part['classes'] - 1}")
+                return Verdict.fail(f"{p.fn}(model, x) returned class indices outside 0..{part['classes'] - 1}")
             metrics[part["metric"]] = round(float(np.mean(preds.astype(np.int64) == labels)), 4)
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg, **metrics)
-        threshold = float(p["threshold"])
-        if "metric" in p:
+        threshold = p.threshold
+        if p.metric is not None:
             score = round(sum(part["weight"] * metrics[part["metric"]] for part in parts), 4)
-            metrics[p["metric"]] = score
+            metrics[p.metric] = score
             detail = " + ".join(f"{part['weight']:g} x {part['label']} {metrics[part['metric']]:.4f}" for part in parts)
             text = f"weighted accuracy {score:.4f} = {detail}"
         else:
@@ -325,16 +330,16 @@ class TorchAccuracy:
                   inputs: Inputs, rng: np.random.Generator) -> Plan | None:
         """For a hidden set scored near chance that no class order explains: predictions on a subset of its images
         shown transposed, flipped, inverted or on another scale (see grader.judge.diagnose)."""
-        p = check.params
+        p = params_as(check.params, TorchAccuracyParams)
         parts = plan.labels["parts"]
         if verdict.status is not CheckStatus.FAILED or "another order" in verdict.message or run.error is not None \
                 or len(run.results) < len(plan.ops):
             return None
-        ops = [*_build_ops(p), *_load_ops(p), {"op": "eval", "ref": "net", "what": f"{p['class']}().eval()"}]
+        ops = [*_build_ops(p), *_load_ops(p), {"op": "eval", "ref": "net", "what": f"{p.class_}().eval()"}]
         asked = []
         for part in parts:
             accuracy = verdict.metrics.get(part["metric"])
-            if accuracy is None or not diagnose.near_chance(accuracy, part["classes"], float(p["threshold"])):
+            if accuracy is None or not diagnose.near_chance(accuracy, part["classes"], p.threshold):
                 continue
             pick = diagnose.subset(len(part["labels"]), rng)
             shown = np.asarray(part["images"][pick])
@@ -343,9 +348,9 @@ class TorchAccuracy:
                 name = f"d{len(inputs.datasets)}"
                 inputs.add_dataset(name, v.images(shown))
                 tried[v.name] = (len(ops), v.words)
-                ops.append({"op": "predict", "ref": "net", "fn_module": p["fn_module"], "fn": p["fn"], "data": name,
-                            "batch": int(p.get("batch", DEFAULT_BATCH)), "scale": v.scale(255.0),
-                            "what": f"{p['fn']}(model, x) on {len(pick)} hidden {part['label']} images ({v.name})"})
+                ops.append({"op": "predict", "ref": "net", "fn_module": p.fn_module, "fn": p.fn, "data": name,
+                            "batch": p.batch, "scale": v.scale(255.0),
+                            "what": f"{p.fn}(model, x) on {len(pick)} hidden {part['label']} images ({v.name})"})
             asked.append({"part": part, "labels": part["labels"][pick], "tried": tried,
                           "accuracy": accuracy})
         if not asked:
@@ -364,7 +369,7 @@ class TorchAccuracy:
                         not pred.size or (pred.min() >= 0 and pred.max() < part["classes"])):
                     results[name] = pred.astype(np.int64)
             hint = diagnose.image_hint(results, {n: w for n, (_, w) in a["tried"].items()}, labels, part["names"],
-                                       a["accuracy"], float(check.params["threshold"]))
+                                       a["accuracy"], params_as(check.params, TorchAccuracyParams).threshold)
             if hint:
                 hints.append(f"{part['label']}: {hint}" if len(plan.labels["asked"]) > 1 else hint)
         if not hints:

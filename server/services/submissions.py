@@ -317,6 +317,9 @@ def finish(session: Session, settings: ServerSettings, dispatch: Dispatch, submi
         gr = GradeResult.from_dict(result)
     except (KeyError, TypeError, ValueError) as exc:
         return fail(session, settings, dispatch, submission_id, token, reason=f"malformed result: {exc}")
+    if gr.status is Status.ERROR and gr.deterministic:  # another attempt would fail the same way (a bad spec)
+        _give_up(session, sub, f"attempt {sub.attempts}: grader error (not retried): {gr.message}")
+        return sub.status
     if gr.status is Status.ERROR:
         return fail(session, settings, dispatch, submission_id, token, reason=f"grader error: {gr.message}")
     metric = _leaderboard_metric(sub.assignment.name)

@@ -121,6 +121,20 @@ def test_engine_error_retried_then_error_with_reason_for_instructors(worker, db,
     assert worker.claim(sub_id).status_code == 409
 
 
+def test_deterministic_engine_error_ends_at_once(worker, db, sub_id, as_user):
+    """An error grading again would repeat (a spec that does not validate) is not retried."""
+    claim = worker.claim(sub_id).json["claim"]
+    err = GradeResult.error(assignment="rpz-cnn", deterministic=True,
+                            message="The spec of assignment 'rpz-cnn' is invalid: params.treshold: unknown key")
+    assert worker.result(sub_id, claim, err.to_dict()).json["status"] == "error"
+    s = row(db, sub_id)
+    assert s.status == "error" and s.attempts == 1
+    assert "attempt 1: grader error (not retried)" in s.error_reason and "params.treshold" in s.error_reason
+    student = as_user("alice").get(f"/submissions/{sub_id}.json").json
+    assert student["status"] == "error" and "not your fault" in student["message"] and "error_reason" not in student
+    assert worker.claim(sub_id).status_code == 409
+
+
 def test_task_failure_counts_as_attempt(worker, db, sub_id):
     claim = worker.claim(sub_id).json["claim"]
     assert worker.fail(sub_id, claim, "engine raised: Boom").json["status"] == "queued"
