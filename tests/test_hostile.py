@@ -84,7 +84,7 @@ def test_filesystem_walk_finds_no_labels_or_hidden_data(grade, fast_settings):
     libs = [str(p) for p in python_prefixes(fast_settings.python)[0]]
     project = Path(__file__).resolve().parent.parent
     known = [str(fast_settings.hidden_data), str(fast_settings.shared_data), "/usr/share/datasets",
-             str(project / "reference"), str(project / "grader"), str(project / "tests"),
+             str(project / "grader"), str(project / "tests"),
              "/root/.cache", "/home", "/etc/passwd", "/var/lib/redis"]
     code = r"""
 import os, json

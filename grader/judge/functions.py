@@ -133,8 +133,7 @@ class Function:
                   "twins": script.twins, "given": script.given, "main_end": len(script.ops),
                   "arrays": inputs.arrays}
         if check.params.get("units"):
-            package = f"reference.{assignment.reference}"
-            calls = units.record(script.ops, package=package, module=check.module, units=list(check.params["units"]),
+            calls = units.record(script.ops, reference_dir=assignment.reference_dir, module=check.module, units=list(check.params["units"]),
                                  arrays=inputs.arrays)
             if calls:
                 labels["calls"] = calls
@@ -156,7 +155,7 @@ class Function:
                 return False
             ops[g["call"]] = {"op": "call", "ref": g["container"], "method": "__setitem__",
                               "args": [g["key"], value], "report": False, "what": "the student's state"}
-        cf = units.counterfactual(ops, package=f"reference.{assignment.reference}", module=check.module,
+        cf = units.counterfactual(ops, reference_dir=assignment.reference_dir, module=check.module,
                                   calls=calls or [], outputs=[run.value(i) for i in range(end, len(plan.ops))],
                                   arrays=arrays)
         if cf is None:
