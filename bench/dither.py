@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-REF = ROOT / "reference"
+REF = ROOT / "grader" / "assignments"
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -36,7 +36,7 @@ def _load(module: object, cls: str, ckpt: Path) -> torch.nn.Module:
 def _scratch(hw04: object) -> Predict:
     """nd-hw04's NeuralNetwork with the tensors of scratch_ffn.pt put in place, as the judge's `assign` does."""
     net = hw04.NeuralNetwork()  # type: ignore[attr-defined]
-    for key, value in torch.load(REF / "nd_hw04" / "scratch_ffn.pt", weights_only=True).items():
+    for key, value in torch.load(REF / "nd_hw04" / "reference" / "scratch_ffn.pt", weights_only=True).items():
         *path, last = key.split(".")
         obj = net
         for part in path:
@@ -47,21 +47,21 @@ def _scratch(hw04: object) -> Predict:
 
 def models() -> list[tuple[str, list[tuple[str, float]], float, Predict, int]]:
     """(name, [(hidden set, weight)], threshold, predict, batch) of each reference model graded on hidden data."""
-    sys.path[:0] = [str(REF / "rpz_cnn"), str(REF / "nd_hw04"), str(REF / "gt_hw5"), str(REF / "cmu_16720_hw5")]
+    sys.path[:0] = [str(REF / "rpz_cnn" / "reference"), str(REF / "nd_hw04" / "reference"), str(REF / "gt_hw5" / "reference"), str(REF / "cmu_16720_hw5" / "reference")]
     import hw04  # noqa: PLC0415 - reference modules, importable only after the path is set
     import hw5  # noqa: PLC0415
     import nn as cmu  # noqa: PLC0415
     import pytorch_cnn  # noqa: PLC0415
 
-    mynet = _load(pytorch_cnn, "MyNet", REF / "rpz_cnn" / "model.pt")
-    finetune = _load(pytorch_cnn, "FinetuneNet", REF / "rpz_cnn" / "finetuned.pt")
-    ffn = _load(hw04, "FFN", REF / "nd_hw04" / "ffn.pt")
-    cnn = _load(hw04, "CNN", REF / "nd_hw04" / "cnn.pt")
+    mynet = _load(pytorch_cnn, "MyNet", REF / "rpz_cnn" / "reference" / "model.pt")
+    finetune = _load(pytorch_cnn, "FinetuneNet", REF / "rpz_cnn" / "reference" / "finetuned.pt")
+    ffn = _load(hw04, "FFN", REF / "nd_hw04" / "reference" / "ffn.pt")
+    cnn = _load(hw04, "CNN", REF / "nd_hw04" / "reference" / "cnn.pt")
     rng = np.random.default_rng(0)
     mlp = hw5.MLP(rng.uniform(size=(10, 784)), np.arange(10), rng.uniform(size=(10, 784)), np.arange(10), L=1, N_l=16)
-    with np.load(REF / "gt_hw5" / "mlp_weights.npz", allow_pickle=False) as z:
+    with np.load(REF / "gt_hw5" / "reference" / "mlp_weights.npz", allow_pickle=False) as z:
         mlp.weights = [z[f"arr_{i}"] for i in range(len(z.files))]
-    with np.load(REF / "cmu_16720_hw5" / "q3_weights.npz", allow_pickle=False) as z:
+    with np.load(REF / "cmu_16720_hw5" / "reference" / "q3_weights.npz", allow_pickle=False) as z:
         q3 = dict(z)
 
     def flat64(x: torch.Tensor) -> np.ndarray:

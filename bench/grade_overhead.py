@@ -91,7 +91,7 @@ def grading_batches() -> list[str]:
 
 def run_bare() -> tuple[float, str]:
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", BARE, str(ROOT / "reference" / "rpz_cnn"), *grading_batches()],
+    p = subprocess.run([sys.executable, "-c", BARE, str(ROOT / "grader" / "assignments" / "rpz_cnn" / "reference"), *grading_batches()],
                        capture_output=True,
                        text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     return time.perf_counter() - t0, p.stdout.strip()
@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--no-attacks", action="store_true", help="skip the judge-memory attacks")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from reference.build import build_submission_zip
+    from grader.assignments.build import build_submission_zip
 
     with tempfile.TemporaryDirectory() as tmp:
         zip_path = build_submission_zip("rpz-cnn", Path(tmp) / "reference.zip")

@@ -164,7 +164,7 @@ def main() -> int:
     ap.add_argument("--limits", default="cpus=1")
     ap.add_argument("--timeout", type=float, default=3600.0)
     args = ap.parse_args()
-    from reference.build import build_submission_zip
+    from grader.assignments.build import build_submission_zip
 
     course = Course(students=args.students, history_students=args.history_students,
                     history_submissions=args.history_submissions, viewers=min(args.viewers, args.students))

@@ -108,7 +108,7 @@ def main() -> int:
     args = ap.parse_args()
     variant = "full" if args.full else args.variant
     sys.path.insert(0, str(ROOT))
-    from reference.build import build_submission_zip
+    from grader.assignments.build import build_submission_zip
 
     with tempfile.TemporaryDirectory(prefix="autograder-scale-") as tmp_s:
         tmp = Path(tmp_s)

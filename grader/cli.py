@@ -58,6 +58,22 @@ def _cmd_assignment_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_assignment_check(args: argparse.Namespace) -> int:
+    from grader.assignments.check import check_folder, find_folder
+    from grader.settings import settings
+
+    try:
+        folder = find_folder(args.name, settings().assignment_dirs)
+    except LookupError as exc:
+        print(f"autograder assignment check: {exc}", file=sys.stderr)
+        return 1
+    problems = check_folder(folder)
+    for p in problems:
+        print(f"  {p}")
+    print(f"{folder}: {len(problems)} problem{'' if len(problems) == 1 else 's'}" if problems else f"{folder}: ok")
+    return 1 if problems else 0
+
+
 def _cmd_assignment_selftest(args: argparse.Namespace) -> int:
     from grader.selftest import run_selftest
 
@@ -87,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("assignment", help="assignment specs")
     asub = a.add_subparsers(dest="assignment_command", required=True)
     asub.add_parser("list", help="list the assignments").set_defaults(func=_cmd_assignment_list)
+    ck = asub.add_parser("check", help="validate an assignment's spec and files without grading")
+    ck.add_argument("name", help="an assignment's name, or a folder holding an assignment.toml")
+    ck.set_defaults(func=_cmd_assignment_check)
     st = asub.add_parser("selftest", help="grade the reference solution and its mutants")
     st.add_argument("name")
     st.set_defaults(func=_cmd_assignment_selftest)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import secrets
 import shutil
@@ -42,7 +41,7 @@ def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | N
     t0 = time.perf_counter()
     cfg = settings or default_settings()
     try:
-        spec = load_assignment(assignment)
+        spec = load_assignment(assignment, cfg.assignment_dirs)
     except UnknownAssignment as exc:
         return GradeResult.error(assignment=assignment, message=str(exc))
     except (InvalidSpec, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -129,12 +128,11 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
                        build_s=lim.build_s, op_s=lim.op_s, predict_s=lim.predict_s,
                        retained_bytes=lim.retained_bytes)
     hidden = HiddenFiles(job_dir, inputs.datasets)
-    package = f"reference.{spec.reference}"
-    reference_dir = Path(importlib.import_module(package).__file__ or "").resolve().parent
-    refs = run_reference(tasks, package=package, inputs=inputs, data_dir=hidden.staged, reference_dir=reference_dir)
+    reference_dir = spec.reference_dir
+    refs = run_reference(tasks, reference_dir=reference_dir, inputs=inputs, data_dir=hidden.staged)
     counts = {name: len(images) for name, images in inputs.datasets.items()}
     tasks = [replace(t, budgets=op_budgets(t.plan.ops, limits, refs.get(t.index), reference_predict_seconds(
-        key=(spec.name, t.check_id), ops=t.plan.ops, package=package, reference_dir=reference_dir,
+        key=(spec.name, t.check_id), ops=t.plan.ops, reference_dir=reference_dir,
         data_dir=hidden.staged, inputs=inputs.arrays, counts=counts))) for t in tasks]
     runs, stats = run_in_sandbox(tasks, inputs=inputs, job_dir=job_dir, submission=unpacked.root, limits=limits,
                                  backend=backend, bwrap=cfg.bwrap, python=cfg.python, hidden=hidden,

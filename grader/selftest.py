@@ -1,6 +1,6 @@
 """`autograder assignment selftest NAME`: the reference must get full marks, every student-style reference
-(reference/<assignment>/students/<style>/, written from the handout alone) must get full marks too, and every
-mutant of the reference (declared in reference/<assignment>/mutants.toml) must lose points on the right target
+(<assignment folder>/students/<style>/, written from the handout alone) must get full marks too, and every
+mutant of the reference (declared in <assignment folder>/mutants.toml) must lose points on the right target
 with a message that names what is wrong. Prints the mutation score (caught / total)."""
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from grader.api import grade_submission
-from grader.assignments import load_assignment
+from grader.assignments import AssignmentSpec, load_assignment
 from grader.result import GradeResult, Status
 from grader.settings import GraderSettings
 from grader.settings import settings as default_settings
-
-REFERENCE_ROOT = Path(__file__).resolve().parent.parent / "reference"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,24 +38,27 @@ class MutantOutcome:
     detail: str
 
 
-def load_mutants(assignment: str) -> list[Mutant]:
-    spec = load_assignment(assignment)
-    path = REFERENCE_ROOT / spec.reference / "mutants.toml"
+def _spec(assignment: str, settings: GraderSettings | None) -> AssignmentSpec:
+    return load_assignment(assignment, (settings or default_settings()).assignment_dirs)
+
+
+def load_mutants(assignment: str, *, settings: GraderSettings | None = None) -> list[Mutant]:
+    path = _spec(assignment, settings).folder / "mutants.toml"
     raw: dict[str, Any] = tomllib.loads(path.read_text())
     return [Mutant(name=m["name"], target=m["target"], message=m["message"], checks=tuple(m.get("checks", ())),
                    replace=dict(m.get("replace", {})), swap=dict(m.get("swap", {}))) for m in raw["mutants"]]
 
 
-def reference_files(assignment: str) -> dict[str, bytes]:
-    spec = load_assignment(assignment)
-    folder = REFERENCE_ROOT / spec.reference
+def reference_files(assignment: str, *, settings: GraderSettings | None = None) -> dict[str, bytes]:
+    spec = _spec(assignment, settings)
+    folder = spec.reference_dir
     return {name: (folder / name).read_bytes() for name in spec.files if (folder / name).is_file()}
 
 
-def student_styles(assignment: str) -> dict[str, dict[str, bytes]]:
+def student_styles(assignment: str, *, settings: GraderSettings | None = None) -> dict[str, dict[str, bytes]]:
     """The student-style references of an assignment: style name -> the files of its submission."""
-    spec = load_assignment(assignment)
-    root = REFERENCE_ROOT / spec.reference / "students"
+    spec = _spec(assignment, settings)
+    root = spec.folder / "students"
     out: dict[str, dict[str, bytes]] = {}
     for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else ():
         wanted = [*spec.files, *(pattern for patterns in spec.aliases.values() for pattern in patterns)]
@@ -73,7 +74,7 @@ def run_students(assignment: str, *, settings: GraderSettings | None = None,
     """Grade every student-style reference; each must get full marks."""
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for style, files in student_styles(assignment).items():
+        for style, files in student_styles(assignment, settings=settings).items():
             result = grade_submission(zip_path=_zip(Path(tmp) / f"{style}.zip", files), assignment=assignment,
                                       settings=settings)
             results[style] = result
@@ -127,8 +128,8 @@ def judge_mutant(mutant: Mutant, result: GradeResult, reference: GradeResult) ->
 
 def run_mutants(assignment: str, *, settings: GraderSettings | None = None,
                 log: Any = print) -> tuple[GradeResult, list[MutantOutcome]]:
-    files = reference_files(assignment)
-    mutants = load_mutants(assignment)
+    files = reference_files(assignment, settings=settings)
+    mutants = load_mutants(assignment, settings=settings)
     with tempfile.TemporaryDirectory() as tmp:
         reference = grade_submission(zip_path=_zip(Path(tmp) / "reference.zip", files), assignment=assignment,
                                      settings=settings)
@@ -138,7 +139,7 @@ def run_mutants(assignment: str, *, settings: GraderSettings | None = None,
             mutated = mutate(files, m)
             if not m.checks:  # numpy-only mutants: leave out what they do not need, for speed
                 mutated = {k: v for k, v in mutated.items() if k == m.replace.get("file", k)}
-            only = list(m.checks) or [c.id for c in load_assignment(assignment).checks if c.target == m.target]
+            only = list(m.checks) or [c.id for c in _spec(assignment, settings).checks if c.target == m.target]
             result = grade_submission(zip_path=_zip(Path(tmp) / f"m{i}.zip", mutated), assignment=assignment,
                                       settings=settings, only=only)
             outcomes.append(judge_mutant(m, result, reference))

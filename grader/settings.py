@@ -39,6 +39,9 @@ class GraderSettings:
     bwrap: str
     limit_overrides: dict[str, float] = field(default_factory=dict)
     """Override any assignment limit for every grading (e.g. AUTOGRADER_LIMITS="op_s=5,wall_s=300")."""
+    assignment_dirs: tuple[Path, ...] = ()
+    """Further folders of assignments besides the built-in ones (AUTOGRADER_ASSIGNMENT_DIRS, separated by
+    os.pathsep): each subfolder holding an assignment.toml is an assignment."""
     require_sandbox: bool = True
     """`autograder worker` and `autograder serve` refuse to start unless bubblewrap runs and the cgroup
     limits can be set (AUTOGRADER_REQUIRE_SANDBOX, on by default; `false` only to let a broken host start
@@ -60,6 +63,7 @@ class GraderSettings:
             python=Path(get("SANDBOX_PYTHON", sys.executable)),
             bwrap=get("BWRAP", "bwrap"),
             limit_overrides=_parse_limits(get("LIMITS", "")),
+            assignment_dirs=tuple(Path(p) for p in get("ASSIGNMENT_DIRS", "").split(os.pathsep) if p.strip()),
             require_sandbox=env_flag(env.get("AUTOGRADER_REQUIRE_SANDBOX"), default=True),
         )
 

@@ -45,7 +45,7 @@ def make_zip(path: Path, files: Mapping[str, bytes | str]) -> Path:
 
 
 def reference_file(name: str) -> bytes:
-    return (Path(__file__).resolve().parent.parent / "reference" / "rpz_cnn" / name).read_bytes()
+    return (Path(__file__).resolve().parent.parent / "grader" / "assignments" / "rpz_cnn" / "reference" / name).read_bytes()
 
 
 @pytest.fixture

@@ -24,14 +24,14 @@ def test_mutants_quote_the_reference_notebook() -> None:
     """Every `find` string of mutants.toml still occurs in the reference file it edits."""
     import tomllib
 
-    from grader.selftest import REFERENCE_ROOT
+    from grader.assignments.spec import ASSIGNMENTS_DIR
 
-    folder = REFERENCE_ROOT / "a4_digits"
+    folder = ASSIGNMENTS_DIR / "a4_digits"
     mutants = tomllib.loads((folder / "mutants.toml").read_text())["mutants"]
     files = set(load_assignment("a4-digits").files)
     for mutant in mutants:
         if "replace" in mutant:
-            assert mutant["replace"]["find"] in (folder / mutant["replace"]["file"]).read_text(), mutant["name"]
+            assert mutant["replace"]["find"] in (folder / "reference" / mutant["replace"]["file"]).read_text(), mutant["name"]
         if "swap" in mutant:
             assert {mutant["swap"]["file"], mutant["swap"]["with"]} <= files, mutant["name"]
 
@@ -44,9 +44,9 @@ def test_student_style_notebook_is_what_students_hand_in() -> None:
     import nbformat
     from IPython.core.inputtransformer2 import TransformerManager
 
-    from grader.selftest import REFERENCE_ROOT
+    from grader.assignments.spec import ASSIGNMENTS_DIR
 
-    path = REFERENCE_ROOT / "a4_digits" / "students" / "colab" / "assignment4.ipynb"
+    path = ASSIGNMENTS_DIR / "a4_digits" / "students" / "colab" / "assignment4.ipynb"
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     cells = [c.source for c in nb.cells if c.cell_type == "code"]
@@ -73,9 +73,9 @@ def test_student_style_checkpoints_fit_the_notebooks_classnets() -> None:
     import torch
     from IPython.core.inputtransformer2 import TransformerManager
 
-    from grader.selftest import REFERENCE_ROOT
+    from grader.assignments.spec import ASSIGNMENTS_DIR
 
-    folder = REFERENCE_ROOT / "a4_digits" / "students" / "colab"
+    folder = ASSIGNMENTS_DIR / "a4_digits" / "students" / "colab"
     ns: dict[str, object] = {}
     transform = TransformerManager().transform_cell
     for cell in nbformat.read(folder / "assignment4.ipynb", as_version=4).cells:

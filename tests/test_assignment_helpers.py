@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 
-from grader.selftest import REFERENCE_ROOT
+from grader.assignments.spec import ASSIGNMENTS_DIR
 
 
 def assert_notebook_in_sync(package: str, notebook: str) -> None:
-    """The committed reference notebook is what reference/<package>/make_notebook.py builds from the module."""
-    maker = importlib.import_module(f"reference.{package}.make_notebook")
-    assert (REFERENCE_ROOT / package / notebook).read_text() == maker.text(), (
-        f"run python -m reference.{package}.make_notebook")
+    """The committed reference notebook is what grader/assignments/<package>/make_notebook.py builds from the
+    module (both in the folder's reference/)."""
+    maker = importlib.import_module(f"grader.assignments.{package}.make_notebook")
+    assert (ASSIGNMENTS_DIR / package / "reference" / notebook).read_text() == maker.text(), (
+        f"run python -m grader.assignments.{package}.make_notebook")
 

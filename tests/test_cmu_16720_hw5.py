@@ -69,7 +69,8 @@ def test_spec_points_follow_the_handout() -> None:
 
 # --- NIST36's conventions, the calibrated bar, one fault one failed check --------------------------------------
 
-REF = Path(__file__).resolve().parent.parent / "reference" / "cmu_16720_hw5"
+FOLDER = Path(__file__).resolve().parent.parent / "grader" / "assignments" / "cmu_16720_hw5"
+REF = FOLDER / "reference"
 SEED = Path(settings().shared_data).parent / "seeds" / "002_37644ac9ad9dfa9e.txt"
 SE = math.sqrt(0.7 * 0.3 / 1800)
 """Standard error of an accuracy near 0.7 on the 1,800 hidden images."""
@@ -111,7 +112,7 @@ def test_the_page_states_nist36s_conventions_and_the_bar() -> None:
 
 
 def test_the_bar_is_calibrated_on_networks_trained_the_handouts_way() -> None:
-    cal = json.loads((REF / "calibration.json").read_text())
+    cal = json.loads((FOLDER / "calibration.json").read_text())
     nets = cal["networks"]
     assert len(nets) >= 5 and len({n["seed"] for n in nets}) == len(nets) and cal["hidden_set"]["stand_in"]
     assert "batch_size 100" in cal["method"] and "learning_rate 0.002" in cal["method"] and "epochs 50" in cal["method"]
@@ -169,7 +170,7 @@ def test_one_fault_costs_where_it_lives(grade, fault: str) -> None:
 
 @pytest.mark.sandbox
 def test_the_student_style_reference_trains_with_the_handouts_loop() -> None:
-    style = REF / "students" / "handout_loops"
+    style = FOLDER / "students" / "handout_loops"
     run_q3 = (style / "run_q3.py").read_text()
     for line in ("max_iters = 50", "batch_size = 100", "learning_rate = 2e-3", "hidden_size = 64", "np.random.seed(1)",
                  "batches = get_random_batches(train_x,train_y,batch_size)", "np.savez('q3_weights.npz'"):

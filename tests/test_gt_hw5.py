@@ -65,11 +65,11 @@ def test_textbook_back_prop_passes_like_the_handouts_order(grade) -> None:
 @pytest.mark.slow
 def test_an_mlp_with_two_hidden_layers_is_graded_at_its_own_size(grade) -> None:
     """The handout asks to tune the hidden layers and neurons (seed line 1993): weights of L=2, N_l=24
-    (reference/gt_hw5/train.py --two-hidden) are put into MLP(..., L=2, N_l=24), not L=1 (which raised
+    (grader/assignments/gt_hw5/train.py --two-hidden) are put into MLP(..., L=2, N_l=24), not L=1 (which raised
     IndexError in __feed_forward)."""
     from pathlib import Path
 
-    ref = Path(__file__).resolve().parent.parent / "reference" / "gt_hw5"
+    ref = Path(__file__).resolve().parent.parent / "grader" / "assignments" / "gt_hw5" / "reference"
     result = grade({"hw5.ipynb": (ref / "hw5.ipynb").read_bytes(),
                     "mlp_weights.npz": (ref / "mlp_two_hidden.npz").read_bytes()}, assignment="gt-hw5")
     c = next(c for c in result.checks if c.id == "hw5.MLP.accuracy")

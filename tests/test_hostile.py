@@ -85,7 +85,7 @@ def test_filesystem_walk_finds_no_labels_or_hidden_data(grade, fast_settings):
     libs = [str(p) for p in python_prefixes(fast_settings.python)[0]]
     project = Path(__file__).resolve().parent.parent
     known = [str(fast_settings.hidden_data), str(fast_settings.shared_data), "/usr/share/datasets",
-             str(project / "reference"), str(project / "grader"), str(project / "tests"),
+             str(project / "grader"), str(project / "tests"),
              "/root/.cache", "/home", "/etc/passwd", "/var/lib/redis"]
     code = r"""
 import os, json
@@ -143,7 +143,9 @@ def test_memory_bomb_is_killed_and_reported(grade):
 import numpy as np
 hog = np.ones((4, 2**30 // 8))
 """
-    result = grade(numpy_nn(replace=in_linear_forward(code)), memory_bytes=512 * 2**20)
+    # op_s 30: first-touch page faults on this VM can run at ~120 MB/s, so reaching the 512 MiB limit may take
+    # seconds longer than the fast settings' 4 s per call
+    result = grade(numpy_nn(replace=in_linear_forward(code)), memory_bytes=512 * 2**20, op_s=30)
     msg = check(result, "numpy_nn.Linear.forward").message
     assert "Linear.forward" in msg and "memory" in msg, msg
     # The sandbox restarted: the other layers were still graded.

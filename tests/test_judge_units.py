@@ -195,7 +195,7 @@ def run_local(tmp_path, assignment: str, check_id: str, files: dict, *, seed: in
         except Exception as exc:  # noqa: BLE001 - what the sandbox reports as the op's error
             run.results.append(OpResult(error=error_info(exc, submission_dir=sub)))
             break
-    refs = run_reference([Task(index=0, check_id=check.id, plan=plan)], package=f"reference.{spec.reference}",
+    refs = run_reference([Task(index=0, check_id=check.id, plan=plan)], reference_dir=spec.reference_dir,
                          inputs=inputs)
     return KINDS[check.kind].judge(check, spec, plan, run, refs.get(0)), plan, run
 
@@ -203,4 +203,4 @@ def run_local(tmp_path, assignment: str, check_id: str, files: dict, *, seed: in
 def reference_text(folder: str, name: str) -> str:
     from pathlib import Path
 
-    return (Path(__file__).resolve().parent.parent / "reference" / folder / name).read_text()
+    return (Path(__file__).resolve().parent.parent / "grader" / "assignments" / folder / "reference" / name).read_text()

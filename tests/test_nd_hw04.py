@@ -54,7 +54,7 @@ def test_assign_state_puts_saved_tensors_into_layers() -> None:
 
 
 # Variants of the reference that the handout allows (each a real student's choice) keep their points: the inverse of
-# reference/nd_hw04/mutants.toml. Each (find, replace) edits hw04.ipynb's JSON text once; see the page's decisions.
+# grader/assignments/nd_hw04/mutants.toml. Each (find, replace) edits hw04.ipynb's JSON text once; see the page's decisions.
 ACCEPTED = {
     "backprop from softmax - Y, the summed loss (the handout's reference runs at learning_rate=0.001 need it)": (
         "hw04.backprop",

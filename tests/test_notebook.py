@@ -27,7 +27,7 @@ from grader.notebook import (
 from grader.result import CheckStatus, Status
 from tests.conftest import check
 
-REFERENCE = Path(__file__).resolve().parent.parent / "reference"
+REFERENCE = Path(__file__).resolve().parent.parent / "grader" / "assignments"
 
 
 def make_notebook(*cells: str | tuple[str, str]) -> bytes:
@@ -363,7 +363,8 @@ def test_nbformat_3_notebooks_are_upgraded() -> None:
 
 
 def test_the_reference_notebooks_convert_as_before() -> None:
-    for path, kept in (("a4_digits/assignment4.ipynb", 25), ("gt_hw5/hw5.ipynb", 24), ("nd_hw04/hw04.ipynb", 23)):
+    for path, kept in (("a4_digits/reference/assignment4.ipynb", 25), ("gt_hw5/reference/hw5.ipynb", 24),
+                        ("nd_hw04/reference/hw04.ipynb", 23)):
         conv = convert((REFERENCE / path).read_bytes(), name=Path(path).name)
         assert (conv.kept, conv.bad_cells, conv.notices) == (kept, (), ()), path
 
@@ -371,13 +372,13 @@ def test_the_reference_notebooks_convert_as_before() -> None:
 @pytest.mark.sandbox
 @pytest.mark.slow
 def test_a4_digits_with_from_future_gets_full_marks(grade) -> None:
-    nb = json.loads((REFERENCE / "a4_digits" / "assignment4.ipynb").read_text())
+    nb = json.loads((REFERENCE / "a4_digits" / "reference" / "assignment4.ipynb").read_text())
     imports = next(c for c in nb["cells"] if c["cell_type"] == "code" and "import torch\n" in c["source"])
     imports["source"] = ["from __future__ import annotations\n", *imports["source"]]
     helper = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": 1,
               "source": ["files = !ls\n", "def helper(x: torch.Tensor) -> torch.Tensor:\n", "    return x\n"]}
     nb["cells"].insert(nb["cells"].index(imports) + 1, helper)
-    files = {"assignment4.ipynb": json.dumps(nb), **{f: (REFERENCE / "a4_digits" / f).read_bytes()
+    files = {"assignment4.ipynb": json.dumps(nb), **{f: (REFERENCE / "a4_digits" / "reference" / f).read_bytes()
                                                       for f in ("classifier_mlp.pt", "classifier_cnn.pt")}}
     result = grade(files, assignment="a4-digits")
     assert result.status is Status.GRADED
@@ -390,8 +391,8 @@ def test_a4_digits_with_from_future_gets_full_marks(grade) -> None:
 @pytest.mark.sandbox
 @pytest.mark.slow
 def test_an_nbformat_3_notebook_is_graded(grade) -> None:
-    hw5 = v3_notebook((REFERENCE / "gt_hw5" / "hw5.ipynb").read_bytes())
-    result = grade({"hw5.ipynb": hw5, "mlp_weights.npz": (REFERENCE / "gt_hw5" / "mlp_weights.npz").read_bytes()},
+    hw5 = v3_notebook((REFERENCE / "gt_hw5" / "reference" / "hw5.ipynb").read_bytes())
+    result = grade({"hw5.ipynb": hw5, "mlp_weights.npz": (REFERENCE / "gt_hw5" / "reference" / "mlp_weights.npz").read_bytes()},
                    assignment="gt-hw5")
     assert result.status is Status.GRADED
     assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if c.points < c.max_points]

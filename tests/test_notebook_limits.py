@@ -287,11 +287,11 @@ def test_with_notebook_modules_never_raises_for_what_a_notebook_holds(tmp_path: 
 @pytest.mark.sandbox
 @pytest.mark.slow
 def test_the_200000_term_cell_in_gt_hw5_is_a_notice_and_the_rest_is_graded(grade) -> None:
-    nb = json.loads((REFERENCE / "gt_hw5" / "hw5.ipynb").read_text())
+    nb = json.loads((REFERENCE / "gt_hw5" / "reference" / "hw5.ipynb").read_text())
     nb["cells"].insert(2, {"cell_type": "code", "metadata": {}, "execution_count": 3, "outputs": [],
                            "source": [TERMS_200K]})
     code_cell = sum(c["cell_type"] == "code" for c in nb["cells"][:3])
-    result = grade({"hw5.ipynb": json.dumps(nb), "mlp_weights.npz": (REFERENCE / "gt_hw5" / "mlp_weights.npz")
+    result = grade({"hw5.ipynb": json.dumps(nb), "mlp_weights.npz": (REFERENCE / "gt_hw5" / "reference" / "mlp_weights.npz")
                     .read_bytes()}, assignment="gt-hw5")
     assert result.status is Status.GRADED
     assert result.notices == (f"hw5.ipynb, code cell {code_cell}: it is longer than 200,000 characters; "

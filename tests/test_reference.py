@@ -16,10 +16,10 @@ import numpy.testing as testing
 import pytest
 import torch
 
-from reference.build import build_submission_zip, reference_dir, submission_files
-from reference.rpz_cnn import HERE, SUBMISSION_FILES
-from reference.rpz_cnn.numpy_nn import SE, Linear, ReLU, Sigmoid
-from reference.rpz_cnn.pytorch_cnn import (
+from grader.assignments import load_assignment
+from grader.assignments.build import build_submission_zip, reference_dir, submission_files
+from grader.assignments.rpz_cnn.reference.numpy_nn import SE, Linear, ReLU, Sigmoid
+from grader.assignments.rpz_cnn.reference.pytorch_cnn import (
     FCNet,
     FinetuneNet,
     MyNet,
@@ -27,6 +27,10 @@ from reference.rpz_cnn.pytorch_cnn import (
     classify,
     pretrained_weights_path,
 )
+
+SPEC = load_assignment("rpz-cnn")
+HERE = SPEC.reference_dir
+SUBMISSION_FILES = SPEC.files
 
 # ----------------------------------------------------------------------------- the seed notebook's own tests
 
@@ -290,7 +294,7 @@ def test_finetune_net_pretrained_loads_local_weights() -> None:
 def load_checkpoint(name: str) -> dict[str, torch.Tensor]:
     path = HERE / name
     if not path.exists():
-        pytest.skip(f"{path} not trained yet (python -m reference.rpz_cnn.train)")
+        pytest.skip(f"{path} not trained yet (python -m grader.assignments.rpz_cnn.train)")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -308,7 +312,7 @@ def test_finetuned_checkpoint_loads_strictly() -> None:
 
 @pytest.mark.slow
 def test_model_checkpoint_is_accurate_on_fashion_mnist_test() -> None:
-    from reference.rpz_cnn.train import FASHION_DIR, accuracy, load_fashion_mnist
+    from grader.assignments.rpz_cnn.train import FASHION_DIR, accuracy, load_fashion_mnist
 
     if not (FASHION_DIR / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip("FashionMNIST (Debian dataset-fashion-mnist) not installed")
@@ -382,7 +386,7 @@ def test_mutants_quote_the_reference_files() -> None:
     """Every `find` string of mutants.toml still occurs in the reference file it edits."""
     import tomllib
 
-    mutants = tomllib.loads((HERE / "mutants.toml").read_text())["mutants"]
+    mutants = tomllib.loads((SPEC.folder / "mutants.toml").read_text())["mutants"]
     assert mutants
     for mutant in mutants:
         if "replace" in mutant:
@@ -394,7 +398,7 @@ def test_mutants_quote_the_reference_files() -> None:
 
 # ----------------------------------------------------------------------------- the student-style reference (loops)
 
-STUDENTS = HERE / "students"
+STUDENTS = SPEC.folder / "students"
 
 
 def load_student_module(style: str, name: str) -> types.ModuleType:

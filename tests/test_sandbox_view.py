@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from grader.api import grade_submission
+from grader.assignments.build import build_submission_zip
 from grader.result import CheckStatus, Status
 from grader.sandbox.bwrap import Job
 from grader.sandbox.process import RunLimits, SandboxProcess, host_backend
 from grader.settings import GraderSettings
-from reference.build import build_submission_zip
 from tests.tooling import missing_tool
 
 pytestmark = [pytest.mark.sandbox]

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from grader.assignments import list_assignments
 from grader.result import CheckStatus, Status
 from grader.selftest import load_mutants, run_mutants, run_students
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
+ASSIGNMENTS = list_assignments()
+"""Every assignment folder found (grader/assignments/*/assignment.toml): none is listed by hand."""
 
-@pytest.mark.parametrize("assignment", ["rpz-cnn", "a4-digits", "cmu-16720-hw5", "gt-hw5", "nd-hw04"])
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_reference_full_marks_and_every_mutant_caught(assignment, fast_settings):
     cfg = fast_settings.with_(limit_overrides={})  # the assignment's own limits, as in production
     reference, outcomes = run_mutants(assignment, settings=cfg, log=lambda s: None)
@@ -32,12 +36,12 @@ def test_reference_full_marks_and_every_mutant_caught(assignment, fast_settings)
         assert m["finetune.weighted"] == pytest.approx(weighted, abs=1e-3)
 
 
-@pytest.mark.parametrize("assignment", ["rpz-cnn", "a4-digits", "cmu-16720-hw5", "gt-hw5", "nd-hw04"])
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_student_style_references_get_full_marks(assignment, fast_settings):
-    """Solutions written from the handout alone, in another style than reference/, get full marks."""
+    """Solutions written from the handout alone, in another style than the reference, get full marks."""
     cfg = fast_settings.with_(limit_overrides={})
     results = run_students(assignment, settings=cfg, log=lambda s: None)
-    assert results, f"{assignment} has no student-style reference (reference/<name>/students/<style>/)"
+    assert results, f"{assignment} has no student-style reference (grader/assignments/<name>/students/<style>/)"
     for style, result in results.items():
         failed = {c.id: c.message for c in result.checks if c.status is not CheckStatus.PASSED}
         assert (style, failed) == (style, {})

@@ -1,4 +1,5 @@
-"""Assignment specs: one declarative TOML file per assignment in this folder."""
+"""Assignments: one folder each (here, or in AUTOGRADER_ASSIGNMENT_DIRS) holding its declarative spec
+(assignment.toml), reference solution, student-style references, mutants and scripts."""
 
 from grader.assignments.spec import (
     AssignmentSpec,
@@ -7,6 +8,7 @@ from grader.assignments.spec import (
     LeaderboardColumn,
     Limits,
     UnknownAssignment,
+    assignment_folders,
     list_assignments,
     load_assignment,
 )
@@ -18,6 +20,7 @@ __all__ = [
     "LeaderboardColumn",
     "Limits",
     "UnknownAssignment",
+    "assignment_folders",
     "list_assignments",
     "load_assignment",
 ]

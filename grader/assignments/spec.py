@@ -1,9 +1,13 @@
-"""Typed view of an assignment's TOML spec (files, checks, points, thresholds, limits, leaderboard)."""
+"""Typed view of an assignment's TOML spec (files, checks, points, thresholds, limits, leaderboard), and where
+assignments are: every folder holding an ``assignment.toml``, in this package's folder or in the folders of the
+``AUTOGRADER_ASSIGNMENT_DIRS`` setting. An assignment's folder holds its spec, ``reference/`` (the trusted
+solution: the submission's files and checkpoints), ``students/<style>/``, ``mutants.toml`` and its scripts."""
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -11,7 +15,9 @@ from typing import Any
 
 from grader.judge.params import Params, ParamsError, parse_params
 
-SPEC_DIR = Path(__file__).resolve().parent
+ASSIGNMENTS_DIR = Path(__file__).resolve().parent
+"""The built-in assignments: one folder each, holding an ``assignment.toml``."""
+SPEC_FILE = "assignment.toml"
 GiB = 2**30
 
 
@@ -106,13 +112,12 @@ class AssignmentSpec:
     files: tuple[str, ...]
     checks: tuple[CheckSpec, ...]
     limits: Limits
-    reference: str
-    """Folder under reference/ holding the trusted reference solution."""
     leaderboard_metric: str | None
     leaderboard_columns: tuple[LeaderboardColumn, ...]
     page: str
     """Student-facing description (Markdown): what to submit, what is checked, limits."""
     path: Path
+    """The spec file (``<folder>/assignment.toml``)."""
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Descriptions of hand-written layers that layer checks refer to (``[layers.NAME]``)."""
     seed: str = ""
@@ -134,6 +139,16 @@ class AssignmentSpec:
         rows += [f"| {_cell(c.topic)} | {_cell(c.rule)} | \"{_cell(c.quote)}\" (line {c.line}) |"
                  for c in self.conventions]
         return self.page.rstrip("\n") + "\n" + "\n".join(rows) + "\n"
+
+    @property
+    def folder(self) -> Path:
+        """The assignment's folder (spec, reference/, students/, mutants.toml, scripts)."""
+        return self.path.parent
+
+    @property
+    def reference_dir(self) -> Path:
+        """The trusted reference solution: the submission's files (and checkpoints) as a student hands them in."""
+        return self.folder / "reference"
 
     @property
     def max_score(self) -> float:
@@ -173,16 +188,51 @@ def make_limits(values: dict[str, Any], base: Limits | None = None) -> Limits:
     return replace(base, **{k: float(v) if k in floats else int(v) for k, v in values.items()})
 
 
-def list_assignments() -> list[str]:
-    return sorted(p.stem.replace("_", "-") for p in SPEC_DIR.glob("*.toml"))
+def assignment_folders(dirs: Iterable[Path] | None = None) -> dict[str, Path]:
+    """Every assignment's folder by name: the folders holding an assignment.toml in this package's folder and
+    in `dirs` (default: the AUTOGRADER_ASSIGNMENT_DIRS setting). A name declared twice is an error."""
+    if dirs is None:
+        from grader.settings import settings
+
+        dirs = settings().assignment_dirs
+    return dict(_discover((ASSIGNMENTS_DIR, *(Path(d).resolve() for d in dirs))))
 
 
 @cache
-def load_assignment(name: str) -> AssignmentSpec:
-    path = SPEC_DIR / f"{name.replace('-', '_')}.toml"
-    if not path.is_file():
-        known = ", ".join(list_assignments())
-        raise UnknownAssignment(f"unknown assignment {name!r} (known: {known})")
+def _discover(roots: tuple[Path, ...]) -> tuple[tuple[str, Path], ...]:
+    found: dict[str, Path] = {}
+    for root in dict.fromkeys(roots):
+        for spec_file in sorted(root.glob(f"*/{SPEC_FILE}")):
+            name = spec_name(spec_file)
+            if name in found:
+                raise ValueError(f"assignment {name!r} is declared twice: in {found[name]} and {spec_file.parent}")
+            found[name] = spec_file.parent
+    return tuple(sorted(found.items()))
+
+
+def spec_name(spec_file: Path) -> str:
+    """The name an assignment.toml declares (``[assignment] name``), or else its folder's (``_`` read as ``-``)."""
+    try:
+        name = tomllib.loads(spec_file.read_text()).get("assignment", {}).get("name")
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        name = None
+    return name if isinstance(name, str) and name else spec_file.parent.name.replace("_", "-")
+
+
+def list_assignments(dirs: Iterable[Path] | None = None) -> list[str]:
+    return sorted(assignment_folders(dirs))
+
+
+def load_assignment(name: str, dirs: Iterable[Path] | None = None) -> AssignmentSpec:
+    """The spec of the assignment `name` (see assignment_folders for where assignments are)."""
+    folders = assignment_folders(dirs)
+    if name not in folders:
+        raise UnknownAssignment(f"unknown assignment {name!r} (known: {', '.join(sorted(folders))})")
+    return _load(folders[name] / SPEC_FILE)
+
+
+@cache
+def _load(path: Path) -> AssignmentSpec:
     return parse_spec(tomllib.loads(path.read_text()), path=path)
 
 
@@ -212,7 +262,6 @@ def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:
     limits = make_limits(raw.get("limits", {}))
     return AssignmentSpec(
         name=a["name"], title=a["title"], files=tuple(a["files"]), checks=checks, limits=limits,
-        reference=a.get("reference", a["name"].replace("-", "_")),
         leaderboard_metric=lb.get("metric"),
         leaderboard_columns=tuple(LeaderboardColumn(metric=c["metric"], label=c["label"])
                                   for c in lb.get("columns", [])),

@@ -9,7 +9,6 @@ budget. After a call hangs, the checks that would make the same call fail at onc
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 from grader.harness.ops import Interpreter
 from grader.judge.context import GroupRun
+from grader.judge.reference import reference_module
 from grader.sandbox import RunLimits
 
 FACTOR = 10.0
@@ -56,7 +56,7 @@ def op_budgets(ops: list[dict[str, Any]], limits: RunLimits, ref: GroupRun | Non
     return tuple(out)
 
 
-def reference_predict_seconds(*, key: tuple[str, str], ops: list[dict[str, Any]], package: str,
+def reference_predict_seconds(*, key: tuple[str, str], ops: list[dict[str, Any]],
                               reference_dir: Path, data_dir: Path, inputs: Mapping[str, Any],
                               counts: Mapping[str, int]) -> dict[int, float]:
     """For each predict op of a plan: the reference's time for it, estimated from one timed batch.
@@ -72,7 +72,7 @@ def reference_predict_seconds(*, key: tuple[str, str], ops: list[dict[str, Any]]
         known = cache_key in _rates
         rate = _rates.get(cache_key)
     if not known:
-        rate = _time_one_batch(ops[: first + 1], package=package, reference_dir=reference_dir, data_dir=data_dir,
+        rate = _time_one_batch(ops[: first + 1], reference_dir=reference_dir, data_dir=data_dir,
                                inputs=inputs)
         with _rates_lock:
             _rates[cache_key] = rate
@@ -81,12 +81,12 @@ def reference_predict_seconds(*, key: tuple[str, str], ops: list[dict[str, Any]]
     return {i: rate * counts.get(ops[i]["data"], 0) for i in predicts}
 
 
-def _time_one_batch(ops: list[dict[str, Any]], *, package: str, reference_dir: Path, data_dir: Path,
+def _time_one_batch(ops: list[dict[str, Any]], *, reference_dir: Path, data_dir: Path,
                     inputs: Mapping[str, Any]) -> float | None:
     """Seconds per image of the reference on the first batch of the last (predict) op."""
 
     def load(name: str) -> Any:
-        return importlib.import_module(f"{package}.{name}")
+        return reference_module(reference_dir, name)
 
     interp = Interpreter(load_module=load, inputs=inputs, data_dir=data_dir, submission_dir=reference_dir)
     *setup, predict = ops

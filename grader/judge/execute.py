@@ -10,7 +10,6 @@ the output is bounded (`RunLimits.retained_bytes`), and so is the student text i
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import time
@@ -24,6 +23,7 @@ from grader.harness.ops import Interpreter, error_info
 from grader.judge.budgets import Call, call_name, floor_budget, hung_call, op_calls
 from grader.judge.context import GroupRun, Inputs, OpResult, Plan
 from grader.judge.hidden_files import HiddenFiles, op_datasets
+from grader.judge.reference import reference_module
 from grader.judge.student_text import TextBudget
 from grader.sandbox import Outcome, RunLimits, SandboxProcess
 from grader.sandbox.bwrap import Job
@@ -346,12 +346,12 @@ def _death(sp: SandboxProcess, limits: RunLimits) -> dict[str, Any]:
     return {"type": "Crash", "sandbox": True, "message": msg}
 
 
-def run_reference(tasks: list[Task], *, package: str, inputs: Inputs, data_dir: Path | None = None,
-                  reference_dir: Path | None = None) -> dict[int, GroupRun]:
+def run_reference(tasks: list[Task], *, reference_dir: Path, inputs: Inputs,
+                  data_dir: Path | None = None) -> dict[int, GroupRun]:
     """Run the same scripts against the trusted reference solution, in this process (each op timed)."""
 
     def load(name: str) -> Any:
-        return importlib.import_module(f"{package}.{name}")
+        return reference_module(reference_dir, name)
 
     runs: dict[int, GroupRun] = {}
     for t in tasks:

@@ -133,8 +133,8 @@ class Function:
                   "arrays": inputs.arrays}
         p = params_as(check.params, FunctionParams)
         if p.units:
-            package = f"reference.{assignment.reference}"
-            calls = units.record(script.ops, package=package, module=check.module, units=list(p.units),
+            calls = units.record(script.ops, reference_dir=assignment.reference_dir, module=check.module,
+                                 units=list(p.units),
                                  arrays=inputs.arrays)
             if calls:
                 labels["calls"] = calls
@@ -156,7 +156,7 @@ class Function:
                 return False
             ops[g["call"]] = {"op": "call", "ref": g["container"], "method": "__setitem__",
                               "args": [g["key"], value], "report": False, "what": "the student's state"}
-        cf = units.counterfactual(ops, package=f"reference.{assignment.reference}", module=check.module,
+        cf = units.counterfactual(ops, reference_dir=assignment.reference_dir, module=check.module,
                                   calls=calls or [], outputs=[run.value(i) for i in range(end, len(plan.ops))],
                                   arrays=arrays)
         if cf is None:

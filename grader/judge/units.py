@@ -16,11 +16,10 @@ The reference runs in a private copy of its module, so that replacing its helper
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any
 
@@ -28,9 +27,7 @@ import numpy as np
 
 from grader.harness.ops import Interpreter
 from grader.judge.context import Inputs
-
-_private = itertools.count()
-
+from grader.judge.reference import private_module
 
 UNUSABLE = object()
 """What `plain` returns for a raw value it cannot turn back into numbers and arrays."""
@@ -62,17 +59,6 @@ def plain(raw: Any, arrays: dict[str, np.ndarray], stem: str) -> Any:
 
 class Inconsistent(Exception):
     """The counterfactual run called a helper on inputs the student's helper was not asked about."""
-
-
-def private_module(package: str, name: str) -> ModuleType:
-    """A fresh copy of the reference module `package.name` (its own globals)."""
-    spec = importlib.util.find_spec(f"{package}.{name}")
-    assert spec is not None and spec.origin is not None
-    copy_spec = importlib.util.spec_from_file_location(f"_judge_units_{name}_{next(_private)}", spec.origin)
-    assert copy_spec is not None and copy_spec.loader is not None
-    module = importlib.util.module_from_spec(copy_spec)
-    copy_spec.loader.exec_module(module)
-    return module
 
 
 @contextmanager
@@ -113,11 +99,11 @@ def _run(ops: list[dict[str, Any]], module: ModuleType, arrays: Mapping[str, np.
     return out
 
 
-def record(ops: list[dict[str, Any]], *, package: str, module: str, units: list[str],
+def record(ops: list[dict[str, Any]], *, reference_dir: Path, module: str, units: list[str],
            arrays: Mapping[str, np.ndarray]) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]] | None:
     """The reference's helper calls while it runs `ops`: (helper, args, kwargs), in order; None when a call takes
     something else than numbers and arrays (the student's helper cannot then be asked about it)."""
-    mod = private_module(package, module)
+    mod = private_module(reference_dir, module)
     calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
     def recorder(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -143,14 +129,14 @@ def probe_ops(calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], *, modul
              "what": f"{name} on an input {subject} gives it"} for name, args, kwargs in calls]
 
 
-def counterfactual(ops: list[dict[str, Any]], *, package: str, module: str,
+def counterfactual(ops: list[dict[str, Any]], *, reference_dir: Path, module: str,
                    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], outputs: list[Any],
                    arrays: Mapping[str, np.ndarray]) -> list[Any] | None:
     """The reference's raw values for `ops` with the student's helper outputs (`outputs[k]` for `calls[k]`) in
     place of its own; None when the run asks a helper about other inputs than recorded, or fails."""
     if any(not isinstance(o, np.ndarray | int | float) or isinstance(o, bool) for o in outputs):
         return None
-    mod = private_module(package, module)
+    mod = private_module(reference_dir, module)
     queue = {name: [(a, k, o) for (n, a, k), o in zip(calls, outputs, strict=True) if n == name]
              for name in {n for n, _, _ in calls}}
 

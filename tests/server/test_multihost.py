@@ -144,7 +144,7 @@ def cgroup_name() -> Iterator[str]:
 
 
 def _numpy_zip(dest: Path) -> bytes:
-    from reference.build import build_submission_zip, reference_dir
+    from grader.assignments.build import build_submission_zip, reference_dir
 
     src = (reference_dir("rpz-cnn") / "numpy_nn.py").read_bytes()
     src += b"\nimport time as _t\n_t.sleep(1.0)\n"  # a little longer, so a worker is caught grading

@@ -157,7 +157,7 @@ def test_worker_logs_are_json_with_the_submission_id_on_every_line_of_a_grading(
                     dict(env, AUTOGRADER_INSTANCE_DIR=str(tmp_path / "worker")), tmp_path / "worker.log").start()
     procs.append(worker)
 
-    from reference.build import build_submission_zip, reference_dir
+    from grader.assignments.build import build_submission_zip, reference_dir
 
     src = (reference_dir("rpz-cnn") / "numpy_nn.py").read_bytes() + b"\nimport time as _t\n_t.sleep(2.5)\n"
     data = build_submission_zip("rpz-cnn", tmp_path / "s.zip", replace={"numpy_nn.py": src},

@@ -21,11 +21,11 @@ GRADING_TIMEOUT_MS = 900_000  # one full grading: ~1 min on an idle 2-core box, 
 
 
 def reference_zip(dest: Path) -> Path:
-    from reference.build import build_submission_zip, reference_dir, submission_names
+    from grader.assignments.build import build_submission_zip, reference_dir, submission_names
 
     missing = [n for n in submission_names("rpz-cnn") if not (reference_dir("rpz-cnn") / n).is_file()]
     if missing:
-        pytest.skip(f"reference checkpoints not built yet: {missing} (python -m reference.rpz_cnn.train)")
+        pytest.skip(f"reference checkpoints not built yet: {missing} (python -m grader.assignments.rpz_cnn.train)")
     return build_submission_zip("rpz-cnn", dest / "reference.zip")
 
 

@@ -19,7 +19,7 @@ def served(tmp_path, h, procs) -> str:
 def test_drag_and_drop_upload_and_live_report(served, browser, tmp_path):
     from playwright.sync_api import expect
 
-    from reference.build import build_submission_zip
+    from grader.assignments.build import build_submission_zip
 
     data = build_submission_zip("rpz-cnn", tmp_path / "numpy.zip",
                                 omit=["pytorch_cnn.py", "model.pt", "finetuned.pt"]).read_bytes()

@@ -34,7 +34,7 @@ def _wait(base: str, token: str, sid: int, statuses: set[str], timeout: float, l
 
 
 def test_serve_grades_and_survives_kill_9_of_its_worker(tmp_path, h, procs):
-    from reference.build import build_submission_zip, reference_dir
+    from grader.assignments.build import build_submission_zip, reference_dir
 
     port = h.free_port()
     env = dict(os.environ, AUTOGRADER_INSTANCE_DIR=str(tmp_path / "instance"), PYTHONUNBUFFERED="1",

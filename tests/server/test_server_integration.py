@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _numpy_zip(tmp: Path, *, sleep: float = 0.0) -> Path:
-    from reference.build import build_submission_zip, reference_dir
+    from grader.assignments.build import build_submission_zip, reference_dir
 
     src = (reference_dir("rpz-cnn") / "numpy_nn.py").read_bytes()
     if sleep:

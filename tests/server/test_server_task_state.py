@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _slow_numpy_zip(tmp, seconds: float):
-    from reference.build import build_submission_zip, reference_dir
+    from grader.assignments.build import build_submission_zip, reference_dir
 
     src = (reference_dir("rpz-cnn") / "numpy_nn.py").read_bytes() + f"\nimport time as _t\n_t.sleep({seconds})\n".encode()
     return build_submission_zip("rpz-cnn", tmp / "slow.zip", replace={"numpy_nn.py": src},

@@ -1,0 +1,78 @@
+"""Train the reference networks on the course's EMNIST-balanced-small training split (9,400 images, 47 classes).
+
+    python -m grader.assignments.nd_hw04.train [scratch] [ffn] [cnn]   # writes scratch_ffn.pt, ffn.pt, cnn.pt (minutes)
+
+scratch_ffn.pt holds the hand-written NeuralNetwork's tensors as {"layers.<i>.W": ..., "layers.<i>.b": ...}.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from grader.assignments.nd_hw04.reference.hw04 import CNN, FFN, NeuralNetwork
+
+HERE = Path(__file__).resolve().parent / "reference"  # the checkpoints belong to the reference solution
+SHARED = Path(os.environ.get("AUTOGRADER_SHARED_DATA", HERE.parents[4] / "shared" / "data"))
+
+
+def loaders() -> tuple[DataLoader, DataLoader]:
+    def load(split: str) -> TensorDataset:
+        with np.load(SHARED / "emnist_balanced_small" / f"emnist_balanced_small_{split}.npz") as z:
+            x = torch.from_numpy(z["X"]).float().div(255.0).unsqueeze(1)
+            return TensorDataset(x, torch.from_numpy(z["y"]).long())
+
+    return DataLoader(load("train"), batch_size=64, shuffle=True), DataLoader(load("test"), batch_size=500)
+
+
+def accuracy(predict, loader: DataLoader) -> float:
+    with torch.no_grad():
+        return float(np.mean([(predict(x).argmax(1) == y).float().mean().item() for x, y in loader]))
+
+
+def train_torch(model: torch.nn.Module, train: DataLoader, epochs: int, loss_fn) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        model.train()
+        for x, y in train:
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+    model.eval()
+
+
+def main(parts: list[str]) -> None:
+    torch.manual_seed(0)
+    train, test = loaders()
+    t0 = time.perf_counter()
+    if "scratch" in parts:
+        train_scratch(train, test)
+    for name, model, epochs, loss_fn in (("ffn", FFN(), 15, F.cross_entropy), ("cnn", CNN(), 8, F.nll_loss)):
+        if name in parts:
+            t0 = time.perf_counter()
+            train_torch(model, train, epochs, loss_fn)
+            torch.save(model.state_dict(), HERE / f"{name}.pt")
+            print(f"{name}: test accuracy {accuracy(model, test):.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def train_scratch(train: DataLoader, test: DataLoader) -> None:
+    """The hand-written network: 784-512-47, SGD with a learning rate decayed from 0.1 to 0.01."""
+    t0 = time.perf_counter()
+    net = NeuralNetwork()
+    for lr in (0.1,) * 25 + (0.03,) * 10 + (0.01,) * 5:
+        net.train(train, [], epochs=1, learning_rate=lr, verbose=False)
+    torch.save({f"layers.{i}.{n}": getattr(layer, n) for i, layer in enumerate(net.layers) for n in ("W", "b")
+                if hasattr(layer, n)}, HERE / "scratch_ffn.pt")
+    print(f"scratch FFN: test accuracy {accuracy(lambda x: net.forward(x.flatten(1)), test):.4f} "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["scratch", "ffn", "cnn"])

@@ -1,1 +1,0 @@
-"""Reference solutions of the assignments and the scripts that train their checkpoints."""
