@@ -66,7 +66,7 @@ def spec_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., P
         path = folder / real.name
         path.write_text(text.replace(old, new))
         monkeypatch.setattr(engine, "load_assignment",
-                            lambda name: spec.parse_spec(tomllib.loads(path.read_text()), path=path))
+                            lambda name, dirs=None: spec.parse_spec(tomllib.loads(path.read_text()), path=path))
         return path
 
     return write

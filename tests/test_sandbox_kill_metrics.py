@@ -31,6 +31,7 @@ def test_timeout_and_memory_kills_are_counted(grade) -> None:
     hang = grade(numpy_nn(replace=in_linear_forward("while True:\n    pass")), op_s=2)
     assert hang.metrics["sandbox.kills.timeout"] >= 1.0  # every check calling Linear.forward restarts it
     assert hang.metrics["sandbox.kills.timeout"] <= hang.metrics["sandbox.starts"]
+    # op_s 30: first-touch page faults on this VM can run at ~120 MB/s (see test_hostile's memory bomb)
     hog = grade(numpy_nn(replace=in_linear_forward("import numpy as np\nhog = np.ones((4, 2**30 // 8))")),
-                memory_bytes=512 * 2**20)
+                memory_bytes=512 * 2**20, op_s=30)
     assert hog.metrics["sandbox.kills.memory"] >= 1.0

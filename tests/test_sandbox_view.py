@@ -258,3 +258,33 @@ def test_reference_submission_gets_full_marks_under_the_masks(tmp_path, fast_set
     assert result.status is Status.GRADED, result.message
     assert {c.id: c.message for c in result.checks if c.status is not CheckStatus.PASSED} == {}
     assert result.score == result.max_score == 6.0
+
+
+INSTALLED_PROBE = r'''
+import json, os, sys, sysconfig
+site = sysconfig.get_paths()["purelib"]
+print("PROBE" + json.dumps({name: sorted(os.listdir(os.path.join(site, name))) for name in ("grader", "server", "other")}))
+'''
+
+
+def test_an_installed_grader_is_not_visible_to_student_code(fast_settings, tmp_path):
+    """Where nn-autograder is installed from a wheel into the venv the sandbox runs, its package holds every
+    assignment's reference solution (grader/assignments/*/reference): the sandbox sees grader/ and server/ in
+    site-packages as empty folders (the harness is bound on its own at /job/harness); other packages stay."""
+    if not Path("/usr/bin/python3").exists():
+        missing_tool("no system python3")
+    folder = Path(tempfile.mkdtemp(prefix="nnag-wheelvenv-", dir="/var/tmp"))  # the sandbox's /tmp is its own
+    try:
+        made = subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(folder / "venv")],
+                              capture_output=True, text=True, timeout=120)
+        if made.returncode != 0:
+            missing_tool(f"python3 -m venv: {made.stderr.strip()[-200:]}")
+        (site,) = (folder / "venv" / "lib").glob("python3*/site-packages")
+        for rel in ("grader/assignments/rpz_cnn/reference/numpy_nn.py", "server/web.py", "other/module.py"):
+            (site / rel).parent.mkdir(parents=True, exist_ok=True)
+            (site / rel).write_text("# the reference solution\n")
+        seen = run_probe(fast_settings.with_(python=folder / "venv" / "bin" / "python"), INSTALLED_PROBE,
+                         tmp_path / "job", cpus=1.0, memory_bytes=2**30, timeout=120)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert seen == {"grader": [], "server": [], "other": ["module.py"]}

@@ -15,8 +15,10 @@ from grader.sandbox.view import proc_files, site_files_to_hide, visible_cpus
 
 # Read-only system paths the interpreter and torch need; /usr/share (datasets!) and /etc stay out.
 SYSTEM_BINDS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/locale")
-# Data shipped inside site-packages that would hand a student labels (sklearn's digits, ...).
-MASKED_IN_SITE = ("sklearn/datasets/data", "sklearn/datasets/descr", "sklearn/datasets/images")
+# Data shipped inside site-packages that would hand a student labels (sklearn's digits, ...), and this project's
+# own packages where it is installed from a wheel into the sandbox's venv: grader/ holds every assignment's reference
+# solution (grader/assignments/*/reference); the sandbox needs neither (the harness is bound at /job/harness).
+MASKED_IN_SITE = ("sklearn/datasets/data", "sklearn/datasets/descr", "sklearn/datasets/images", "grader", "server")
 
 
 SANDBOX_MARKER = "NNAG_SANDBOX"
