@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,23 +228,28 @@ print("PROBE" + json.dumps({"usr": sorted(os.listdir("/usr")), "bin": sorted(os.
 '''
 
 
-def test_a_venv_of_the_system_python_sees_its_standard_library_not_usr(fast_settings, tmp_path):
-    """The Docker images run a venv of Debian's python3, whose base installation is /usr: the sandbox gets its
-    standard library and binary, not /usr/share (datasets), /usr/bin or /usr/local."""
+@pytest.fixture
+def system_venv() -> Iterator[Path]:
+    """A fresh venv of Debian's /usr/bin/python3 under /var/tmp (the sandbox's /tmp is its own)."""
     if not Path("/usr/bin/python3").exists():
         missing_tool("no system python3")
-    folder = Path(tempfile.mkdtemp(prefix="nnag-sysvenv-", dir="/var/tmp"))  # the sandbox's /tmp is its own
+    folder = Path(tempfile.mkdtemp(prefix="nnag-sysvenv-", dir="/var/tmp"))
     try:
         made = subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(folder / "venv")],
                               capture_output=True, text=True, timeout=120)
         if made.returncode != 0:
             missing_tool(f"python3 -m venv: {made.stderr.strip()[-200:]}")
-        python = folder / "venv" / "bin" / "python"
-        seen = run_probe(fast_settings.with_(python=python), SYSTEM_PROBE, tmp_path / "job", cpus=1.0,
-                         memory_bytes=2**30, timeout=120)
+        yield folder / "venv"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    assert seen["base"] == "/usr" and seen["venv"] == str(folder / "venv")
+
+
+def test_a_venv_of_the_system_python_sees_its_standard_library_not_usr(fast_settings, tmp_path, system_venv):
+    """The Docker images run a venv of Debian's python3, whose base installation is /usr: the sandbox gets its
+    standard library and binary, not /usr/share (datasets), /usr/bin or /usr/local."""
+    seen = run_probe(fast_settings.with_(python=system_venv / "bin" / "python"), SYSTEM_PROBE, tmp_path / "job",
+                     cpus=1.0, memory_bytes=2**30, timeout=120)
+    assert seen["base"] == "/usr" and seen["venv"] == str(system_venv)
     assert seen["usr"] == ["bin", "lib", "lib64"] and not seen["share"]
     assert set(seen["bin"]) <= {"python3", "python3.11", "python3.12", "python3.13"}
 
@@ -267,24 +273,14 @@ print("PROBE" + json.dumps({name: sorted(os.listdir(os.path.join(site, name))) f
 '''
 
 
-def test_an_installed_grader_is_not_visible_to_student_code(fast_settings, tmp_path):
+def test_an_installed_grader_is_not_visible_to_student_code(fast_settings, tmp_path, system_venv):
     """Where nn-autograder is installed from a wheel into the venv the sandbox runs, its package holds every
     assignment's reference solution (grader/assignments/*/reference): the sandbox sees grader/ and server/ in
     site-packages as empty folders (the harness is bound on its own at /job/harness); other packages stay."""
-    if not Path("/usr/bin/python3").exists():
-        missing_tool("no system python3")
-    folder = Path(tempfile.mkdtemp(prefix="nnag-wheelvenv-", dir="/var/tmp"))  # the sandbox's /tmp is its own
-    try:
-        made = subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(folder / "venv")],
-                              capture_output=True, text=True, timeout=120)
-        if made.returncode != 0:
-            missing_tool(f"python3 -m venv: {made.stderr.strip()[-200:]}")
-        (site,) = (folder / "venv" / "lib").glob("python3*/site-packages")
-        for rel in ("grader/assignments/rpz_cnn/reference/numpy_nn.py", "server/web.py", "other/module.py"):
-            (site / rel).parent.mkdir(parents=True, exist_ok=True)
-            (site / rel).write_text("# the reference solution\n")
-        seen = run_probe(fast_settings.with_(python=folder / "venv" / "bin" / "python"), INSTALLED_PROBE,
-                         tmp_path / "job", cpus=1.0, memory_bytes=2**30, timeout=120)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    (site,) = (system_venv / "lib").glob("python3*/site-packages")
+    for rel in ("grader/assignments/rpz_cnn/reference/numpy_nn.py", "server/web.py", "other/module.py"):
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text("# the reference solution\n")
+    seen = run_probe(fast_settings.with_(python=system_venv / "bin" / "python"), INSTALLED_PROBE, tmp_path / "job",
+                     cpus=1.0, memory_bytes=2**30, timeout=120)
     assert seen == {"grader": [], "server": [], "other": ["module.py"]}
