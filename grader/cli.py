@@ -120,9 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from grader.settings import SettingsError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except SettingsError as exc:  # a bad AUTOGRADER_* value or secret file: one line naming it, no traceback
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

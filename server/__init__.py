@@ -26,7 +26,6 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Server
     s = settings or env_settings()
     app = Flask(__name__, instance_path=str(s.instance_dir), instance_relative_config=False)
     app.config.from_mapping(s.flask_config())
-    app.config.from_prefixed_env("AUTOGRADER")
     if test_config:
         app.config.from_mapping(test_config)
     s.upload_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,29 +1,38 @@
 """Server settings: read once from the environment (prefix ``AUTOGRADER_``) into one typed object.
 
 The web app needs everything; a grading worker needs only ``broker_url``, ``internal_url`` and
-``internal_secret`` (no database credentials, no shared disk).
+``internal_secret`` (no database credentials, no shared disk). The machinery (variable names, ``*_FILE``
+secrets, errors naming the variable) is grader.settings.SettingsBase's.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from grader.settings import env_flag
+from pydantic import Field, field_validator, model_validator
+
+from grader.settings import Flag, SettingsBase, SettingsError, reading
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MiB = 2**20
+SECRET_FIELDS = frozenset({"secret_key", "internal_secret", "database_url", "broker_url", "metrics_token"})
+"""Settings that may hold a password or a token: each may come from AUTOGRADER_<NAME>_FILE instead."""
+
+_GENERATE: ContextVar[bool] = ContextVar("autograder_generate_secrets", default=True)
 
 
-def _persistent_secret(path: Path) -> str:
-    """A random secret kept in the instance folder so restarts keep sessions and worker auth valid."""
+def _persistent_secret(path: Path, *, generate: bool = True) -> str:
+    """A random secret kept in the instance folder so restarts keep sessions and worker auth valid
+    ("" if there is none yet and `generate` is off)."""
     if path.is_file():
         return path.read_text().strip()
+    if not generate:
+        return ""
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -32,18 +41,24 @@ def _persistent_secret(path: Path) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
-    instance_dir: Path
-    database_url: str
-    broker_url: str
-    secret_key: str
-    internal_secret: str
-    """Shared secret for the worker <-> web internal endpoints (HMAC-SHA256)."""
-    internal_url: str
+class ServerSettings(SettingsBase):
+    SECRETS: ClassVar[frozenset[str]] = SECRET_FIELDS
+
+    instance_dir: Path = PROJECT_ROOT / "instance"
+    database_url: str = Field("", repr=False)
+    """Default: SQLite in the instance folder."""
+    broker_url: str = Field("", repr=False)
+    """Default: Kombu's SQLAlchemy transport on a second SQLite file in the instance folder."""
+    secret_key: str = Field("", repr=False)
+    """Default: generated once into <instance>/secret_key."""
+    internal_secret: str = Field("", repr=False)
+    """Shared secret for the worker <-> web internal endpoints (HMAC-SHA256); default: generated once into
+    <instance>/internal_secret."""
+    internal_url: str = "http://127.0.0.1:5000"
     """Base URL the workers use to reach the web app's internal endpoints."""
-    upload_dir: Path
-    secure_cookies: bool = True
+    upload_dir: Path = Path("")
+    """Default: <instance>/uploads."""
+    secure_cookies: Flag = True
     max_content_length: int = 100 * MiB + MiB
     """Hard cap on any request body; per-assignment upload limits are checked below this."""
     max_attempts: int = 3
@@ -64,40 +79,57 @@ class ServerSettings:
     longest grading: 600 s of sandbox wall time (rpz-cnn), 120 s of follow-up round, the reference runs."""
     trusted_proxies: int = 0
     """Reverse proxies in front of the web app whose X-Forwarded-For/-Proto to trust (rate limits, https)."""
-    metrics_token: str = ""
+    metrics_token: str = Field("", repr=False)
     """Bearer token for Prometheus to scrape /metrics; empty: the endpoint is off (404)."""
     flag_min_uploads: int = 20
     """A student is flagged for many uploads at or above max(this, 3 x the median of the class)."""
+    bind: str = "127.0.0.1:8000"
+    """`autograder web`: the address gunicorn listens on (its --bind; AUTOGRADER_BIND)."""
+    web_workers: int = 2
+    """`autograder web`: gunicorn processes (its --workers; AUTOGRADER_WEB_WORKERS)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _instance_defaults(cls, data: Any) -> Any:
+        """Unset database, broker, secrets and upload folder: in (or generated into) the instance folder."""
+        if not isinstance(data, dict):
+            return data
+        data = cls.by_field_name(data)
+        instance = Path(data.get("instance_dir") or PROJECT_ROOT / "instance").resolve()
+        data["instance_dir"] = instance
+        generate = _GENERATE.get()
+        defaults = {
+            "database_url": lambda: f"sqlite:///{instance / 'autograder.sqlite3'}",
+            "broker_url": lambda: f"sqla+sqlite:///{instance / 'broker.sqlite3'}",
+            "secret_key": lambda: _persistent_secret(instance / "secret_key", generate=generate),
+            "internal_secret": lambda: _persistent_secret(instance / "internal_secret", generate=generate),
+            "upload_dir": lambda: instance / "uploads",
+        }
+        for name, make in defaults.items():
+            if not data.get(name):
+                data[name] = make()
+        return data
+
+    @field_validator("upload_dir")
+    @classmethod
+    def _resolved(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("internal_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
-        env = os.environ if env is None else env
-
-        def get(name: str, default: str | None = None) -> str | None:
-            return env.get(f"AUTOGRADER_{name}", default)
-
-        instance = Path(get("INSTANCE_DIR") or str(PROJECT_ROOT / "instance")).resolve()
-        values: dict[str, Any] = {
-            "instance_dir": instance,
-            "database_url": get("DATABASE_URL") or f"sqlite:///{instance / 'autograder.sqlite3'}",
-            "broker_url": get("BROKER_URL") or f"sqla+sqlite:///{instance / 'broker.sqlite3'}",
-            "secret_key": get("SECRET_KEY") or _persistent_secret(instance / "secret_key"),
-            "internal_secret": get("INTERNAL_SECRET") or _persistent_secret(instance / "internal_secret"),
-            "internal_url": (get("INTERNAL_URL") or "http://127.0.0.1:5000").rstrip("/"),
-            "upload_dir": Path(get("UPLOAD_DIR") or str(instance / "uploads")).resolve(),
-        }
-        for f in fields(cls):
-            if f.name in values:
-                continue
-            raw = get(f.name.upper())
-            if raw is None:
-                continue
-            kind = type(f.default)
-            values[f.name] = env_flag(raw, default=f.default) if kind is bool else kind(raw)
-        return cls(**values)
-
-    def with_(self, **changes: Any) -> ServerSettings:
-        return replace(self, **changes)
+    def load(cls, *, generate_secrets: bool = True) -> ServerSettings:
+        """The settings from the environment; without `generate_secrets`, an unset secret with no file in the
+        instance folder stays "" (a worker's preflight asks whether it has the internal secret)."""
+        token = _GENERATE.set(generate_secrets)
+        try:
+            with reading(None):
+                return cls()
+        finally:
+            _GENERATE.reset(token)
 
     @property
     def is_sqlite(self) -> bool:
@@ -118,7 +150,25 @@ class ServerSettings:
         }
 
 
+class ClientSettings(SettingsBase):
+    """`autograder submit` (a student's machine: no instance folder, no server secrets)."""
+
+    SECRETS: ClassVar[frozenset[str]] = frozenset({"token"})
+
+    token: str = Field("", repr=False)
+    """The API token (AUTOGRADER_TOKEN, or a file named by AUTOGRADER_TOKEN_FILE)."""
+
+
 @cache
 def settings() -> ServerSettings:
     """The process-wide settings, read from the environment on first use."""
-    return ServerSettings.from_env()
+    return ServerSettings()
+
+
+@cache
+def client_settings() -> ClientSettings:
+    return ClientSettings()
+
+
+__all__ = ["MiB", "PROJECT_ROOT", "SECRET_FIELDS", "ClientSettings", "ServerSettings", "SettingsError",
+           "client_settings", "settings"]
