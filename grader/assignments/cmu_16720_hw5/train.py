@@ -15,7 +15,6 @@ flattened to 1024); 20 images per class are held out as the validation set, like
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +32,9 @@ from grader.assignments.cmu_16720_hw5.reference.nn import (
     softmax,
 )
 from grader.data.extra import nist36_from_emnist
+from grader.settings import settings
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("AUTOGRADER_SHARED_DATA", HERE.parents[3] / "shared" / "data"))
 HANDOUT = {"epochs": 50, "batch_size": 100, "learning_rate": 2e-3, "hidden": 64}
 """The handout's hyper-parameters (its Q3.1 answer: batch_size = 100, learning_rate = 2e-3, 50 epochs)."""
 VALID_PER_CLASS = 20
@@ -45,7 +44,8 @@ Params = dict[str, np.ndarray]
 def load_splits(valid_per_class: int = VALID_PER_CLASS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"train": (x, y), "valid": (x, y)}: EMNIST-balanced-small's training split in NIST36's conventions, x
     (N, 1024) floats in [0, 1], y one-hot (N, 36); the first valid_per_class images of each class are held out."""
-    with np.load(SHARED / "emnist_balanced_small" / "emnist_balanced_small_train.npz", allow_pickle=False) as z:
+    split = settings().shared_data / "emnist_balanced_small" / "emnist_balanced_small_train.npz"
+    with np.load(split, allow_pickle=False) as z:
         images, labels = nist36_from_emnist(z["X"], z["y"].astype(np.int64))
     x, y = images.reshape(len(images), -1) / 255.0, np.eye(36)[labels]
     rank = np.zeros(len(labels), np.int64)

@@ -7,7 +7,6 @@ scratch_ffn.pt holds the hand-written NeuralNetwork's tensors as {"layers.<i>.W"
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,14 +17,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from grader.assignments.nd_hw04.reference.hw04 import CNN, FFN, NeuralNetwork
+from grader.settings import settings
 
 HERE = Path(__file__).resolve().parent / "reference"  # the checkpoints belong to the reference solution
-SHARED = Path(os.environ.get("AUTOGRADER_SHARED_DATA", HERE.parents[4] / "shared" / "data"))
 
 
 def loaders() -> tuple[DataLoader, DataLoader]:
     def load(split: str) -> TensorDataset:
-        with np.load(SHARED / "emnist_balanced_small" / f"emnist_balanced_small_{split}.npz") as z:
+        with np.load(settings().shared_data / "emnist_balanced_small" / f"emnist_balanced_small_{split}.npz") as z:
             x = torch.from_numpy(z["X"]).float().div(255.0).unsqueeze(1)
             return TensorDataset(x, torch.from_numpy(z["y"]).long())
 

@@ -36,7 +36,15 @@ from grader.assignments.rpz_cnn.reference.pytorch_cnn import FinetuneNet, MyNet,
 HERE = Path(__file__).resolve().parent / "reference"  # the checkpoints belong to the reference solution
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-DOGS_CATS_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "dogs_and_cats"
+
+
+def dogs_cats_dir() -> Path:
+    """``dogs_and_cats`` in the shared data (AUTOGRADER_SHARED_DATA, default ../shared/data)."""
+    from grader.settings import settings
+
+    return settings().shared_data / "dogs_and_cats"
+
+
 IMAGE_SIZE = (96, 96)
 WEIGHTS = {"orig": 0.6, "aug": 0.3, "new": 0.1}
 
@@ -211,12 +219,13 @@ def aug_accuracy(model: nn.Module) -> float | None:
 def train_finetune(
     out_dir: Path,
     *,
-    data_dir: Path = DOGS_CATS_DIR,
+    data_dir: Path | None = None,
     augmented_copies: int = 5,
     epochs: int = 60,
     seed: int = 0,
 ) -> dict[str, float]:
     """Train FinetuneNet's last layer on frozen ImageNet features, save ``finetuned.pt``, report accuracies."""
+    data_dir = data_dir or dogs_cats_dir()
     seed_everything(seed)
     start = time.perf_counter()
     net = FinetuneNet(load_pretrained=True)
@@ -269,8 +278,9 @@ def train_finetune(
     return {"finetune.train_s": train_s} | evaluate_finetune(net, data_dir)
 
 
-def evaluate_finetune(net: nn.Module, data_dir: Path = DOGS_CATS_DIR) -> dict[str, float]:
+def evaluate_finetune(net: nn.Module, data_dir: Path | None = None) -> dict[str, float]:
     """Accuracies on ORIG, NEW and (when prepared) the hidden AUG part, and the weighted score."""
+    data_dir = data_dir or dogs_cats_dir()
     metrics = {f"finetune.{part}": folder_accuracy(net, data_dir / part) for part in ("orig", "new")}
     aug = aug_accuracy(net)
     if aug is None:
