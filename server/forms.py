@@ -16,38 +16,42 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
 
-class LoginForm(FlaskForm):
+class Form(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints: FlaskForm is Any to mypy
+    """The base of every form here (FlaskForm: the CSRF token, validate_on_submit)."""
+
+
+class LoginForm(Form):
     username = StringField("Username", validators=[DataRequired(), Length(max=80)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
-class SetupForm(FlaskForm):
+class SetupForm(Form):
     password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=200)])
     confirm = PasswordField("Repeat it", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """A form with nothing but the CSRF token (logout, regrade buttons, ...)."""
 
 
-class TokenForm(FlaskForm):
+class TokenForm(Form):
     name = StringField("Token name", validators=[Optional(), Length(max=100)])
 
 
-class UploadForm(FlaskForm):
+class UploadForm(Form):
     file = FileField("Submission zip")
 
 
-class RosterForm(FlaskForm):
+class RosterForm(Form):
     file = FileField("Roster CSV")
     text = TextAreaField("...or paste it", validators=[Optional()])
 
 
-class CreateAssignmentForm(FlaskForm):
+class CreateAssignmentForm(Form):
     name = SelectField("Assignment spec", choices=[])
 
 
-class AssignmentSettingsForm(FlaskForm):
+class AssignmentSettingsForm(Form):
     opens_at = DateTimeLocalField("Opens (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     closes_at = DateTimeLocalField("Closes (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     challenge_deadline = DateTimeLocalField("Challenge deadline (UTC)", format="%Y-%m-%dT%H:%M",

@@ -42,7 +42,8 @@ class KillCache:
                 rows = session.execute(select(Submission.id, Submission.finished_at, Submission.result_json)
                                        .where(Submission.id.in_(stale[i:i + 500])))
                 for sid, at, raw in rows:
-                    self.seen[sid] = (at, _kills(raw))
+                    if at is not None:  # (always: `stale` holds finished submissions only)
+                        self.seen[sid] = (at, _kills(raw))
             out: dict[str, float] = {}
             for _at, kills in self.seen.values():
                 for cause, n in kills.items():
@@ -76,9 +77,10 @@ def figures(session: Session, cache: KillCache, *, now: datetime | None = None) 
         select(Submission.status, func.count(Submission.id)).group_by(Submission.status)).all()}
     rows = session.execute(select(Submission.id, Submission.started_at, Submission.finished_at)
                            .where(Submission.status.in_(FINAL), Submission.finished_at.is_not(None))).all()
-    finished = {sid: at for sid, _start, at in rows}
-    durations = [max(0.0, (at - start).total_seconds()) for _sid, start, at in rows if start is not None]
-    recent = sum(1 for _sid, _start, at in rows if at >= now - RATE_WINDOW)
+    finished = {sid: at for sid, _start, at in rows if at is not None}  # (the query has no None: for the types)
+    durations = [max(0.0, (at - start).total_seconds()) for _sid, start, at in rows
+                 if start is not None and at is not None]
+    recent = sum(1 for at in finished.values() if at >= now - RATE_WINDOW)
     return GradingFigures(
         queued=counts.get(SubmissionStatus.QUEUED.value, 0), running=counts.get(SubmissionStatus.RUNNING.value, 0),
         per_minute=recent / (RATE_WINDOW.total_seconds() / 60.0),
@@ -113,8 +115,8 @@ class GradingCollector:
                                     "Time from a worker's claim to the stored result", buckets=buckets, sum_value=total)
         kills = CounterMetricFamily("autograder_sandbox_kills", "Sandbox processes ended early, by cause",
                                     labels=["cause"])
-        for cause, n in sorted(f.kills.items()):
-            kills.add_metric([cause], n)
+        for cause, count in sorted(f.kills.items()):
+            kills.add_metric([cause], count)
         yield kills
 
 
@@ -127,5 +129,5 @@ def render(session: Session, cache: KillCache) -> bytes:
     from prometheus_client import CollectorRegistry, generate_latest
 
     reg = CollectorRegistry()
-    reg.register(GradingCollector(figures(session, cache)))  # type: ignore[arg-type]
+    reg.register(GradingCollector(figures(session, cache)))
     return bytes(generate_latest(reg))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -45,13 +46,13 @@ class ServerSettings(SettingsBase):
     SECRETS: ClassVar[frozenset[str]] = SECRET_FIELDS
 
     instance_dir: Path = PROJECT_ROOT / "instance"
-    database_url: str = Field("", repr=False)
+    database_url: str = Field(default="", repr=False)
     """Default: SQLite in the instance folder."""
-    broker_url: str = Field("", repr=False)
+    broker_url: str = Field(default="", repr=False)
     """Default: Kombu's SQLAlchemy transport on a second SQLite file in the instance folder."""
-    secret_key: str = Field("", repr=False)
+    secret_key: str = Field(default="", repr=False)
     """Default: generated once into <instance>/secret_key."""
-    internal_secret: str = Field("", repr=False)
+    internal_secret: str = Field(default="", repr=False)
     """Shared secret for the worker <-> web internal endpoints (HMAC-SHA256); default: generated once into
     <instance>/internal_secret."""
     internal_url: str = "http://127.0.0.1:5000"
@@ -79,7 +80,7 @@ class ServerSettings(SettingsBase):
     longest grading: 600 s of sandbox wall time (rpz-cnn), 120 s of follow-up round, the reference runs."""
     trusted_proxies: int = 0
     """Reverse proxies in front of the web app whose X-Forwarded-For/-Proto to trust (rate limits, https)."""
-    metrics_token: str = Field("", repr=False)
+    metrics_token: str = Field(default="", repr=False)
     """Bearer token for Prometheus to scrape /metrics; empty: the endpoint is off (404)."""
     flag_min_uploads: int = 20
     """A student is flagged for many uploads at or above max(this, 3 x the median of the class)."""
@@ -98,7 +99,7 @@ class ServerSettings(SettingsBase):
         instance = Path(data.get("instance_dir") or PROJECT_ROOT / "instance").resolve()
         data["instance_dir"] = instance
         generate = _GENERATE.get()
-        defaults = {
+        defaults: dict[str, Callable[[], object]] = {
             "database_url": lambda: f"sqlite:///{instance / 'autograder.sqlite3'}",
             "broker_url": lambda: f"sqla+sqlite:///{instance / 'broker.sqlite3'}",
             "secret_key": lambda: _persistent_secret(instance / "secret_key", generate=generate),
@@ -155,7 +156,7 @@ class ClientSettings(SettingsBase):
 
     SECRETS: ClassVar[frozenset[str]] = frozenset({"token"})
 
-    token: str = Field("", repr=False)
+    token: str = Field(default="", repr=False)
     """The API token (AUTOGRADER_TOKEN, or a file named by AUTOGRADER_TOKEN_FILE)."""
 
 

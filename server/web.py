@@ -63,7 +63,7 @@ def dispatch() -> Dispatch:
 
 
 def user() -> User:
-    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
+    return cast(User, current_user._get_current_object())
 
 
 def assignment_or_404(name: str) -> Assignment:
@@ -97,7 +97,6 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    @login_manager.user_loader
     def _load(session_id: str) -> User | None:
         """The session's user if the session is still current ("ID:VERSION", see User.get_id) and the
         account active; None (logged out) for a session from before a logout or password change."""
@@ -108,6 +107,8 @@ def init_app(app: Flask) -> None:
         if user is None or not user.active or user.session_version != int(version):
             return None
         return user
+
+    login_manager.user_loader(_load)  # (not as a decorator: flask_login has no type hints)
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:

@@ -56,6 +56,8 @@ def structure(logger: logging.Logger) -> None:
 
 def _submission_of(args: Any, kwargs: Any) -> int | None:
     value = (args or [None])[0] if args else (kwargs or {}).get("submission_id")
+    if value is None:
+        return None
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -18,11 +18,11 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from grader.assignments.cmu_16720_hw5.reference.nn import compute_loss_and_acc
-from grader.assignments.cmu_16720_hw5.train import HANDOUT, HERE, load_splits, predict, train
+from grader.assignments.cmu_16720_hw5.train import HANDOUT, HERE, load_splits, nn, predict, train
 from grader.data import load_hidden
 from grader.settings import settings
 
@@ -53,14 +53,14 @@ def main(path: Path = OUT, reuse: bool = False) -> None:
     x = (images.astype(np.float32) / np.float32(255)).reshape(len(images), -1).astype(np.float64)
     splits = load_splits()
     rows = json.loads(path.read_text())["networks"] if reuse else []
-    resampled: list[dict] = []
+    resampled: list[dict[str, Any]] = []
     for seed, resample in [(s, False) for s in SEEDS if not reuse] + [(s, True) for s in SEEDS]:
         t0 = time.perf_counter()
         params = train(*splits["train"], seed=seed, resample=resample, log=None)
         row = {
             "seed": seed,
-            "train": round(compute_loss_and_acc(splits["train"][1], predict(splits["train"][0], params))[1], 4),
-            "valid": round(compute_loss_and_acc(splits["valid"][1], predict(splits["valid"][0], params))[1], 4),
+            "train": round(nn.compute_loss_and_acc(splits["train"][1], predict(splits["train"][0], params))[1], 4),
+            "valid": round(nn.compute_loss_and_acc(splits["valid"][1], predict(splits["valid"][0], params))[1], 4),
             "hidden": hidden_accuracy(params, x, labels),
             "hidden_emnist_order": hidden_accuracy(emnist_order(params), x, labels),
             "hidden_upright": hidden_accuracy(upright(params), x, labels),

@@ -112,7 +112,7 @@ def train_mynet(out_dir: Path, *, epochs: int = 8, batch_size: int = 128, seed: 
             idx = order[i : i + batch_size]
             optimizer.zero_grad()
             loss = F.nll_loss(model(augment_fashion(x_trn[idx])), y_trn[idx])
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward has no annotations
             optimizer.step()
             scheduler.step()
             total_loss += loss.item() * len(idx)
@@ -156,10 +156,10 @@ def load_images(root: Path, max_side: int = 192) -> tuple[list[Image.Image], tor
     """All images of an ImageFolder (cat=0, dog=1) as RGB PIL images shrunk to at most ``max_side``."""
     folder = ImageFolder(root)
     assert folder.class_to_idx == {"cat": 0, "dog": 1}, folder.class_to_idx
-    images = []
+    images: list[Image.Image] = []
     for path, _ in folder.samples:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
+        with Image.open(path) as file:
+            im = file.convert("RGB")
             im.thumbnail((max_side, max_side))
             images.append(im)
     return images, torch.tensor(folder.targets)
@@ -260,7 +260,7 @@ def train_finetune(
             idx = order[i : i + batch_size]
             optimizer.zero_grad()
             loss = F.cross_entropy(head(x[idx]), y[idx])
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward has no annotations
             optimizer.step()
             total_loss += loss.item() * len(idx)
         scheduler.step()
