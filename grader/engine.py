@@ -22,7 +22,7 @@ from grader.judge.budgets import op_budgets, reference_predict_seconds
 from grader.judge.context import GroupRun, Inputs, Verdict
 from grader.judge.execute import GraderFault, Task, run_in_sandbox, run_reference
 from grader.judge.hidden_files import HiddenFiles
-from grader.judge.kinds import KINDS
+from grader.judge.kinds import KINDS, FollowUpKind
 from grader.memory_bound import judge_memory
 from grader.notebook import SourceMap, with_notebook_modules
 from grader.result import CheckResult, CheckStatus, GradeResult
@@ -183,10 +183,10 @@ def _follow_up(spec: AssignmentSpec, tasks: list[Task], runs: dict[int, GroupRun
     asked: list[Task] = []
     for t in tasks:
         check = spec.checks[t.index]
-        ask = getattr(KINDS[check.kind], "follow_up", None)
+        kind = KINDS[check.kind]
         try:
-            plan = ask(check, spec, t.plan, runs.get(t.index, GroupRun()), verdicts[check.id], inputs, rng) \
-                if ask else None
+            plan = kind.follow_up(check, spec, t.plan, runs.get(t.index, GroupRun()), verdicts[check.id], inputs,
+                                  rng) if isinstance(kind, FollowUpKind) else None
         except Exception:  # a bug of ours: the verdict stands without the hint
             log.exception("planning the follow-up of %s failed", check.id)
             plan = None
@@ -209,7 +209,9 @@ def _follow_up(spec: AssignmentSpec, tasks: list[Task], runs: dict[int, GroupRun
         check = spec.checks[t.index]
         before = verdicts[check.id]
         try:
-            after = KINDS[check.kind].judge_follow_up(check, spec, t.plan, more.get(t.index, GroupRun()), before)
+            kind = KINDS[check.kind]
+            assert isinstance(kind, FollowUpKind)  # only such kinds asked
+            after = kind.judge_follow_up(check, spec, t.plan, more.get(t.index, GroupRun()), before)
         except Exception:
             log.exception("judging the follow-up of %s failed", check.id)
             continue

@@ -120,6 +120,11 @@ def malformed_frame(kind: str) -> dict[str, str]:
                          "[]"),
         "big_integer_ok": ("b'{\"t\": \"result\", \"g\": %d, \"i\": %d, \"value\": ' % (_g, _i) + b'9' * 300 + b'}'",
                            "[]"),
+        "unknown_kind": ("b'{\"t\": \"results\", \"g\": %d, \"i\": %d, \"value\": 1}' % (_g, _i)", "[]"),
+        "extra_field": ("b'{\"t\": \"result\", \"g\": %d, \"i\": %d, \"value\": 1, \"ok\": true}' % (_g, _i)",
+                        "[]"),
+        "forged_outcome": ("b'{\"t\": \"result\", \"g\": %d, \"i\": %d, \"error\": {\"outcome\": \"passed\", "
+                           "\"type\": \"E\", \"message\": \"\", \"where\": \"\"}}' % (_g, _i)", "[]"),
         "deep_nesting": ("b'{\"t\": \"result\", \"g\": %d, \"i\": %d, \"value\": ' % (_g, _i) + b'[' * 100000 + "
                          "b']' * 100000 + b'}'", "[]"),
     }

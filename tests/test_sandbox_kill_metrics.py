@@ -14,12 +14,12 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("host_unharmed")]
 
 def test_kill_cause_labels() -> None:
     quiet = Usage(oom_killed=False, pids_limit_hit=False, peak_memory_bytes=0)
-    assert kill_cause("Timeout", quiet, None) == "timeout"
-    assert kill_cause("Crash", quiet, None) == "crash"
-    assert kill_cause("Protocol", quiet, Outcome.OVERFLOW) == "overflow"
-    assert kill_cause("Protocol", quiet, None) == "protocol"
-    assert kill_cause("Crash", Usage(oom_killed=True, pids_limit_hit=False, peak_memory_bytes=0), None) == "memory"
-    assert kill_cause("Timeout", Usage(oom_killed=False, pids_limit_hit=True, peak_memory_bytes=0), None) == "pids"
+    assert kill_cause(Outcome.TIMEOUT, quiet) == "timeout"
+    assert kill_cause(Outcome.CRASH, quiet) == "crash"
+    assert kill_cause(Outcome.OVERFLOW, quiet) == "overflow"
+    assert kill_cause(Outcome.MALFORMED, quiet) == "protocol"
+    assert kill_cause(Outcome.KILLED, Usage(oom_killed=True, pids_limit_hit=False, peak_memory_bytes=0)) == "memory"
+    assert kill_cause(Outcome.TIMEOUT, Usage(oom_killed=False, pids_limit_hit=True, peak_memory_bytes=0)) == "pids"
 
 
 def test_a_clean_grading_reports_no_kills(grade) -> None:

@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from .protocol import Failure, Op, OpKind, Outcome, op_kind
+from .wire import WireError
+
 MAX_LIST = 1000
 DATA_WAIT_S = 30.0
 """How long an op waits for the judge to show it a hidden set (the judge does so when the op starts)."""
@@ -30,6 +33,10 @@ DATA_WAIT_S = 30.0
 
 class OpError(Exception):
     """A contract violation found by the harness (not raised by the student's code)."""
+
+
+class ProtocolError(OpError):
+    """An op the harness does not know, or one without the fields of its kind (a grader bug)."""
 
 
 class Interpreter:
@@ -46,6 +53,17 @@ class Interpreter:
         self.data_dir = data_dir
         self.submission_dir = submission_dir
         self.refs: dict[str, Any] = {}
+        self.ops: dict[OpKind, Callable[[Op], Any]] = {
+            OpKind.IMPORT: self.op_import, OpKind.NEW: self.op_new, OpKind.CALL: self.op_call,
+            OpKind.VALUE: self.op_value, OpKind.GET: self.op_get, OpKind.NP_LOAD: self.op_np_load,
+            OpKind.ASSIGN_STATE: self.op_assign_state, OpKind.SETATTR: self.op_setattr,
+            OpKind.GETATTR: self.op_getattr, OpKind.GETITEM: self.op_getitem, OpKind.ISUB: self.op_isub,
+            OpKind.SGD: self.op_sgd, OpKind.TORCH_PROBE: self.op_torch_probe, OpKind.KNOWN_NET: self.op_known_net,
+            OpKind.TENSOR: self.op_tensor, OpKind.STATE_KEYS: self.op_state_keys,
+            OpKind.TORCH_LOAD: self.op_torch_load, OpKind.LOAD_STATE_DICT: self.op_load_state_dict,
+            OpKind.EVAL: self.op_eval, OpKind.PREDICT: self.op_predict,
+        }
+        """One method per op kind: the closed set of protocol.OpKind."""
 
     # -- values ---------------------------------------------------------------------------------
     def value(self, v: Any) -> Any:
@@ -89,7 +107,7 @@ class Interpreter:
             return torch.from_numpy(x)
         return x.astype(np.float64) if v.get("float64") else x
 
-    def _target(self, op: Mapping[str, Any]) -> Any:
+    def _target(self, op: Op) -> Any:
         if "module" in op and "ref" not in op:
             mod = self.load_module(op["module"])
             if "name" not in op:
@@ -100,35 +118,41 @@ class Interpreter:
         return self.refs[op["ref"]]
 
     # -- ops ------------------------------------------------------------------------------------
-    def run(self, op: Mapping[str, Any]) -> Any:
-        kind = op["op"]
-        result = getattr(self, f"op_{kind}")(op)
+    def run(self, op: Op) -> Any:
+        """Run one op; its raw result (see `describe`), or None when it is not reported.
+
+        Raises ProtocolError for an op that is not one of OpKind's with its kind's fields."""
+        try:
+            kind = op_kind(op)
+        except WireError as exc:
+            raise ProtocolError(f"the grader sent an op the harness cannot run ({exc}; grader bug)") from None
+        result = self.ops[kind](op)
         if "as" in op:
             self.refs[op["as"]] = result
         return describe(result) if op.get("report", True) else None
 
-    def op_import(self, op: Mapping[str, Any]) -> Any:
+    def op_import(self, op: Op) -> Any:
         self.load_module(op["module"])
         return None
 
-    def op_new(self, op: Mapping[str, Any]) -> Any:
+    def op_new(self, op: Op) -> Any:
         cls = self._target(op)
         return cls(*self.value(op.get("args", [])), **self.value(op.get("kwargs", {})))
 
-    def op_call(self, op: Mapping[str, Any]) -> Any:
+    def op_call(self, op: Op) -> Any:
         target = self._target(op)
         fn = getattr(target, op["method"]) if "method" in op else target
         return fn(*self.value(op.get("args", [])), **self.value(op.get("kwargs", {})))
 
-    def op_value(self, op: Mapping[str, Any]) -> Any:
+    def op_value(self, op: Op) -> Any:
         """A judge-chosen value (e.g. a dict of arrays) kept with "as" so later ops can inspect it."""
         return self.value(op["value"])
 
-    def op_get(self, op: Mapping[str, Any]) -> Any:
+    def op_get(self, op: Op) -> Any:
         """A module attribute itself (a function or class), e.g. to pass it as an argument."""
         return self._target(op)
 
-    def op_np_load(self, op: Mapping[str, Any]) -> Any:
+    def op_np_load(self, op: Op) -> Any:
         """np.load(allow_pickle=False) a submitted .npz: a dict of arrays, or with "list" arr_0, arr_1, ..."""
         assert self.submission_dir is not None
         with np.load(self.submission_dir / op["file"], allow_pickle=False) as z:
@@ -141,7 +165,7 @@ class Interpreter:
                           f"(save it with np.savez('{op['file']}', *weights))")
         return [arrays[n] for n in names]
 
-    def op_assign_state(self, op: Mapping[str, Any]) -> Any:
+    def op_assign_state(self, op: Op) -> Any:
         """obj.a[0].W = state["a.0.W"] for every key of a loaded dict: saved tensors of hand-written layers."""
         obj, state = self.refs[op["ref"]], self.refs[op["state"]]
         if not isinstance(state, Mapping):
@@ -160,16 +184,16 @@ class Interpreter:
             setattr(target, last, value)
         return sorted(str(k) for k in state)
 
-    def op_setattr(self, op: Mapping[str, Any]) -> Any:
+    def op_setattr(self, op: Op) -> Any:
         setattr(self.refs[op["ref"]], op["attr"], self.value(op["value"]))
 
-    def op_getattr(self, op: Mapping[str, Any]) -> Any:
+    def op_getattr(self, op: Op) -> Any:
         obj = self.refs[op["ref"]]
         if not hasattr(obj, op["attr"]):
             raise OpError(f"{type(obj).__name__} has no attribute '{op['attr']}'")
         return getattr(obj, op["attr"])
 
-    def op_getitem(self, op: Mapping[str, Any]) -> Any:
+    def op_getitem(self, op: Op) -> Any:
         container = self.refs[op["ref"]]
         key = op["key"]
         if isinstance(container, Mapping) and key not in container:
@@ -178,14 +202,14 @@ class Interpreter:
             raise OpError(f"there is no '{key}'; it has {shown or 'no keys'}")
         return container[key]
 
-    def op_isub(self, op: Mapping[str, Any]) -> Any:
+    def op_isub(self, op: Op) -> Any:
         """``container[key] -= value``: the in-place update of the seed's training loop."""
         container = self.refs[op["ref"]]
         item = container[op["key"]]
         item -= self.value(op["value"])
         container[op["key"]] = item
 
-    def op_sgd(self, op: Mapping[str, Any]) -> Any:
+    def op_sgd(self, op: Op) -> Any:
         """One step of the seed's update loop over a list of layers."""
         lr = float(op["lr"])
         for name in op["layers"]:
@@ -194,7 +218,7 @@ class Interpreter:
                 param_value -= lr * layer.grads()[param_name].mean(axis=0)
 
     # -- torch ops --------------------------------------------------------------------------------
-    def op_torch_probe(self, op: Mapping[str, Any]) -> Any:
+    def op_torch_probe(self, op: Op) -> Any:
         """Forward a random input that requires grad; report raw facts about the output."""
         import torch
 
@@ -209,11 +233,11 @@ class Interpreter:
                          grad_fn=type(out.grad_fn).__name__ if out.grad_fn is not None else None,
                          finite=bool(torch.isfinite(out).all()))
             if out.requires_grad:
-                out.float().sum().backward()
+                out.float().sum().backward()  # type: ignore[no-untyped-call]
                 facts["input_grad_abs_sum"] = float(x.grad.abs().sum()) if x.grad is not None else 0.0
         return facts
 
-    def op_known_net(self, op: Mapping[str, Any]) -> Any:
+    def op_known_net(self, op: Op) -> Any:
         """A model whose outputs the judge knows: the first ``classes`` pixels of each flattened image.
 
         For checking ``classify`` when the student's own untrained model gives the same class for every input
@@ -233,17 +257,17 @@ class Interpreter:
 
         return KnownOutputs()
 
-    def op_tensor(self, op: Mapping[str, Any]) -> Any:
+    def op_tensor(self, op: Op) -> Any:
         """A float32 torch tensor from a judge-provided array (inputs for torch code)."""
         import torch
 
         dtype = op.get("dtype", "float32")
         return torch.from_numpy(np.asarray(self.value(op["value"]), dtype=getattr(np, dtype)))
 
-    def op_state_keys(self, op: Mapping[str, Any]) -> Any:
+    def op_state_keys(self, op: Op) -> Any:
         return {k: list(v.shape) for k, v in self.refs[op["ref"]].state_dict().items()}
 
-    def op_torch_load(self, op: Mapping[str, Any]) -> Any:
+    def op_torch_load(self, op: Op) -> Any:
         """torch.load(weights_only=True) a submitted checkpoint; report its keys and shapes."""
         import torch
 
@@ -285,13 +309,13 @@ class Interpreter:
             return model.state_dict()
         return model
 
-    def op_load_state_dict(self, op: Mapping[str, Any]) -> Any:
+    def op_load_state_dict(self, op: Op) -> Any:
         self.refs[op["ref"]].load_state_dict(self.refs[op["state"]], strict=True)
 
-    def op_eval(self, op: Mapping[str, Any]) -> Any:
+    def op_eval(self, op: Op) -> Any:
         self.refs[op["ref"]].eval()
 
-    def op_predict(self, op: Mapping[str, Any]) -> Any:
+    def op_predict(self, op: Op) -> Any:
         """Run ``fn(net, x)`` over an image array in batches; return the concatenated predictions."""
         import torch
 
@@ -353,8 +377,11 @@ def _describe_tensor(torch: Any, v: Any) -> Any:
         return {"$object": f"{type(v).__name__} (a tensor that cannot be read: {type(exc).__name__})"}
 
 
-def error_info(exc: BaseException, *, submission_dir: Path | None) -> dict[str, Any]:
-    """Type, message and the innermost frame in the student's own files."""
+def error_info(exc: BaseException, *, submission_dir: Path | None) -> Failure:
+    """The failure of an op that raised: type, message and the innermost frame in the student's own files.
+
+    RAISED for the student's exceptions, FAILED for the harness's own findings (OpError), MALFORMED for an op
+    the harness does not know (ProtocolError)."""
     where = ""
     tb = traceback.extract_tb(exc.__traceback__)
     if submission_dir is not None:
@@ -362,9 +389,9 @@ def error_info(exc: BaseException, *, submission_dir: Path | None) -> dict[str, 
         if own:
             f = own[-1]
             where = f"{Path(f.filename).name} line {f.lineno}, in {f.name}"
-    msg = str(exc)
-    return {"type": type(exc).__name__, "message": msg[:1500], "where": where,
-            "harness": isinstance(exc, OpError)}
+    outcome = (Outcome.MALFORMED if isinstance(exc, ProtocolError) else
+               Outcome.FAILED if isinstance(exc, OpError) else Outcome.RAISED)
+    return Failure(outcome=outcome, type=type(exc).__name__, message=str(exc)[:1500], where=where)
 
 
 def module_loader(submission_dir: Path) -> Callable[[str], ModuleType]:

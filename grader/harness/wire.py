@@ -97,7 +97,7 @@ def split_frames(buffer: bytearray, *, max_frame: int) -> list[bytes]:
 
     Raises WireError as soon as a frame's declared length (or its JSON part's) is over the cap, before the
     rest of it has arrived."""
-    out = []
+    out: list[bytes] = []
     while len(buffer) >= 4:
         (n,) = _U32.unpack_from(buffer, 0)
         hlen = _U32.unpack_from(buffer, 4)[0] if len(buffer) >= 8 else 0

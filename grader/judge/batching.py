@@ -8,6 +8,7 @@ Row i of the judge's x carries its index i in column 0, so the judge can tell wh
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,21 @@ def partition_problem(value: Any, x: np.ndarray, y: np.ndarray, batch_size: int,
     return order
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionCase:
+    """One case: the judge's x and y, the batch size, and the ops of its two calls."""
+
+    x: np.ndarray
+    y: np.ndarray
+    batch_size: int
+    ops: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionFacts:
+    cases: tuple[PartitionCase, ...]
+
+
 class BatchPartition:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = params_as(check.params, BatchPartitionParams)
@@ -88,8 +104,8 @@ class BatchPartition:
                 ops.append(script.add({"op": "call", "module": check.module, "name": p.fn,
                                        "args": [inputs.add(x), inputs.add(y), bs],
                                        "what": f"{p.fn}(x of shape {fmt_shape(x.shape)}, y, {bs})"}))
-            cases.append({"x": x, "y": y, "batch_size": bs, "ops": ops})
-        return Plan(ops=script.ops, labels={"cases": cases}, use_reference=False)
+            cases.append(PartitionCase(x=x, y=y, batch_size=bs, ops=tuple(ops)))
+        return Plan(ops=script.ops, facts=PartitionFacts(cases=tuple(cases)), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
@@ -97,16 +113,16 @@ class BatchPartition:
         fn = p.fn
         if (msg := failure_text(run, plan)) is not None:
             return Verdict.fail(msg)
-        for case in plan.labels["cases"]:
+        for case in plan.facts_as(PartitionFacts).cases:
             orders = []
-            for i in case["ops"]:
-                what = f"{fn}(x of shape {fmt_shape(case['x'].shape)}, y, {case['batch_size']})"
-                got = partition_problem(run.value(i), case["x"], case["y"], case["batch_size"], what=what,
+            for i in case.ops:
+                what = f"{fn}(x of shape {fmt_shape(case.x.shape)}, y, {case.batch_size})"
+                got = partition_problem(run.value(i), case.x, case.y, case.batch_size, what=what,
                                         near_equal=p.near_equal)
                 if isinstance(got, str):
                     return Verdict.fail(got)
                 orders.append(got)
-            n = len(case["x"])
+            n = len(case.x)
             if orders[0] == list(range(n)) or orders[0] == orders[1]:
                 return Verdict.fail(f"{fn} must shuffle: two calls returned the rows in the same order"
                                     + (" (the original order)" if orders[0] == list(range(n)) else ""))

@@ -13,6 +13,8 @@ to classify, forward and the judge's own classnet(x). The handout does not evalu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
@@ -24,7 +26,8 @@ from grader.judge.torch_models import torch_failure
 
 
 def _tensor(v: object) -> np.ndarray | None:
-    return v.get("$tensor") if isinstance(v, dict) and isinstance(v.get("$tensor"), np.ndarray) else None
+    a = v.get("$tensor") if isinstance(v, dict) else None
+    return a if isinstance(a, np.ndarray) else None
 
 
 def _build(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Script:
@@ -42,6 +45,18 @@ def _build(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np
     return script
 
 
+@dataclass(frozen=True, slots=True)
+class ScoresFacts:
+    checked: dict[str, int]
+    """Output label ("scores", ...) -> op index."""
+
+
+@dataclass(frozen=True, slots=True)
+class NllFacts(ScoresFacts):
+    y: np.ndarray
+    """The labels forward(x, y) is given."""
+
+
 class ClassifierNll:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = params_as(check.params, ClassifierParams)
@@ -56,7 +71,7 @@ class ClassifierNll:
                     "what": f"{owner}.forward(x, y)"}, "avg")
         script.add({"op": "call", "ref": "net", "method": "forward", "args": [{"$ref": "x"}, yt],
                     "kwargs": {"reduction": "sum"}, "what": f"{owner}.forward(x, y, reduction='sum')"}, "sum")
-        return Plan(ops=script.ops, labels={"checked": script.checked, "y": y}, use_reference=False)
+        return Plan(ops=script.ops, facts=NllFacts(checked=script.checked, y=y), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
@@ -64,14 +79,15 @@ class ClassifierNll:
         owner = p.owner
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
-        ops, y = plan.labels["checked"], plan.labels["y"]
+        facts = plan.facts_as(NllFacts)
+        ops, y = facts.checked, facts.y
         scores = _tensor(run.value(ops["scores"]))
         # classify and forward are judged against the student's own classnet, whatever its number of outputs (that
         # is the classifier.logsoftmax check's subject); an output that is not a (batch, K) tensor fails, never skips
         if scores is None or scores.ndim != 2 or scores.shape[0] != len(y) or scores.shape[1] < 1:
-            got = f"a tensor of shape {fmt_shape(scores.shape)}" if scores is not None else kind_of(
+            desc = f"a tensor of shape {fmt_shape(scores.shape)}" if scores is not None else kind_of(
                 run.value(ops["scores"]))
-            return Verdict.fail(f"{owner}.classnet(x) returned {got}; classify and forward are checked against "
+            return Verdict.fail(f"{owner}.classnet(x) returned {desc}; classify and forward are checked against "
                                 f"classnet(x), which must be a ({len(y)}, {p.classes}) tensor")
         if scores.shape[1] <= int(y.max()):  # the NLL of labels classnet has no output for is not defined
             return Verdict.fail(f"{owner}.classnet(x) has {scores.shape[1]} outputs; forward(x, y) was given labels up "
@@ -109,14 +125,14 @@ class ClassifierNll:
 class ClassifierLogSoftmax:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         script = _build(check, assignment, inputs, rng)
-        return Plan(ops=script.ops, labels={"checked": script.checked}, use_reference=False)
+        return Plan(ops=script.ops, facts=ScoresFacts(checked=script.checked), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         p = params_as(check.params, ClassifierParams)
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg)
-        raw = run.value(plan.labels["checked"]["scores"])
+        raw = run.value(plan.facts_as(ScoresFacts).checked["scores"])
         scores = _tensor(raw)
         b, k = p.input_shape[0], p.classes
         what = f"{p.owner}.classnet(x) for x of shape ({b}, {p.input_shape[1]})"

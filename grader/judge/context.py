@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from grader.harness.protocol import Failure
 from grader.result import CheckStatus
 from grader.settings import GraderSettings
+
+F = TypeVar("F")
 
 
 @dataclass(slots=True)
 class OpResult:
-    """Raw outcome of one op: a value, or an error (raised by student code, or the sandbox's verdict)."""
+    """Raw outcome of one op: a value, or a failure (raised by student code, or the sandbox's verdict)."""
 
     value: Any = None
-    error: dict[str, Any] | None = None
+    error: Failure | None = None
     seconds: float = 0.0
 
 
@@ -27,7 +30,7 @@ class GroupRun:
     results: list[OpResult] = field(default_factory=list)
 
     @property
-    def error(self) -> dict[str, Any] | None:
+    def error(self) -> Failure | None:
         return self.results[-1].error if self.results and self.results[-1].error else None
 
     def value(self, i: int) -> Any:
@@ -36,12 +39,19 @@ class GroupRun:
 
 @dataclass(slots=True)
 class Plan:
-    """Ops of one check plus the inputs they use. `data` maps dataset file names to image arrays."""
+    """Ops of one check, and the judge-only facts its kind needs to judge their results."""
 
     ops: list[dict[str, Any]]
-    labels: dict[str, Any] = field(default_factory=dict)
-    """Judge-only facts needed when judging (labels, permutations, expected literals). Never sent."""
+    facts: object = None
+    """The kind's own frozen dataclass of judge-only facts (which op holds which output, labels, permutations,
+    expected literals), read back with `facts_as`. Never sent."""
     use_reference: bool = True
+
+    def facts_as(self, cls: type[F]) -> F:
+        """The facts, as the kind that made this plan typed them."""
+        if not isinstance(self.facts, cls):
+            raise TypeError(f"the plan holds {type(self.facts).__name__}, not {cls.__name__}")
+        return self.facts
 
 
 @dataclass(frozen=True, slots=True)

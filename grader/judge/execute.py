@@ -20,12 +20,24 @@ from typing import Any
 
 from grader.harness import wire
 from grader.harness.ops import Interpreter, error_info
+from grader.harness.protocol import (
+    Done,
+    Failure,
+    Group,
+    Hello,
+    Outcome,
+    Request,
+    ResultFailure,
+    ResultValue,
+    Start,
+    frame_from_wire,
+)
 from grader.judge.budgets import Call, call_name, floor_budget, hung_call, op_calls
 from grader.judge.context import GroupRun, Inputs, OpResult, Plan
 from grader.judge.hidden_files import HiddenFiles, op_datasets
 from grader.judge.reference import reference_module
 from grader.judge.student_text import TextBudget
-from grader.sandbox import Outcome, RunLimits, SandboxProcess
+from grader.sandbox import RunLimits, SandboxProcess
 from grader.sandbox.bwrap import Job
 from grader.sandbox.cgroups import CgroupBackend, Usage
 
@@ -83,7 +95,7 @@ class _Grading:
     stats: SandboxStats
     progress: Callable[[str], None] | None
     text: TextBudget = field(default_factory=TextBudget)
-    poisoned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    poisoned: dict[str, Failure] = field(default_factory=dict)
     """module -> the failure of its import (hang, crash)."""
     hung: dict[Call, str] = field(default_factory=dict)
     """student call -> why later ops making it are not run."""
@@ -127,7 +139,7 @@ def run_in_sandbox(
 
     in_dir = job_dir / "in"
     in_dir.mkdir(parents=True)
-    np.savez(in_dir / "inputs.npz", **inputs.arrays)
+    np.savez(in_dir / "inputs.npz", **inputs.arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
     runs: dict[int, GroupRun] = {t.index: GroupRun() for t in tasks}
     t_start = time.monotonic()
     g = _Grading(job=Job(harness=HARNESS_DIR, submission=submission, inputs=in_dir, data=hidden.shown),
@@ -143,10 +155,10 @@ def run_in_sandbox(
                    if time.monotonic() >= g.wall_deadline else
                    f"was not run: your code crashed or hung the sandbox {g.stats.starts} times")
             for t in pending:
-                runs[t.index].results.append(OpResult(error={"type": "NotRun", "message": why, "sandbox": True}))
+                runs[t.index].results.append(OpResult(error=Failure(Outcome.NOT_RUN, why)))
             break
         (in_dir / "request.json").write_text(json.dumps(
-            {"groups": [{"index": t.index, "ops": t.plan.ops} for t in pending]}))
+            Request(groups=tuple(Group(index=t.index, ops=tuple(t.plan.ops)) for t in pending)).to_wire()))
         g.stats.starts += 1
         done = _one_process(pending, runs, g)
         pending = [t for t in pending if t.index not in done]
@@ -162,7 +174,7 @@ def _fail_fast(t: Task, run: GroupRun, g: _Grading) -> bool:
         if op["op"] == "import" and op["module"] in g.poisoned:
             error = g.poisoned[op["module"]]
         elif hung := next((g.hung[c] for c in sorted(calls) if c in g.hung), None):
-            error = {"type": "NotRun", "sandbox": True, "message": hung}
+            error = Failure(Outcome.NOT_RUN, hung)
         if error is not None:
             run.results = [OpResult(value=None) for _ in range(i)] + [OpResult(error=error)]
             return True
@@ -183,7 +195,7 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) ->
     started_at = 0.0
     hello = False
     tainted = False  # this process has been shown hidden images
-    failure: dict[str, Any] | None = None
+    failure: Failure | None = None
     with SandboxProcess(backend=g.backend, bwrap=g.bwrap, python=g.python, job=g.job, limits=limits,
                         argv_tail=["/job/harness/main.py"]) as sp:
         op_deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -195,8 +207,8 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) ->
                     try:
                         sp.proc.wait(timeout=2)
                     except subprocess.TimeoutExpired:  # alive, but it closed the grader's channel
-                        failure = {"type": "Protocol", "sandbox": True,
-                                   "message": "closed the grader's channel; do not close file descriptors you did not open"}
+                        failure = Failure(Outcome.MALFORMED, "closed the grader's channel; do not close file "
+                                                             "descriptors you did not open")
                     else:
                         failure = _death(sp, limits)
                     break
@@ -206,21 +218,21 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) ->
                     break
                 finished = False
                 for m in msgs:
-                    kind = m.body.get("t")
+                    frame = frame_from_wire(m.body)
                     if not hello:
-                        if kind != "hello":
+                        if not isinstance(frame, Hello):
                             raise _Protocol("sent a message before the grader's harness started")
                         hello = True
                         op_deadline = time.monotonic() + STARTUP_TIMEOUT
                         continue
-                    if kind == "done":
+                    if isinstance(frame, Done):
                         if position != len(pending) or current is not None:
                             raise _Protocol("said it was done before every check had run")
                         finished = True
                         break
                     want = (pending[position].index, op_index) if position < len(pending) else None
-                    got = (m.body.get("g"), m.body.get("i"))
-                    if kind == "start":
+                    got = (frame.group, frame.op) if isinstance(frame, Start | ResultValue | ResultFailure) else None
+                    if isinstance(frame, Start):
                         if current is not None or got != want:
                             raise _Protocol("started an op out of order")
                         t = pending[position]
@@ -230,12 +242,12 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) ->
                             g.report(t)
                         if g.hidden.show(op_datasets(t.plan.ops[op_index])):
                             tainted = True
-                    elif kind == "result":
+                    elif isinstance(frame, ResultValue | ResultFailure):
                         if current is None or got != want:
                             raise _Protocol("sent a result for an op that was not running")
                         t = pending[position]
                         g.hidden.hide()
-                        result = _result(m, g, tainted=tainted, seconds=time.monotonic() - started_at)
+                        result = _result(frame, m.size, g, tainted=tainted, seconds=time.monotonic() - started_at)
                         runs[t.index].results.append(result)
                         current = None
                         if result.error or op_index == len(t.plan.ops) - 1:
@@ -245,22 +257,24 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) ->
                             op_index += 1
                         op_deadline = time.monotonic() + STARTUP_TIMEOUT
                     else:
-                        raise _Protocol(f"sent a message of unknown kind {str(kind)[:20]!r}")
+                        raise _Protocol(f"sent a message of unknown kind {frame.to_wire()['t']!r}")
                 if finished:
                     break
         except (wire.WireError, _Protocol) as exc:
-            failure = {"type": "Protocol", "sandbox": True,
-                       "message": f"sent output the grader cannot accept ({exc}); do not write to the grader's channel"
-                       if sp.outcome is not Outcome.OVERFLOW else f"produced more than {limits.output_bytes} bytes of output"}
+            failure = (Failure(Outcome.OVERFLOW, f"produced more than {limits.output_bytes} bytes of output")
+                       if sp.outcome is Outcome.OVERFLOW else
+                       Failure(Outcome.MALFORMED, f"sent output the grader cannot accept ({exc}); do not write to the "
+                                                  "grader's channel"))
         finally:
             g.hidden.hide()
+        sp.outcome = Outcome.PASSED if failure is None else failure.outcome
         usage = sp.usage()
         g.stats.peak_memory_bytes = max(g.stats.peak_memory_bytes, usage.peak_memory_bytes)
         if failure is not None:
-            cause = kill_cause(str(failure.get("type", "")), usage, sp.outcome)
+            cause = kill_cause(failure.outcome, usage)
             g.stats.kills[cause] = g.stats.kills.get(cause, 0) + 1
         if not hello and failure is not None:
-            raise GraderFault(f"the sandbox harness did not start: {failure['message']}\n{sp.stdout_text[-2000:]}")
+            raise GraderFault(f"the sandbox harness did not start: {failure.message}\n{sp.stdout_text[-2000:]}")
     if failure is None:
         return done | {t.index for t in pending}
     # The failure belongs to the op that was running, or else to the op expected next (so a restart makes progress).
@@ -274,7 +288,7 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) ->
             pass
         elif op["op"] == "import":
             g.poisoned[op["module"]] = failure
-        elif failure["type"] == "Timeout" and (call := hung_call(op_calls(t.plan.ops)[i], failure.get("where", ""))):
+        elif failure.outcome is Outcome.TIMEOUT and (call := hung_call(op_calls(t.plan.ops)[i], failure.where)):
             g.hung.setdefault(call, f"was not run: {call_name(call)} did not finish within "
                                     f"{t.budget(i, limits):g} s in the check {t.check_id}")
     for t in pending:  # tasks not reached restart from scratch in the next process
@@ -283,67 +297,61 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) ->
     return done
 
 
-def _result(m: wire.Message, g: _Grading, *, tainted: bool, seconds: float) -> OpResult:
+def _result(frame: ResultValue | ResultFailure, size: int, g: _Grading, *, tainted: bool,
+            seconds: float) -> OpResult:
     """The op's outcome as the judge keeps it: bounded in size and in student text, timed by the judge."""
-    g.stats.retained_bytes += m.size
+    g.stats.retained_bytes += size
     if g.stats.retained_bytes > g.limits.retained_bytes:
-        return OpResult(error={"type": "Overflow", "sandbox": True, "message":
-                               f"sent back more data than the grader keeps from one grading "
-                               f"({g.limits.retained_bytes / 2**20:g} MiB); return what the check asks for"},
-                        seconds=seconds)
-    err = m.body.get("error")
-    if err:
-        return OpResult(error=g.text.clean(err, tainted=tainted), seconds=seconds)
-    return OpResult(value=m.body.get("value"), seconds=seconds)
+        return OpResult(error=Failure(Outcome.OVERFLOW, f"sent back more data than the grader keeps from one grading "
+                                                        f"({g.limits.retained_bytes / 2**20:g} MiB); return what the "
+                                                        "check asks for"), seconds=seconds)
+    if isinstance(frame, ResultFailure):
+        return OpResult(error=g.text.clean(frame.failure, tainted=tainted), seconds=seconds)
+    return OpResult(value=frame.value, seconds=seconds)
 
 
 def _timeout(sp: SandboxProcess, g: _Grading, pending: list[Task], current: tuple[int, int] | None, *,
-             hello: bool, tainted: bool) -> dict[str, Any]:
+             hello: bool, tainted: bool) -> Failure:
     limits = g.limits
+    where = ""
     if not hello:
-        failure = {"type": "Timeout", "sandbox": True, "message": "did not get going within the time limit"}
+        message = "did not get going within the time limit"
     elif time.monotonic() >= g.wall_deadline:
-        failure = {"type": "Timeout", "sandbox": True,
-                   "message": f"was stopped: the grading time limit of {limits.wall_s:g} s was used up"}
+        message = f"was stopped: the grading time limit of {limits.wall_s:g} s was used up"
     elif current is None:
-        failure = {"type": "Timeout", "sandbox": True, "message":
-                   "was not run: the sandbox stopped answering between two checks (a thread or signal handler "
-                   "of your code?)"}
+        message = ("was not run: the sandbox stopped answering between two checks (a thread or signal handler "
+                   "of your code?)")
     else:
         t = pending[current[0]]
         where = g.text.clean_place(sp.where_stuck(), tainted=tainted)
-        failure = {"type": "Timeout", "sandbox": True, "where": where, "message":
-                   f"did not finish within {t.budget(current[1], limits):g} s (an endless loop?"
-                   + (f" It was running {where})" if where else ")")}
+        message = (f"did not finish within {t.budget(current[1], limits):g} s (an endless loop?"
+                   + (f" It was running {where})" if where else ")"))
     if sp.usage().pids_limit_hit:
-        failure["message"] += f" while trying to start more than {limits.pids} processes"
-    return failure
+        message += f" while trying to start more than {limits.pids} processes"
+    return Failure(Outcome.TIMEOUT, message, where=where)
 
 
-def kill_cause(failure_type: str, usage: Usage, outcome: Outcome | None) -> str:
+def kill_cause(outcome: Outcome, usage: Usage) -> str:
     """Why a sandbox process had to end early, as one metric label."""
     if usage.oom_killed:
         return "memory"
     if usage.pids_limit_hit:
         return "pids"
-    if failure_type == "Timeout":
-        return "timeout"
-    if outcome is Outcome.OVERFLOW:
-        return "overflow"
-    return {"Crash": "crash", "Protocol": "protocol"}.get(failure_type, "other")
+    return {Outcome.TIMEOUT: "timeout", Outcome.OVERFLOW: "overflow", Outcome.CRASH: "crash",
+            Outcome.KILLED: "crash", Outcome.MALFORMED: "protocol"}.get(outcome, "other")
 
 
-def _death(sp: SandboxProcess, limits: RunLimits) -> dict[str, Any]:
+def _death(sp: SandboxProcess, limits: RunLimits) -> Failure:
+    """How a process that ended by itself (or by the kernel) ended: KILLED over a cgroup limit, else CRASH."""
     usage = sp.usage()
     code = sp.proc.returncode
     if usage.oom_killed:
-        msg = f"was killed for using more than {limits.memory_bytes / 2**30:g} GiB of memory"
-    elif usage.pids_limit_hit:
-        msg = f"was stopped: it tried to start more than {limits.pids} processes or threads"
-    else:
-        msg = (f"ended the process (exit code {code}); do not call exit(), sys.exit() or os._exit() in your code"
-               if code is not None and code >= 0 else f"crashed the process (signal {-code if code else '?'})")
-    return {"type": "Crash", "sandbox": True, "message": msg}
+        return Failure(Outcome.KILLED, f"was killed for using more than {limits.memory_bytes / 2**30:g} GiB of memory")
+    if usage.pids_limit_hit:
+        return Failure(Outcome.KILLED, f"was stopped: it tried to start more than {limits.pids} processes or threads")
+    return Failure(Outcome.CRASH, f"ended the process (exit code {code}); do not call exit(), sys.exit() or "
+                                  "os._exit() in your code" if code is not None and code >= 0 else
+                                  f"crashed the process (signal {-code if code else '?'})")
 
 
 def run_reference(tasks: list[Task], *, reference_dir: Path, inputs: Inputs,

@@ -7,6 +7,8 @@ Params: ``cases`` (each ``steps``, see script.py, or the shorthand ``args``/``kw
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,61 +22,105 @@ from grader.judge.params import FunctionParams, params_as
 from grader.judge.script import Script
 
 
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """How close a student's value must be to the reference's, and whether tensor dtypes must match."""
+
+    rtol: float
+    atol: float
+    dtype: bool = False
+
+
 def compare_value(got: Any, want: Any, *, what: str, rtol: float, atol: float, dtype: bool = False) -> str | None:
     """None when a raw student value matches the reference's raw value; else one sentence saying how not."""
-    if want is None:
-        return None
+    return _compare(got, want, what, Tolerance(rtol=rtol, atol=atol, dtype=dtype))
+
+
+def _compare(got: Any, want: Any, what: str, tol: Tolerance) -> str | None:
+    """Dispatch on the reference's raw value (see ops.describe); objects and None: nothing to compare."""
     if isinstance(want, np.ndarray):
-        if isinstance(got, int | float) and want.size == 1:
-            got = np.asarray(got).reshape(want.shape)
-        return compare_array(got, want, what=what, rtol=rtol, atol=atol)
+        return _compare_array(got, want, what, tol)
     if isinstance(want, bool):
         return None if got is want or got == want else f"{what} is {kind_of(got)}; expected {want}"
     if isinstance(want, int | float):
-        if isinstance(got, np.ndarray) and got.size == 1 and got.dtype.kind in "biuf":
-            got = got.item()
-        if isinstance(got, dict) and isinstance(got.get("$tensor"), np.ndarray) and got["$tensor"].size == 1:
-            got = got["$tensor"].item()
-        if not isinstance(got, int | float) or isinstance(got, bool):
-            return f"{what} is {kind_of(got)}; expected a number"
-        if np.isclose(got, want, rtol=rtol, atol=atol) or (np.isnan(want) and np.isnan(got)):
-            return None
-        return f"{what} is wrong (got {fmt_num(float(got))}, expected {fmt_num(float(want))})"
+        return _compare_number(got, want, what, tol)
     if isinstance(want, str):
         return None if got == want else f"{what} is {got!r}; expected {want!r}"
-    if isinstance(want, dict) and "$tensor" in want:
-        if not (isinstance(got, dict) and "$tensor" in got):
-            return f"{what} is {kind_of(got)}; expected a torch tensor"
-        if dtype and got.get("dtype") != want.get("dtype"):
-            return f"{what} is a tensor of dtype {got.get('dtype')}; expected {want.get('dtype')}"
-        arr, ref = got["$tensor"], want["$tensor"]
-        if isinstance(ref, np.ndarray) and isinstance(arr, np.ndarray) and arr.size == ref.size == 1:
-            arr = arr.reshape(ref.shape)  # the wire carries 0-d arrays as (1,)
-        if isinstance(ref, np.ndarray) and isinstance(arr, np.ndarray) and arr.shape != ref.shape:
-            return f"{what} has shape {fmt_shape(arr.shape)}; expected {fmt_shape(ref.shape)}"
-        return compare_array(arr, ref, what=what, rtol=rtol, atol=atol) if isinstance(ref, np.ndarray) else None
-    if isinstance(want, dict) and "$list" in want:
-        items = got.get("$list") if isinstance(got, dict) else None
-        if items is None:
-            return f"{what} is {kind_of(got)}; expected a {want.get('type', 'list')} of {len(want['$list'])}"
-        if len(items) != len(want["$list"]):
-            return f"{what} has {len(items)} items; expected {len(want['$list'])}"
-        for i, (g, w) in enumerate(zip(items, want["$list"], strict=True)):
-            if (msg := compare_value(g, w, what=f"{what}[{i}]", rtol=rtol, atol=atol, dtype=dtype)) is not None:
-                return msg
+    if isinstance(want, dict):
+        for key, comparer in _DESCRIBED:
+            if key in want:
+                return comparer(got, want, what, tol)
+    return None
+
+
+def _compare_array(got: Any, want: np.ndarray, what: str, tol: Tolerance) -> str | None:
+    if isinstance(got, int | float) and want.size == 1:
+        got = np.asarray(got).reshape(want.shape)
+    return compare_array(got, want, what=what, rtol=tol.rtol, atol=tol.atol)
+
+
+def _as_number(got: Any) -> Any:
+    """A one-element numeric array or tensor as the number it holds; anything else as it is."""
+    if isinstance(got, np.ndarray) and got.size == 1 and got.dtype.kind in "biuf":
+        return got.item()
+    if isinstance(got, dict) and isinstance(got.get("$tensor"), np.ndarray) and got["$tensor"].size == 1:
+        return got["$tensor"].item()
+    return got
+
+
+def _compare_number(got: Any, want: float, what: str, tol: Tolerance) -> str | None:
+    got = _as_number(got)
+    if not isinstance(got, int | float) or isinstance(got, bool):
+        return f"{what} is {kind_of(got)}; expected a number"
+    if np.isclose(got, want, rtol=tol.rtol, atol=tol.atol) or (np.isnan(want) and np.isnan(got)):
         return None
-    if isinstance(want, dict) and "$dict" in want:
-        d = got.get("$dict") if isinstance(got, dict) else None
-        if d is None:
-            return f"{what} is {kind_of(got)}; expected a dict"
-        missing = sorted(set(want["$dict"]) - set(d))
-        if missing:
-            return f"{what} has no key {missing[0]!r}"
-        for k, w in want["$dict"].items():
-            if (msg := compare_value(d[k], w, what=f"{what}[{k!r}]", rtol=rtol, atol=atol, dtype=dtype)) is not None:
-                return msg
+    return f"{what} is wrong (got {fmt_num(float(got))}, expected {fmt_num(float(want))})"
+
+
+def _compare_tensor(got: Any, want: dict[str, Any], what: str, tol: Tolerance) -> str | None:
+    if not (isinstance(got, dict) and "$tensor" in got):
+        return f"{what} is {kind_of(got)}; expected a torch tensor"
+    if tol.dtype and got.get("dtype") != want.get("dtype"):
+        return f"{what} is a tensor of dtype {got.get('dtype')}; expected {want.get('dtype')}"
+    arr, ref = got["$tensor"], want["$tensor"]
+    if not isinstance(ref, np.ndarray):
         return None
-    return None  # objects: nothing to compare
+    if isinstance(arr, np.ndarray) and arr.size == ref.size == 1:
+        arr = arr.reshape(ref.shape)  # the wire carries 0-d arrays as (1,)
+    if isinstance(arr, np.ndarray) and arr.shape != ref.shape:
+        return f"{what} has shape {fmt_shape(arr.shape)}; expected {fmt_shape(ref.shape)}"
+    return compare_array(arr, ref, what=what, rtol=tol.rtol, atol=tol.atol)
+
+
+def _compare_list(got: Any, want: dict[str, Any], what: str, tol: Tolerance) -> str | None:
+    items = got.get("$list") if isinstance(got, dict) else None
+    if items is None:
+        return f"{what} is {kind_of(got)}; expected a {want.get('type', 'list')} of {len(want['$list'])}"
+    if len(items) != len(want["$list"]):
+        return f"{what} has {len(items)} items; expected {len(want['$list'])}"
+    for i, (g, w) in enumerate(zip(items, want["$list"], strict=True)):
+        if (msg := _compare(g, w, f"{what}[{i}]", tol)) is not None:
+            return msg
+    return None
+
+
+def _compare_dict(got: Any, want: dict[str, Any], what: str, tol: Tolerance) -> str | None:
+    d = got.get("$dict") if isinstance(got, dict) else None
+    if d is None:
+        return f"{what} is {kind_of(got)}; expected a dict"
+    missing = sorted(set(want["$dict"]) - set(d))
+    if missing:
+        return f"{what} has no key {missing[0]!r}"
+    for k, w in want["$dict"].items():
+        if (msg := _compare(d[k], w, f"{what}[{k!r}]", tol)) is not None:
+            return msg
+    return None
+
+
+_Comparer = Callable[[Any, dict[str, Any], str, Tolerance], str | None]
+_DESCRIBED: tuple[tuple[str, _Comparer], ...] = (
+    ("$tensor", _compare_tensor), ("$list", _compare_list), ("$dict", _compare_dict))
+"""Comparers of described values (ops.describe), by their marker key, in the order they are tried."""
 
 
 def _numbers(v: Any) -> np.ndarray | None:
@@ -118,6 +164,31 @@ def plan_cases(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng
     return script
 
 
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
+"""A helper call the reference made: (helper, args, kwargs) (see grader.judge.units)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionFacts:
+    """Which op holds each judged value, and what the judge needs to explain a difference (see Script)."""
+
+    checked: dict[str, int]
+    """Value label -> op index."""
+    shape_only: frozenset[str]
+    unchanged: list[dict[str, Any]]
+    """Arguments read back after their call (op, array, name, who, why)."""
+    twins: dict[str, int]
+    """Label -> the op computing the same value with the student's own parts, as the handout uses them."""
+    given: list[dict[str, Any]]
+    """Preparing calls whose resulting state later steps are judged on (call, container, key, what, read)."""
+    main_end: int
+    """The number of ops of the cases themselves; the helper probes (``calls``) follow."""
+    arrays: dict[str, np.ndarray]
+    """The grading's input arrays (for re-running the reference with the student's parts)."""
+    calls: list[Call]
+    """The reference's helper calls that the probes ask the student's helpers about."""
+
+
 class Function:
     """Student functions and methods against the reference on the same judge-chosen inputs. ``units`` names the
     student's helper functions the subject calls that other checks judge (see grader.judge.units)."""
@@ -128,43 +199,44 @@ class Function:
         unknown = set(script.twins) - set(script.checked)
         if unknown:
             raise ValueError(f"{check.id}: twins of labels no step has: {sorted(unknown)}")
-        labels = {"checked": script.checked, "shape_only": script.shape_only, "unchanged": script.unchanged,
-                  "twins": script.twins, "given": script.given, "main_end": len(script.ops),
-                  "arrays": inputs.arrays}
+        main_end = len(script.ops)
         p = params_as(check.params, FunctionParams)
+        calls = None
         if p.units:
             calls = units.record(script.ops, reference_dir=assignment.reference_dir, module=check.module,
                                  units=list(p.units),
                                  arrays=inputs.arrays)
             if calls:
-                labels["calls"] = calls
                 script.ops += units.probe_ops(calls, module=check.module, inputs=inputs,
                                               subject=p.fn if p.fn is not None else check.target)
-        return Plan(ops=script.ops, labels=labels)
+        return Plan(ops=script.ops, facts=FunctionFacts(
+            checked=script.checked, shape_only=frozenset(script.shape_only), unchanged=script.unchanged,
+            twins=script.twins, given=script.given, main_end=main_end, arrays=inputs.arrays, calls=calls or []))
 
     def _explained(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun) -> bool:
         """Whether the student's values are the reference's given the student's own other parts: the state its
         preparing calls left (``given``) and the outputs of its helpers (``units``; see units.py)."""
-        calls, given, end = plan.labels.get("calls"), plan.labels.get("given"), plan.labels["main_end"]
+        facts = plan.facts_as(FunctionFacts)
+        calls, given, end = facts.calls, facts.given, facts.main_end
         if not (calls or given) or len(run.results) < (len(plan.ops) if calls else end) or (
                 run.error is not None and (calls or len(run.results) <= end)):
             return False
-        ops, arrays = list(plan.ops[:end]), dict(plan.labels["arrays"])
-        for n, g in enumerate(given or []):  # the student's state instead of the reference's preparing call
+        ops, arrays = list(plan.ops[:end]), dict(facts.arrays)
+        for n, g in enumerate(given):  # the student's state instead of the reference's preparing call
             value = units.plain(run.value(g["read"]), arrays, f"given{n}")
             if value is units.UNUSABLE:
                 return False
             ops[g["call"]] = {"op": "call", "ref": g["container"], "method": "__setitem__",
                               "args": [g["key"], value], "report": False, "what": "the student's state"}
         cf = units.counterfactual(ops, reference_dir=assignment.reference_dir, module=check.module,
-                                  calls=calls or [], outputs=[run.value(i) for i in range(end, len(plan.ops))],
+                                  calls=calls, outputs=[run.value(i) for i in range(end, len(plan.ops))],
                                   arrays=arrays)
         if cf is None:
             return False
         p = params_as(check.params, FunctionParams)
         rtol, atol = p.rtol, p.atol
         return all(compare_value(run.value(i), cf[i], what=label, rtol=rtol, atol=atol) is None
-                   for label, i in plan.labels["checked"].items() if label not in plan.labels.get("shape_only", ()))
+                   for label, i in facts.checked.items() if label not in facts.shape_only)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
@@ -172,14 +244,15 @@ class Function:
         rtol, atol = p.rtol, p.atol
         if ref is None or ref.error:
             return Verdict.err(f"the reference solution failed on this check (grader bug): {ref and ref.error}")
-        probes = {u["op"]: u for u in plan.labels.get("unchanged", [])}
+        facts = plan.facts_as(FunctionFacts)
+        probes = {u["op"]: u for u in facts.unchanged}
         for i, u in probes.items():
             if changed_text(u["who"], u["name"], u["array"], ref.value(i), u["why"]) is not None:
                 return Verdict.err(f"the reference solution changes {u['name']} of {u['who']} (grader bug)")
-        twins = plan.labels.get("twins", {})
+        twins = facts.twins
         explained = ""  # the first value that differs from the reference as the student's own other parts make it
         counterfactual = False  # every value is the reference's given the student's own helpers and state
-        items = sorted([(i, label) for label, i in plan.labels["checked"].items()] + [(i, None) for i in probes])
+        items = sorted([(i, label) for label, i in facts.checked.items()] + [(i, None) for i in probes])
         for i, label in items:
             if i >= len(run.results) or run.results[i].error:
                 break
@@ -190,7 +263,7 @@ class Function:
                 continue
             if counterfactual:
                 continue
-            if label in plan.labels.get("shape_only", ()):
+            if label in facts.shape_only:
                 msg = compare_shape(run.value(i), ref.value(i), what=label)
             else:
                 msg = compare_value(run.value(i), ref.value(i), what=label, rtol=rtol, atol=atol,
@@ -206,11 +279,11 @@ class Function:
                 return Verdict.fail(f"{msg}; your own parts used as the handout says give something else too")
             if msg is not None:
                 if self._explained(check, assignment, plan, run):
-                    end, calls = plan.labels["main_end"], plan.labels.get("calls") or []
+                    end, calls = facts.main_end, facts.calls
                     parts = list(dict.fromkeys(
                         name for k, (name, _, _) in enumerate(calls)
                         if compare_value(run.value(end + k), ref.value(end + k), what="", rtol=rtol, atol=atol)))
-                    parts += [f"{g['container']}[{g['key']!r}]" for g in plan.labels.get("given") or []
+                    parts += [f"{g['container']}[{g['key']!r}]" for g in facts.given
                               if compare_value(run.value(g["read"]), ref.value(g["read"]), what="", rtol=rtol,
                                                atol=atol)]
                     explained = (f"{msg}; but that is what the reference gives with your own "

@@ -5,7 +5,7 @@ to), validated when the spec loads; the kinds read them through params_as."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,6 +28,17 @@ class Kind(Protocol):
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict: ...
+
+
+@runtime_checkable
+class FollowUpKind(Kind, Protocol):
+    """A kind that may ask for a second round of ops after its verdict (see grader.engine._follow_up)."""
+
+    def follow_up(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun, verdict: Verdict,
+                  inputs: Inputs, rng: np.random.Generator) -> Plan | None: ...
+
+    def judge_follow_up(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
+                        verdict: Verdict) -> Verdict: ...
 
 
 KINDS: dict[str, Kind] = {

@@ -88,7 +88,7 @@ class LayerScript:
         self.layer = layer
         self.inputs = inputs
         self.ops: list[dict[str, Any]] = []
-        self.labels: dict[str, Any] = {}
+        self.labels: dict[str, int] = {}
 
     def add(self, op: dict[str, Any], *, label: str | None = None) -> int:
         self.ops.append(op)
@@ -118,13 +118,40 @@ class LayerScript:
         return self.add({"op": "call", "ref": ref, "method": "backward", "args": args,
                          "what": f"{self.layer.name}.backward"}, label=label)
 
-    def getattr(self, ref: str, attr: str, label: str) -> int:
+    def getattr(self, ref: str, attr: str, label: str | None) -> int:
         return self.add({"op": "getattr", "ref": ref, "attr": attr,
                          "what": f"reading {self.layer.name}.{attr}"}, label=label)
 
-    def plan(self, *, use_reference: bool = True, **judge_facts: Any) -> Plan:
-        return Plan(ops=self.ops, labels={"ops": self.labels, **judge_facts},
-                    use_reference=use_reference)
+    def plan(self, facts: object, *, use_reference: bool = True) -> Plan:
+        return Plan(ops=self.ops, facts=facts, use_reference=use_reference)
+
+
+@dataclass(frozen=True, slots=True)
+class LayerFacts:
+    """What the layer kinds keep for judging: the layer's name and which op holds which labelled output."""
+
+    layer: str
+    ops: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceFacts(LayerFacts):
+    sizes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallsFacts(LayerFacts):
+    judged: list[dict[str, Any]]
+    """In op order: {"op", "case", "kind": "value" or "probe", ...} (see LayerCalls.plan)."""
+    decimal: int
+
+
+@dataclass(frozen=True, slots=True)
+class GradcheckFacts(LayerFacts):
+    probes: list[dict[str, Any]]
+    upstream: np.ndarray | None
+    input_shape: list[int]
+    output_shape: list[int]
 
 
 def random_inputs(layer: LayerDesc, sizes: dict[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
@@ -150,24 +177,24 @@ def failure_text(run: GroupRun, plan: Plan) -> str | None:
         return None
     op = plan.ops[len(run.results) - 1]
     what = op.get("what", op["op"])
-    if err.get("sandbox"):
-        return f"{what} {err['message']}"
+    if err.sandbox:
+        return f"{what} {err.message}"
+    where = f" ({err.where})" if err.where else ""
     if op["op"] == "import":
-        return f"{what} failed: {err['type']}: {err['message']}" + (f" ({err['where']})" if err.get("where") else "")
-    if err.get("harness"):
-        return f"{what}: {err['message']}"
-    where = f" ({err['where']})" if err.get("where") else ""
-    msg = f"{what} raised {err['type']}: {err['message']}{where}"
-    if any(w in err["message"].lower() for w in ("cuda", "nvidia", "gpu")):
+        return f"{what} failed: {err.type}: {err.message}{where}"
+    if err.harness:
+        return f"{what}: {err.message}"
+    msg = f"{what} raised {err.type}: {err.message}{where}"
+    if any(w in err.message.lower() for w in ("cuda", "nvidia", "gpu")):
         msg += ". The grader has no GPU: keep everything on the CPU"
     return msg
 
 
-def compare_labels(run: GroupRun, ref: GroupRun | None, plan: Plan, docs: dict[str, str],
+def compare_labels(run: GroupRun, ref: GroupRun | None, ops: dict[str, int], docs: dict[str, str],
                    expected: dict[str, np.ndarray] | None = None, tol: dict[str, float] | None = None) -> str | None:
-    """Compare every labelled output with the reference's (or literal expectations)."""
+    """Compare every labelled output (label -> op index) with the reference's (or literal expectations)."""
     tol = tol or {"rtol": RTOL, "atol": ATOL}
-    for label, i in plan.labels["ops"].items():
+    for label, i in ops.items():
         want = expected[label] if expected is not None else (ref.value(i) if ref else None)
         if want is None:
             continue
@@ -195,12 +222,13 @@ class LayerInterface:
         up = rng.normal(size=shape_of(layer.output, {**sizes, "shape": x[0].shape})) if layer.upstream else None
         s.backward("L", up)
         s.add({"op": "call", "ref": "L", "method": "grads", "what": f"{layer.name}.grads()"}, label="grads()")
-        return s.plan(use_reference=False, sizes=sizes, layer=name)
+        return s.plan(InterfaceFacts(layer=name, ops=s.labels, sizes=sizes), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        layer = LayerDesc.from_spec(assignment, plan.labels["layer"])
-        sizes, ops = plan.labels["sizes"], plan.labels["ops"]
+        facts = plan.facts_as(InterfaceFacts)
+        layer = LayerDesc.from_spec(assignment, facts.layer)
+        sizes, ops = facts.sizes, facts.ops
         ctor = f"{layer.name}({', '.join(map(str, layer.ctor_args(sizes)))})"
         for p, expr in layer.params.items():  # wrong parameter shapes explain later crashes: report them first
             i = ops[f"{layer.name}.{p}"]
@@ -220,8 +248,8 @@ class LayerInterface:
             if keys is None:
                 return Verdict.fail(f"{layer.name}.{method} returned {kind_of(got)}; expected a dict")
             if keys != sorted(layer.params):
-                want = "{" + ", ".join(f"'{k}'" for k in sorted(layer.params)) + "}" if layer.params else "{}"
-                return Verdict.fail(f"{layer.name}.{method} returned keys {keys}; expected {want}")
+                names = "{" + ", ".join(f"'{k}'" for k in sorted(layer.params)) + "}" if layer.params else "{}"
+                return Verdict.fail(f"{layer.name}.{method} returned keys {keys}; expected {names}")
         return Verdict.ok()
 
 
@@ -375,15 +403,15 @@ class LayerCalls:
             if layer.upstream:
                 kept[f"{obj}_up"] = (up, "its upstream gradient dL_wrt_output")
             read_back(cid, kept, f"{layer.name}.backward", "backward")
-        return s.plan(judged=judged, layer=layer.name, decimal=p.decimal)
+        return s.plan(CallsFacts(layer=layer.name, ops=s.labels, judged=judged, decimal=p.decimal))
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        facts = plan.labels
-        tol_lit = decimal_tol(facts["decimal"])
+        facts = plan.facts_as(CallsFacts)
+        tol_lit = decimal_tol(facts.decimal)
         spoiled: dict[str, str] = {}  # case -> the other method's in-place change its later values follow from
         seen: dict[str, Any] = {}  # ref -> what it held when last read back: a change is the latest call's doing
-        for item in facts["judged"]:
+        for item in facts.judged:
             i = item["op"]
             if i >= len(run.results) or run.results[i].error:
                 break
@@ -466,9 +494,10 @@ class LayerGradcheck:
                     s.forward("L", x)
                     probes.append({"what": pname, "idx": idx, "sign": sign, "op": len(s.ops) - 1})
                 s.set_params("L", {pname: value})
-        return s.plan(use_reference=False, probes=probes, upstream=up, layer=layer.name,
-                      input_shape=list(x[0].shape),
-                      output_shape=list(shape_of(layer.output, {**sizes, "shape": x[0].shape})))
+        return s.plan(GradcheckFacts(layer=layer.name, ops=s.labels, probes=probes, upstream=up,
+                                     input_shape=list(x[0].shape),
+                                     output_shape=list(shape_of(layer.output, {**sizes, "shape": x[0].shape}))),
+                      use_reference=False)
 
     def _pick(self, shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, ...]]:
         all_idx = list(np.ndindex(*shape))
@@ -479,22 +508,23 @@ class LayerGradcheck:
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        layer = LayerDesc.from_spec(assignment, plan.labels["layer"])
+        facts = plan.facts_as(GradcheckFacts)
+        layer = LayerDesc.from_spec(assignment, facts.layer)
         if (msg := failure_text(run, plan)) is not None:
             return Verdict.fail(msg)
-        ops = plan.labels["ops"]
-        up = plan.labels["upstream"]
+        ops = facts.ops
+        up = facts.upstream
         y, dx = run.value(ops["y"]), run.value(ops["dx"])
-        in_shape = fmt_shape(plan.labels["input_shape"])
-        if msg := (_array_problem(y, plan.labels["output_shape"], f"{layer.name}.forward",
+        in_shape = fmt_shape(facts.input_shape)
+        if msg := (_array_problem(y, facts.output_shape, f"{layer.name}.forward",
                                   f"for an input of shape {in_shape}")
-                   or _array_problem(dx, plan.labels["input_shape"], f"{layer.name}.backward",
+                   or _array_problem(dx, facts.input_shape, f"{layer.name}.backward",
                                      f"for a forward input of shape {in_shape}")):
             return Verdict.fail(msg)
         g = np.ones_like(y) if up is None else up
         attrs = {p: run.value(ops[a]) for p, a in layer.grad_attrs.items()}
         pending: dict[tuple[str, tuple[int, ...]], dict[int, np.ndarray]] = {}
-        for probe in plan.labels["probes"]:
+        for probe in facts.probes:
             if probe["what"] == "input":
                 yp, ym = run.value(probe["plus"]), run.value(probe["minus"])
                 for out in (yp, ym):
@@ -597,12 +627,13 @@ class LayerParams:
                   label=f"grads {pname}")
         for pname, attr in layer.grad_attrs.items():  # last: a missing attribute is the backward check's fault
             s.getattr("L", attr, label=f"attr {pname}")
-        return s.plan(layer=layer.name, use_reference=False)
+        return s.plan(LayerFacts(layer=layer.name, ops=s.labels), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
-        layer = LayerDesc.from_spec(assignment, plan.labels["layer"])
-        ops = plan.labels["ops"]
+        facts = plan.facts_as(LayerFacts)
+        layer = LayerDesc.from_spec(assignment, facts.layer)
+        ops = facts.ops
         first_attr = min((i for label, i in ops.items() if label.startswith("attr ")), default=len(plan.ops))
         done = len(run.results) if run.error is None else len(run.results) - 1
         if done < first_attr and (msg := failure_text(run, plan)) is not None:

@@ -11,6 +11,7 @@ twin, the layers' own faults explain the difference, and their checks cost it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,18 @@ from grader.judge.compare import as_array, compare_array, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import ATOL, RTOL, LayerDesc, failure_text, random_params
 from grader.judge.params import NetworkParams, params_as
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkFacts:
+    """Which op holds each step of the composed network, and of the same step on its own (its twin)."""
+
+    ops: dict[str, int]
+    """Step label -> op index, in execution order."""
+    twins: dict[str, int]
+    arch: str
+    chain_end: int
+    """The number of ops of the network's own pass (the twins follow)."""
 
 
 class Network:
@@ -134,17 +147,18 @@ class Network:
             if tag == "first pass":
                 twins[f"{head.name}.backward output"] = add(
                     {"op": "call", "ref": f"TH{tag}", "method": "backward", "what": f"{head.name}.backward on its own"})
-        return Plan(ops=ops, labels={"ops": labels, "twins": twins, "arch": arch, "chain_end": chain_end})
+        return Plan(ops=ops, facts=NetworkFacts(ops=labels, twins=twins, arch=arch, chain_end=chain_end))
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         assert ref is not None
-        arch, twins, chain_end = plan.labels["arch"], plan.labels["twins"], plan.labels["chain_end"]
+        facts = plan.facts_as(NetworkFacts)
+        arch, twins, chain_end = facts.arch, facts.twins, facts.chain_end
         chain_ran = len(run.results) >= chain_end and not any(r.error for r in run.results[:chain_end])
         if not chain_ran and (msg := failure_text(run, plan)) is not None:
             return Verdict.fail(f"In the network {arch}: {msg}")
         differs = None  # the first step whose value differs from the reference's (the layers' own checks judge it)
-        for label, i in plan.labels["ops"].items():  # in execution order: the first wrong step is named
+        for label, i in facts.ops.items():  # in execution order: the first wrong step is named
             got = run.value(i)
             if as_array(got) is None:
                 return Verdict.fail(f"In the network {arch}: {label} is {kind_of(got)}; expected a numpy array")

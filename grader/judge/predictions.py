@@ -8,6 +8,7 @@ classification error with ``report = "error"``) against ``threshold``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ def class_indices(value: Any, n: int, k: int) -> np.ndarray | str:
     if arr.ndim == 2 and arr.shape == (n, k):
         if not np.isfinite(arr).all():
             return "returned scores with NaN or infinity"
-        return arr.argmax(axis=1)
+        return np.asarray(arr.argmax(axis=1))
     if arr.shape == (n,) and arr.dtype.kind in "biu":
         if n and (arr.min() < 0 or arr.max() >= k):
             return f"returned class indices outside 0..{k - 1}"
@@ -47,13 +48,32 @@ def batch_mean_accuracy(correct: np.ndarray, order: np.ndarray, batch: int) -> f
     return float(np.mean(means)) if means else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class PredictionsFacts:
+    """The hidden set the last op predicts (its labels stay in the judge), and the ops listing each loaded .npz
+    file's names (file -> op index)."""
+
+    part: HiddenPart
+    files: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionsFollowUp:
+    """A follow-up's predictions on a subset of the hidden images, shown in other ways (see diagnose)."""
+
+    part: HiddenPart
+    labels: np.ndarray
+    tried: dict[str, tuple[int, str]]
+    """Variant name -> (op index, the words for it)."""
+    accuracy: float
+    threshold: float
+
+
 class Predictions:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         script = self._script(check, assignment, inputs, rng)
         part = script.hidden[-1]
-        return Plan(ops=script.ops, labels={"labels": part.labels, "classes": part.classes, "set": part.name,
-                                            "part": part, "files": self._file_names(script),
-                                            "stand_in": part.stand_in},
+        return Plan(ops=script.ops, facts=PredictionsFacts(part=part, files=self._file_names(script)),
                     use_reference=False)
 
     @staticmethod
@@ -88,16 +108,16 @@ class Predictions:
         p = params_as(check.params, PredictionsParams)
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg + self._missing_name(run, plan))
-        labels, k = plan.labels["labels"], plan.labels["classes"]
+        part = plan.facts_as(PredictionsFacts).part
+        labels, k = part.labels, part.classes
         what = plan.ops[-1]["what"]
         raw = run.value(len(plan.ops) - 1)
         pred = class_indices(raw, len(labels), k)
         if isinstance(pred, str):
             return Verdict.fail(f"{what} {pred}")
         acc = float(np.mean(pred == labels))
-        threshold = self.threshold(p, stand_in=bool(plan.labels.get("stand_in", False)))
-        where = f"on the hidden {plan.labels['set']} test set ({len(labels)} images)"
-        part: HiddenPart = plan.labels["part"]
+        threshold = self.threshold(p, stand_in=part.stand_in)
+        where = f"on the hidden {part.name} test set ({len(labels)} images)"
         if p.batch_mean is not None and part.order is not None:  # the handout's figure: a mean of per-batch accuracies
             acc = batch_mean_accuracy(pred == labels, part.order, p.batch_mean)
             where += f", the mean of its batches of {p.batch_mean} in the set's order as the handout averages"
@@ -119,7 +139,8 @@ class Predictions:
     @staticmethod
     def _hinted(text: str, raw: object, pred: np.ndarray, plan: Plan, threshold: float) -> str:
         """The verdict's text with the convention slip that would explain a near-chance accuracy, if one does."""
-        labels, part = plan.labels["labels"], plan.labels["part"]
+        part = plan.facts_as(PredictionsFacts).part
+        labels = part.labels
         arr = raw.get("$tensor") if isinstance(raw, dict) else raw
         hints = [diagnose.class_order_hint(pred, labels, part.names, threshold)]
         if isinstance(arr, np.ndarray) and arr.ndim == 2:
@@ -129,10 +150,9 @@ class Predictions:
     @staticmethod
     def _missing_name(run: GroupRun, plan: Plan) -> str:
         """For a KeyError on a loaded .npz: the names the file does have."""
-        err = run.error or {}
-        if err.get("type") != "KeyError":
+        if run.error is None or run.error.type != "KeyError":
             return ""
-        for file, i in plan.labels.get("files", {}).items():
+        for file, i in plan.facts_as(PredictionsFacts).files.items():
             names = unwrap(run.value(i)) if i < len(run.results) and not run.results[i].error else None
             if isinstance(names, dict):
                 have = ", ".join(repr(n) for n in sorted(names)[:20]) or "no arrays at all"
@@ -144,18 +164,18 @@ class Predictions:
         """For a near-chance result that no class order or output reading explains: the steps again on a subset of
         the hidden images shown transposed, flipped, inverted or on another scale (see grader.judge.diagnose)."""
         p = params_as(check.params, PredictionsParams)
-        part: HiddenPart = plan.labels["part"]
+        part = plan.facts_as(PredictionsFacts).part
         if verdict.status is not CheckStatus.FAILED or "another order" in verdict.message or "log-prob" in \
                 verdict.message or part.images is None:
             return None
-        labels = plan.labels["labels"]
+        labels = part.labels
         if len(run.results) < len(plan.ops) or run.error is not None:  # no predictions to diagnose
             return None
         pred = class_indices(run.value(len(plan.ops) - 1), len(labels), part.classes)
         if isinstance(pred, str):
             return None
         accuracy = float(np.mean(pred == labels))
-        bar = self.threshold(p, stand_in=bool(plan.labels.get("stand_in", False)))
+        bar = self.threshold(p, stand_in=part.stand_in)
         threshold = 1.0 - bar if p.report == "error" else bar
         if not diagnose.near_chance(accuracy, part.classes, threshold):
             return None
@@ -164,25 +184,27 @@ class Predictions:
         script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
         tried = {}
         for v in diagnose.variants(shown, part.scale):
-            def source(spec: dict, v=v) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], float]:
+            def source(spec: dict[str, Any], v: diagnose.Variant = v) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], float]:
                 return v.images(shown), labels[pick], part.names, v.scale(part.scale)
 
             self._script(check, assignment, inputs, rng, script=script, data_source=source)
             tried[v.name] = (len(script.ops) - 1, v.words)
-        return Plan(ops=script.ops, labels={"tried": tried, "labels": labels[pick], "part": part,
-                                            "accuracy": accuracy, "threshold": threshold}, use_reference=False)
+        return Plan(ops=script.ops, facts=PredictionsFollowUp(part=part, labels=labels[pick], tried=tried,
+                                                              accuracy=accuracy, threshold=threshold),
+                    use_reference=False)
 
     def judge_follow_up(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
                         verdict: Verdict) -> Verdict:
-        labels, part = plan.labels["labels"], plan.labels["part"]
+        facts = plan.facts_as(PredictionsFollowUp)
+        labels, part = facts.labels, facts.part
         results = {}
-        for name, (i, _) in plan.labels["tried"].items():
+        for name, (i, _) in facts.tried.items():
             if i < len(run.results) and not run.results[i].error:
                 pred = class_indices(run.value(i), len(labels), part.classes)
                 if not isinstance(pred, str):
                     results[name] = pred
-        hint = diagnose.image_hint(results, {n: w for n, (_, w) in plan.labels["tried"].items()}, labels, part.names,
-                                   plan.labels["accuracy"], plan.labels["threshold"])
+        hint = diagnose.image_hint(results, {n: w for n, (_, w) in facts.tried.items()}, labels, part.names,
+                                   facts.accuracy, facts.threshold)
         if not hint:
             return verdict
         return Verdict(verdict.status, f"{verdict.message} {hint}", verdict.fraction, verdict.metrics)

@@ -132,13 +132,15 @@ class Script:
             return spec, repr(spec)
         dtype = spec.get("dtype")
         if "normal" in spec:
-            a = self.rng.normal(float(spec.get("shift", 0.0)), float(spec.get("scale", 1.0)), size=spec["normal"])
+            a = np.asarray(self.rng.normal(float(spec.get("shift", 0.0)), float(spec.get("scale", 1.0)),
+                                           size=spec["normal"]))
             return self._array(a, dtype), f"an array of shape {fmt_shape(a.shape)}"
         if "uniform" in spec:
-            a = self.rng.uniform(float(spec.get("low", 0.0)), float(spec.get("high", 1.0)), size=spec["uniform"])
+            a = np.asarray(self.rng.uniform(float(spec.get("low", 0.0)), float(spec.get("high", 1.0)),
+                                            size=spec["uniform"]))
             return self._array(a, dtype), f"an array of shape {fmt_shape(a.shape)}"
         if "randint" in spec:
-            a = self.rng.integers(int(spec.get("low", 0)), int(spec["high"]), size=spec["randint"])
+            a = np.asarray(self.rng.integers(int(spec.get("low", 0)), int(spec["high"]), size=spec["randint"]))
             return self._array(a, dtype or "int64"), f"integers of shape {fmt_shape(a.shape)}"
         if "onehot" in spec:
             n, k = spec["onehot"]
@@ -170,8 +172,8 @@ class Script:
             return {"$ref": name}, name
         if "list" in spec:
             name = spec.get("as") or self.fresh("list")
-            value = [self.arg(v)[0] for v in spec["list"]]
-            self.add({"op": "value", "value": value, "as": name, "report": False, "what": f"preparing {name}"})
+            items = [self.arg(v)[0] for v in spec["list"]]
+            self.add({"op": "value", "value": items, "as": name, "report": False, "what": f"preparing {name}"})
             return {"$ref": name}, name
         if "tensor" in spec:
             name = spec.get("as") or self.fresh("t")

@@ -10,6 +10,7 @@ so that a correct initialiser fails about once in a million gradings), and that 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,6 +69,23 @@ def xavier_problem(w: object, b: object, n_in: int, n_out: int, *, what: str) ->
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Draw:
+    """One call of the initializer: its sizes and layer name, and the ops reading the W and b it stored."""
+
+    n_in: int
+    n_out: int
+    name: str
+    w: int
+    b: int
+
+
+@dataclass(frozen=True, slots=True)
+class XavierFacts:
+    draws: tuple[Draw, ...]
+    """In pairs of layers of the same size (each pair must differ)."""
+
+
 class XavierInit:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = params_as(check.params, XavierParams)
@@ -83,21 +101,21 @@ class XavierInit:
                                 "what": f"reading params['W{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"})
                 b = script.add({"op": "getitem", "ref": params, "key": f"b{name}",
                                 "what": f"reading params['b{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"})
-                draws.append({"in": n_in, "out": n_out, "name": name, "W": w, "b": b})
-        return Plan(ops=script.ops, labels={"draws": draws}, use_reference=False)
+                draws.append(Draw(n_in=n_in, n_out=n_out, name=name, w=w, b=b))
+        return Plan(ops=script.ops, facts=XavierFacts(draws=tuple(draws)), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         fn = params_as(check.params, XavierParams).fn
         if (msg := failure_text(run, plan)) is not None:
             return Verdict.fail(msg)
-        draws = plan.labels["draws"]
+        draws = plan.facts_as(XavierFacts).draws
         for d in draws:
-            what = f"{fn}({d['in']}, {d['out']}, params, '{d['name']}')"
-            if (msg := xavier_problem(run.value(d["W"]), run.value(d["b"]), d["in"], d["out"], what=what)) is not None:
+            what = f"{fn}({d.n_in}, {d.n_out}, params, '{d.name}')"
+            if (msg := xavier_problem(run.value(d.w), run.value(d.b), d.n_in, d.n_out, what=what)) is not None:
                 return Verdict.fail(msg)
         for d1, d2 in zip(draws[::2], draws[1::2], strict=True):
-            if np.array_equal(run.value(d1["W"]), run.value(d2["W"])):
-                return Verdict.fail(f"{fn} drew the same W for layers '{d1['name']}' and '{d2['name']}' of the "
+            if np.array_equal(run.value(d1.w), run.value(d2.w)):
+                return Verdict.fail(f"{fn} drew the same W for layers '{d1.name}' and '{d2.name}' of the "
                                     "same size: draw fresh random numbers (do not reseed inside the function)")
         return Verdict.ok()

@@ -11,8 +11,9 @@ messages (`tests/test_hostile_round2.py` measures how many pixels an attacker ge
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+
+from grader.harness.protocol import Failure
 
 MESSAGE_CHARS = 1500
 TOTAL_CHARS = 24_000
@@ -36,12 +37,9 @@ class TextBudget:
     total: int = TOTAL_CHARS
     tainted: int = TAINTED_TOTAL_CHARS
 
-    def clean(self, err: Any, *, tainted: bool) -> dict[str, Any]:
-        """A student-side error as the judge keeps it: known keys only, every string bounded."""
-        if not isinstance(err, dict):
-            return {"type": "Error", "message": "an unreadable error", "where": "", "harness": False}
-        harness = bool(err.get("harness", False))
-        kind, message, where = (str(err.get(k, "")) for k in ("type", "message", "where"))
+    def clean(self, err: Failure, *, tainted: bool) -> Failure:
+        """A failure the harness reported, as the judge keeps it: every string bounded."""
+        kind, message, where = err.type, err.message, err.where
         if tainted:
             kind = _IDENT.sub("", kind)[:40] or "Error"
             where = ascii_text(where, 80)
@@ -51,7 +49,7 @@ class TextBudget:
                 kind, where, message = kind[:40], "", WITHHELD
             else:
                 self.tainted -= cost
-            return {"type": kind, "message": message, "where": where, "harness": harness}
+            return replace(err, type=kind, message=message, where=where)
         kind, where, message = kind[:100], where[:200], message[:MESSAGE_CHARS]
         cost = len(kind) + len(where) + len(message)
         if cost > self.total:
@@ -60,7 +58,7 @@ class TextBudget:
                                         f"{TOTAL_CHARS} characters)" if keep < len(message) else "")
             cost = min(cost, self.total)
         self.total -= cost
-        return {"type": kind, "message": message, "where": where, "harness": harness}
+        return replace(err, type=kind, message=message, where=where)
 
     def clean_place(self, where: str, *, tainted: bool) -> str:
         """A place in the student's files (from a stack dump) for a judge message."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,9 +44,9 @@ def _load_ops(p: TorchCheckpointParams) -> list[dict[str, Any]]:
 def torch_failure(run: GroupRun, plan: Plan) -> str | None:
     msg = failure_text(run, plan)
     err = run.error
-    if msg and err and not err.get("sandbox"):
+    if msg and err and not err.sandbox:
         op = plan.ops[len(run.results) - 1]
-        text = f"{err['type']} {err['message']}".lower()
+        text = f"{err.type} {err.message}".lower()
         if op["op"] in ("new", "import") and any(w in text for w in NETWORK_WORDS):
             msg += (f". The grader has no network: {op.get('name', 'the model')}() with default arguments must not "
                     "download or load pretrained weights (build the model with weights=None in the default branch; "
@@ -55,6 +56,49 @@ def torch_failure(run: GroupRun, plan: Plan) -> str | None:
                     "not the whole model or other Python objects")
     return msg
 
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyFacts:
+    """Which op holds which output of the classify check, and the classes the known model's outputs give."""
+
+    ops: dict[str, int]
+    known: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class AccuracyPart:
+    """One hidden set of an accuracy check: its metric and weight, and the labels that never enter the sandbox."""
+
+    metric: str
+    label: str
+    weight: float
+    labels: np.ndarray
+    classes: int
+    names: tuple[str, ...]
+    images: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class AccuracyFacts:
+    parts: tuple[AccuracyPart, ...]
+    """In the order of the plan's last predict ops."""
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A follow-up's predictions on a subset of one part's images, shown in other ways (see diagnose)."""
+
+    part: AccuracyPart
+    labels: np.ndarray
+    tried: dict[str, tuple[int, str]]
+    """Variant name -> (op index, the words for it)."""
+    accuracy: float
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpFacts:
+    asked: tuple[Asked, ...]
 
 class TorchBuild:
     """Model() with default arguments; a forward pass on an input that requires grad.
@@ -175,7 +219,7 @@ class TorchClassify:
                {"op": "getattr", "ref": "net", "attr": "training", "what": f"reading model.training after {fn}"},
                {"op": "eval", "ref": "net", "what": f"{cls}().eval()"},
                {"op": "tensor", "value": x, "as": "x", "report": False, "what": "preparing the input"},
-               model_x, {**model_x, "what": model_x["what"] + " (a second time)"},
+               model_x, {**model_x, "what": f"{model_x['what']} (a second time)"},
                {"op": "known_net", "classes": classes, "as": "known", "report": False,
                 "what": "building a model whose outputs are known"},
                {"op": "predict", "ref": "known", "fn_module": p.fn_module, "fn": fn, "data": name,
@@ -186,14 +230,14 @@ class TorchClassify:
                 "what": f"{fn}(model, x) with x of shape {fmt_shape(shape)}"}]
         n = len(ops)
         known = flat[:, :classes].argmax(axis=1)
-        return Plan(ops=ops, labels={"ops": {"preds": n - 9, "training": n - 8, "scores": n - 5, "again": n - 4,
-                                             "known": n - 2, "out": n - 1}, "known": known},
+        return Plan(ops=ops, facts=ClassifyFacts(ops={"preds": n - 9, "training": n - 8, "scores": n - 5,
+                                                      "again": n - 4, "known": n - 2, "out": n - 1}, known=known),
                     use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         p = params_as(check.params, TorchClassifyParams)
-        ops = plan.labels["ops"]
+        ops = plan.facts_as(ClassifyFacts).ops
         fn, cls, batch = p.fn, p.class_, p.input_shape[0]
         failed_at = len(run.results) - 1 if run.error is not None else None
         if (failed_at is None or failed_at < ops["known"] - 1) and (msg := torch_failure(run, plan)) is not None:
@@ -240,7 +284,8 @@ class TorchClassify:
     @staticmethod
     def _judge_known(fn: str, plan: Plan, run: GroupRun, failed_at: int | None, batch: int) -> str | None:
         """The verdict on the model with known outputs (the student's own gave one class for every input)."""
-        ops = plan.labels["ops"]
+        facts = plan.facts_as(ClassifyFacts)
+        ops = facts.ops
         same = ("your untrained model gives the same class for every random image, so classify was also called "
                 "with a model whose outputs are known")
         if failed_at is not None and failed_at <= ops["known"]:
@@ -248,7 +293,7 @@ class TorchClassify:
         preds = run.value(ops["known"])
         if (msg := _class_indices(fn, preds, batch)) is not None:
             return f"{msg} ({same})"
-        known = plan.labels["known"]
+        known = facts.known
         wrong = np.flatnonzero(known != preds)
         if not wrong.size:
             return None
@@ -284,45 +329,44 @@ class TorchAccuracy:
             ops.append({"op": "predict", "ref": "net", "fn_module": p.fn_module, "fn": p.fn, "data": name,
                         "batch": p.batch, "scale": 255.0,
                         "what": f"{p.fn}(model, x) on the hidden {d.label} test set ({len(labels)} images)"})
-            parts.append({"metric": d.metric, "label": d.label, "weight": d.weight,
-                          "labels": labels, "classes": len(hidden.classes), "names": hidden.classes,
-                          "images": images, "data": name})
-        return Plan(ops=ops, labels={"parts": parts}, use_reference=False)
+            parts.append(AccuracyPart(metric=d.metric, label=d.label, weight=d.weight, labels=labels,
+                                      classes=len(hidden.classes), names=hidden.classes, images=images))
+        return Plan(ops=ops, facts=AccuracyFacts(parts=tuple(parts)), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         p = params_as(check.params, TorchAccuracyParams)
-        parts = plan.labels["parts"]
+        parts = plan.facts_as(AccuracyFacts).parts
         first_predict = len(plan.ops) - len(parts)
         metrics: dict[str, float] = {}
         for j, part in enumerate(parts):
             i = first_predict + j
             if i >= len(run.results) or run.results[i].error:
                 break
-            preds, labels = run.value(i), part["labels"]
+            preds, labels = run.value(i), part.labels
             if not isinstance(preds, np.ndarray) or preds.shape != labels.shape or preds.dtype.kind not in "iub":
-                return Verdict.fail(f"{p.fn}(model, x) on the hidden {part['label']} set returned "
+                return Verdict.fail(f"{p.fn}(model, x) on the hidden {part.label} set returned "
                                     f"{kind_of(preds)}; expected {len(labels)} integer class indices")
-            if preds.size and (preds.min() < 0 or preds.max() >= part["classes"]):
-                return Verdict.fail(f"{p.fn}(model, x) returned class indices outside 0..{part['classes'] - 1}")
-            metrics[part["metric"]] = round(float(np.mean(preds.astype(np.int64) == labels)), 4)
+            if preds.size and (preds.min() < 0 or preds.max() >= part.classes):
+                return Verdict.fail(f"{p.fn}(model, x) returned class indices outside 0..{part.classes - 1}")
+            metrics[part.metric] = round(float(np.mean(preds.astype(np.int64) == labels)), 4)
         if (msg := torch_failure(run, plan)) is not None:
             return Verdict.fail(msg, **metrics)
         threshold = p.threshold
         if p.metric is not None:
-            score = round(sum(part["weight"] * metrics[part["metric"]] for part in parts), 4)
+            score = round(sum(part.weight * metrics[part.metric] for part in parts), 4)
             metrics[p.metric] = score
-            detail = " + ".join(f"{part['weight']:g} x {part['label']} {metrics[part['metric']]:.4f}" for part in parts)
+            detail = " + ".join(f"{part.weight:g} x {part.label} {metrics[part.metric]:.4f}" for part in parts)
             text = f"weighted accuracy {score:.4f} = {detail}"
         else:
-            score = metrics[parts[0]["metric"]]
-            text = f"accuracy {score:.4f} on the hidden {parts[0]['label']} test set ({len(parts[0]['labels'])} images)"
+            score = metrics[parts[0].metric]
+            text = f"accuracy {score:.4f} on the hidden {parts[0].label} test set ({len(parts[0].labels)} images)"
         if score > threshold:
             return Verdict.ok(f"{text}; more than {threshold:g} needed", **metrics)
         hints = []
         for j, part in enumerate(parts):
-            hint = diagnose.class_order_hint(run.value(first_predict + j), part["labels"], part["names"], threshold)
-            hints.append(f"{part['label']}: {hint}" if hint and len(parts) > 1 else hint)
+            hint = diagnose.class_order_hint(run.value(first_predict + j), part.labels, part.names, threshold)
+            hints.append(f"{part.label}: {hint}" if hint and len(parts) > 1 else hint)
         return Verdict.fail(" ".join([f"{text}; needs to be more than {threshold:g}.", *filter(None, hints)]),
                             **metrics)
 
@@ -331,18 +375,18 @@ class TorchAccuracy:
         """For a hidden set scored near chance that no class order explains: predictions on a subset of its images
         shown transposed, flipped, inverted or on another scale (see grader.judge.diagnose)."""
         p = params_as(check.params, TorchAccuracyParams)
-        parts = plan.labels["parts"]
+        parts = plan.facts_as(AccuracyFacts).parts
         if verdict.status is not CheckStatus.FAILED or "another order" in verdict.message or run.error is not None \
                 or len(run.results) < len(plan.ops):
             return None
         ops = [*_build_ops(p), *_load_ops(p), {"op": "eval", "ref": "net", "what": f"{p.class_}().eval()"}]
         asked = []
         for part in parts:
-            accuracy = verdict.metrics.get(part["metric"])
-            if accuracy is None or not diagnose.near_chance(accuracy, part["classes"], p.threshold):
+            accuracy = verdict.metrics.get(part.metric)
+            if accuracy is None or not diagnose.near_chance(accuracy, part.classes, p.threshold):
                 continue
-            pick = diagnose.subset(len(part["labels"]), rng)
-            shown = np.asarray(part["images"][pick])
+            pick = diagnose.subset(len(part.labels), rng)
+            shown = np.asarray(part.images[pick])
             tried = {}
             for v in diagnose.variants(shown, 255.0):
                 name = f"d{len(inputs.datasets)}"
@@ -350,28 +394,28 @@ class TorchAccuracy:
                 tried[v.name] = (len(ops), v.words)
                 ops.append({"op": "predict", "ref": "net", "fn_module": p.fn_module, "fn": p.fn, "data": name,
                             "batch": p.batch, "scale": v.scale(255.0),
-                            "what": f"{p.fn}(model, x) on {len(pick)} hidden {part['label']} images ({v.name})"})
-            asked.append({"part": part, "labels": part["labels"][pick], "tried": tried,
-                          "accuracy": accuracy})
+                            "what": f"{p.fn}(model, x) on {len(pick)} hidden {part.label} images ({v.name})"})
+            asked.append(Asked(part=part, labels=part.labels[pick], tried=tried, accuracy=accuracy))
         if not asked:
             return None
-        return Plan(ops=ops, labels={"asked": asked}, use_reference=False)
+        return Plan(ops=ops, facts=FollowUpFacts(asked=tuple(asked)), use_reference=False)
 
     def judge_follow_up(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
                         verdict: Verdict) -> Verdict:
         hints = []
-        for a in plan.labels["asked"]:
-            part, labels = a["part"], a["labels"]
+        asked = plan.facts_as(FollowUpFacts).asked
+        for a in asked:
+            part, labels = a.part, a.labels
             results = {}
-            for name, (i, _) in a["tried"].items():
+            for name, (i, _) in a.tried.items():
                 pred = run.value(i) if i < len(run.results) and not run.results[i].error else None
                 if isinstance(pred, np.ndarray) and pred.shape == labels.shape and pred.dtype.kind in "iu" and (
-                        not pred.size or (pred.min() >= 0 and pred.max() < part["classes"])):
+                        not pred.size or (pred.min() >= 0 and pred.max() < part.classes)):
                     results[name] = pred.astype(np.int64)
-            hint = diagnose.image_hint(results, {n: w for n, (_, w) in a["tried"].items()}, labels, part["names"],
-                                       a["accuracy"], params_as(check.params, TorchAccuracyParams).threshold)
+            hint = diagnose.image_hint(results, {n: w for n, (_, w) in a.tried.items()}, labels, part.names,
+                                       a.accuracy, params_as(check.params, TorchAccuracyParams).threshold)
             if hint:
-                hints.append(f"{part['label']}: {hint}" if len(plan.labels["asked"]) > 1 else hint)
+                hints.append(f"{part.label}: {hint}" if len(asked) > 1 else hint)
         if not hints:
             return verdict
         return Verdict(verdict.status, " ".join([verdict.message, *hints]), verdict.fraction, verdict.metrics)

@@ -72,8 +72,8 @@ def replaced(module: ModuleType, helpers: dict[str, Callable[..., Any]]) -> Iter
             defaults.append((fn, fn.__defaults__))
             fn.__defaults__ = tuple(next((helpers[n] for n, o in originals.items() if d is o), d)
                                     for d in fn.__defaults__)
-    for name, fn in helpers.items():
-        setattr(module, name, fn)
+    for name, helper in helpers.items():
+        setattr(module, name, helper)
     try:
         yield
     finally:

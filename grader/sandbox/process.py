@@ -10,11 +10,11 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
 from grader.harness import wire
+from grader.harness.protocol import Outcome
 from grader.memory_bound import unbounded_data_kib
 from grader.sandbox.bwrap import Job, bwrap_argv, join_cgroups_argv, sandbox_files
 from grader.sandbox.cgroups import CgroupBackend, CgroupLimits, RunCgroup, Usage, detect_cgroups
@@ -23,17 +23,6 @@ from grader.sandbox.seccomp import program_fd, seccomp_program
 from grader.sandbox.view import data_fd
 
 STDOUT_TAIL = 16 * 1024
-
-
-class Outcome(StrEnum):
-    """Why a sandbox process ended (INGInious-style closed set)."""
-
-    SUCCESS = "success"
-    CRASH = "crash"  # exited or died by a signal before saying it was done
-    TIMEOUT = "timeout"
-    MEMORY = "memory"  # OOM-killed by the memory cgroup
-    OVERFLOW = "overflow"  # sent more than the output cap
-    PROTOCOL = "protocol"  # sent something that is not a valid frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +94,8 @@ class SandboxProcess:
         self.stdout_tail = bytearray()
         self.eof = False
         self.outcome: Outcome | None = None
+        """How the process ended (protocol.Outcome): OVERFLOW once it sends more than its cap; the judge sets the
+        rest when it stops following it (PASSED when the harness said it was done)."""
         self.deferred: wire.WireError | None = None
 
     def __enter__(self) -> SandboxProcess:
