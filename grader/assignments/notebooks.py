@@ -7,6 +7,7 @@ import ast
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def module_cells(source: str) -> list[str]:
@@ -29,10 +30,10 @@ def module_cells(source: str) -> list[str]:
     return ["\n".join(c) for c in cells]
 
 
-def notebook(title: str, cells: Sequence[str]) -> dict:
+def notebook(title: str, cells: Sequence[str]) -> dict[str, Any]:
     """An nbformat 4 notebook: a markdown title, then the code cells."""
 
-    def cell(kind: str, text: str) -> dict:
+    def cell(kind: str, text: str) -> dict[str, Any]:
         src = text.splitlines(keepends=True)
         base = {"cell_type": kind, "metadata": {}, "source": src}
         return base if kind == "markdown" else {**base, "execution_count": None, "outputs": []}
