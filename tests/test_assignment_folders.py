@@ -227,7 +227,7 @@ def test_a_declared_set_is_served_from_the_folder_and_refused_once_its_declarati
     assert np.array_equal(load_hidden(cfg, SET).images[:, 0], x.transpose(0, 2, 1))
 
     (folder / "data" / "tiny_blobs.npz").write_bytes(blobs_npz(x=x[::-1], y=y))  # another file, same declaration
-    (cfg.hidden_data / SET / "tiny_blobs.npz").unlink()
+    (cfg.hidden_data / "declared" / SET / "tiny_blobs.npz").unlink()
     with pytest.raises(DataUnavailable, match=r"has sha256 [0-9a-f]{64}, the declaration says"):
         prepare(settings=cfg, sets=[SET], log=lambda s: None)
 
@@ -235,3 +235,22 @@ def test_a_declared_set_is_served_from_the_folder_and_refused_once_its_declarati
     assert registry.entry("mnist", cfg.assignment_dirs) is registry.entry("mnist", ())
     assert any("'mnist' of assignment 'tiny-relu'" in s.detail and "a built-in set" in s.detail
                for s in status(cfg) if not s.ready)
+
+
+def test_a_declared_set_may_come_from_the_shared_data_folder(tmp_path: Path) -> None:
+    from grader.data import load_hidden, prepare
+
+    x, y = blobs()
+    spec = SPEC.replace('source = "data/tiny_blobs.npz"', 'source = "shared:tiny/blobs_v1.npz"')
+    folder = write_tiny(tmp_path / "more", spec=spec)
+    (tmp_path / "shared" / "tiny").mkdir(parents=True)
+    (folder / "data" / "tiny_blobs.npz").rename(tmp_path / "shared" / "tiny" / "blobs_v1.npz")
+    cfg = GraderSettings.from_env().with_(assignment_dirs=(tmp_path / "more",), hidden_data=tmp_path / "hidden",
+                                          shared_data=tmp_path / "shared")
+    assert check_folder(folder, shared=tmp_path / "shared") == []
+    assert check_folder(folder, shared=tmp_path) == [
+        f"hidden set {SET!r}: its source {tmp_path / 'tiny' / 'blobs_v1.npz'} is missing"]
+    logs: list[str] = []
+    assert prepare(settings=cfg, sets=[SET], log=logs.append) == [SET]
+    assert f"{SET}: copied from {tmp_path / 'shared' / 'tiny' / 'blobs_v1.npz'} (declared by assignment {NAME})" in logs
+    assert np.array_equal(load_hidden(cfg, SET).labels, y)

@@ -3,7 +3,8 @@
 A declared set is a registry entry like the built-in ones (`grader.data.registry`): `autograder data prepare`
 copies its source into hidden_data/ and builds its arrays, `autograder data status` shows it, `load_hidden` serves
 it and refuses its arrays once the declaration changed, and `autograder assignment check` validates it
-(`problems`). The source is one npz file, shipped in the assignment's folder or under the shared data folder::
+(`problems`). The source is one npz file, shipped in the assignment's folder or under the shared data folder, which
+prepare copies into hidden_data/declared/<name>/::
 
     [[hidden_sets]]
     name = "tiny_blobs"              # as checks name it: { data = "tiny_blobs" }
@@ -52,6 +53,9 @@ from grader.data.file_sets import FilesSource, file_set, fixed_source
 from grader.data.registry import Convention, HiddenSetEntry, PrepareContext
 
 SHARED_PREFIX = "shared:"
+SOURCES_DIR = "declared"
+"""Folder of hidden_data/ holding the declared sets' source copies (declared/<name>/<file>), apart from the built-in
+sets' source folders (a declared set named like one of those must not change what it is built from)."""
 SET_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*")
 """Set names: lower-case words joined by "/" (e.g. "tiny_blobs", "course/test"), used as folder names."""
 LAYOUTS = {"NCHW": "(N, C, H, W)", "NHW": "(N, H, W)", "NHWC": "(N, H, W, C)", "NF": "(N, C*H*W)"}
@@ -170,7 +174,8 @@ def declarations(raw: dict[str, Any], *, assignment: str, folder: Path) -> tuple
     tables = raw.get("hidden_sets", [])
     if not isinstance(tables, list):
         return [], [Problem(assignment, folder, "?", "hidden_sets must be an array of tables ([[hidden_sets]])")]
-    seed = raw.get("assignment", {}).get("seed", "")
+    head = raw.get("assignment")
+    seed = head.get("seed", "") if isinstance(head, dict) else ""
     found, problems = [], []
     for i, t in enumerate(tables, 1):
         name = str(t.get("name", f"#{i}")) if isinstance(t, dict) else f"#{i}"
@@ -224,7 +229,7 @@ def entry_of(d: Declared) -> HiddenSetEntry:
     decl = d.decl
     where = (f"{decl.source.removeprefix(SHARED_PREFIX)} in the shared data folder" if decl.shared
              else f"{decl.source} in the folder of assignment {d.assignment} ({d.folder})")
-    src = FilesSource(dir=decl.name, files=(decl.file,), transform=decl.transform(),
+    src = FilesSource(dir=source_dir(decl), files=(decl.file,), transform=decl.transform(),
                       convert=lambda root: convert(decl, root / decl.file), stand_in=decl.stand_in,
                       note=" (a stand-in)" if decl.stand_in else "")
     base = file_set(
@@ -236,6 +241,11 @@ def entry_of(d: Declared) -> HiddenSetEntry:
                           for c in decl.conventions),
     )  # fmt: skip
     return replace(base, declared=decl.digest(), extra={"assignment": d.assignment, "folder": str(d.folder)})
+
+
+def source_dir(decl: HiddenSetDecl) -> str:
+    """The folder under hidden_data/ the set's source is copied into."""
+    return f"{SOURCES_DIR}/{decl.name}"
 
 
 def sha256_of(path: Path) -> str:
@@ -250,7 +260,7 @@ def fetch(d: Declared, ctx: PrepareContext) -> int:
     """Copy the declared source into hidden_data/<name>/ unless the copy there is the declared file already."""
     decl = d.decl
     src = decl.source_path(d.folder, ctx.shared)
-    dest = ctx.hidden / decl.name
+    dest = ctx.hidden / source_dir(decl)
     fix = f"fix [[hidden_sets]] {decl.name!r} in {d.folder / 'assignment.toml'}, then run `autograder data prepare`"
     if (dest / decl.file).is_file() and sha256_of(dest / decl.file) == decl.sha256:
         return 0
