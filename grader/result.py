@@ -2,15 +2,31 @@
 
 A `GradeResult` is what `grade_submission` returns, what `autograder grade --json` prints and what the
 server stores. Outcomes form a closed set; infrastructure failures become values, not exceptions.
+
+The two models below are the one definition of schema 1: the grader writes its JSON through them
+(`to_dict` / `to_json`), the web app reads a worker's JSON and its stored results back through them
+(`from_dict`), and the API serialises and describes (OpenAPI) a submission's report with them
+(`server/schemas.py` uses `GradeResult` as the report's type). The rules every instance follows, however it is
+made (in the engine, or from JSON a worker posted or an older grader stored):
+
+- every float is finite: points, scores and a check's seconds that are NaN or infinite become 0 (seconds:
+  absent); metrics and timings keep only their finite numbers (older graders stored a NaN metric as null);
+- numbers given as something that is not a number (a string that does not parse, null for points, a list) and
+  strings, statuses or flags of the wrong type are a validation error (a `ValueError`), as is a schema other
+  than 1;
+- keys the schema does not know are ignored;
+- a check's ``seconds`` is in the JSON only when something ran, ``deterministic`` only when true; the key order
+  is the fields' order below ("schema" first).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -30,49 +46,84 @@ class CheckStatus(StrEnum):
     SKIPPED = "skipped"  # not run (e.g. a prerequisite is missing)
 
 
-@dataclass(frozen=True, slots=True)
-class CheckResult:
+_CONFIG = ConfigDict(frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True,
+                     serialize_by_alias=True, use_attribute_docstrings=True)
+
+
+class CheckResult(BaseModel):
+    """One check's outcome."""
+
+    model_config = _CONFIG
+
     id: str
     target: str
+    """The class or function the check is about (Linear, MyNet, classify, ...)."""
     status: CheckStatus
     points: float
     max_points: float
     message: str = ""
-    seconds: float | None = None
+    seconds: float | None = Field(default=None, exclude_if=lambda v: v is None)
     """Time the student's code ran in the sandbox for this check, by the judge's clock (absent when nothing ran)."""
 
-    def __post_init__(self) -> None:  # every float finite: a result must always be storable as JSON
-        object.__setattr__(self, "points", _finite_or(self.points, 0.0))
-        object.__setattr__(self, "max_points", _finite_or(self.max_points, 0.0))
-        object.__setattr__(self, "seconds", _finite_or(self.seconds, None))
+    @field_validator("points", "max_points", mode="before")
+    @classmethod
+    def _finite_points(cls, v: Any) -> Any:
+        return _finite_or(v, 0.0)
+
+    @field_validator("seconds", mode="before")
+    @classmethod
+    def _finite_seconds(cls, v: Any) -> Any:
+        return _finite_or(v, None)
 
     @property
     def passed(self) -> bool:
         return self.status is CheckStatus.PASSED
 
 
-@dataclass(frozen=True, slots=True)
-class GradeResult:
+class GradeResult(BaseModel):
+    """A whole grading: the result JSON, schema 1."""
+
+    model_config = _CONFIG
+
+    schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
+    """Always 1 (a result of another schema does not validate)."""
     assignment: str
     status: Status
     message: str = ""
+    """For the student: why the upload was rejected or the grader failed."""
     score: float = 0.0
     max_score: float = 0.0
     passed: bool = False
     checks: tuple[CheckResult, ...] = ()
-    metrics: dict[str, float] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
     notices: tuple[str, ...] = ()
-    deterministic: bool = False
+    """What the unpacker skipped or changed."""
+    deterministic: bool = Field(default=False, exclude_if=lambda v: not v)
     """An error that grading again would give again (a spec that cannot be graded with): not to be retried.
     In the JSON only when true."""
-    schema: int = SCHEMA_VERSION
 
-    def __post_init__(self) -> None:  # every float finite or dropped: a result must always be storable as JSON
-        object.__setattr__(self, "score", _finite_or(self.score, 0.0))
-        object.__setattr__(self, "max_score", _finite_or(self.max_score, 0.0))
-        object.__setattr__(self, "metrics", _finite_only(self.metrics))
-        object.__setattr__(self, "timings", _finite_only(self.timings))
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _schema_1(cls, v: Any) -> Any:
+        if v != SCHEMA_VERSION or isinstance(v, bool):
+            raise ValueError(f"unsupported result schema {v!r}")
+        return v
+
+    @field_validator("score", "max_score", mode="before")
+    @classmethod
+    def _finite_score(cls, v: Any) -> Any:
+        return _finite_or(v, 0.0)
+
+    @field_validator("metrics", "timings", mode="before")
+    @classmethod
+    def _finite_values(cls, v: Any) -> Any:
+        return _finite_only(v) if isinstance(v, dict) else v
+
+    @field_validator("deterministic", mode="before")
+    @classmethod
+    def _only_true(cls, v: Any) -> bool:
+        return v is True  # a worker's "deterministic": 1 or "yes" does not stop the retries
 
     @classmethod
     def from_checks(
@@ -113,42 +164,32 @@ class GradeResult:
         return cls(assignment=assignment, status=Status.ERROR, message=message, max_score=max_score,
                    deterministic=deterministic)
 
+    @property
+    def schema(self) -> int:  # type: ignore[override]  # BaseModel.schema is pydantic v1's deprecated classmethod
+        """The JSON's "schema" (always SCHEMA_VERSION)."""
+        return self.schema_version
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        # Field order as in DESIGN.md, "schema" first.
-        ordered = {"schema": d.pop("schema")}
-        ordered.update(d)
-        ordered["checks"] = [{k: (str(v) if k == "status" else v) for k, v in c.items()
-                              if not (k == "seconds" and v is None)} for c in ordered["checks"]]
-        ordered["status"] = str(self.status)
-        ordered["notices"] = list(self.notices)
-        if not self.deterministic:
-            del ordered["deterministic"]
-        return ordered
+        """The result JSON as a mapping (key order as in DESIGN.md, "schema" first)."""
+        return self.model_dump(mode="json")
 
     def to_json(self, *, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GradeResult:
-        if d.get("schema") != SCHEMA_VERSION:
+    def from_dict(cls, d: Any) -> GradeResult:
+        """A result JSON (a worker's, or one stored by this or an older grader) read back; raises ValueError (a
+        pydantic ValidationError, or a schema other than 1) when it is not schema 1."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a result is a JSON object, not {type(d).__name__}")
+        if d.get("schema") != SCHEMA_VERSION:  # also when missing (the model's default is for results made here)
             raise ValueError(f"unsupported result schema {d.get('schema')!r}")
-        checks = tuple(
-            CheckResult(id=c["id"], target=c["target"], status=CheckStatus(c["status"]),
-                        points=float(c["points"]), max_points=float(c["max_points"]),
-                        message=c.get("message", ""),
-                        seconds=float(c["seconds"]) if c.get("seconds") is not None else None)
-            for c in d.get("checks", [])
-        )
-        return cls(
-            assignment=d["assignment"], status=Status(d["status"]), message=d.get("message", ""),
-            score=float(d.get("score", 0.0)), max_score=float(d.get("max_score", 0.0)),
-            passed=bool(d.get("passed", False)), checks=checks,
-            metrics=_numbers(d.get("metrics", {})),
-            timings=_numbers(d.get("timings", {})),
-            notices=tuple(d.get("notices", ())),
-            deterministic=d.get("deterministic") is True,
-        )
+        return cls.model_validate(d)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> GradeResult:
+        """`from_dict` of a JSON text (NaN and infinities in it are read, then dropped or zeroed)."""
+        return cls.from_dict(json.loads(text))
 
     @property
     def exit_code(self) -> int:
@@ -157,26 +198,24 @@ class GradeResult:
 
 
 def _finite_or(v: Any, default: Any) -> Any:
-    """`v` as a float when it is a finite number, else `default`."""
+    """`v` as a float when it is a finite number, `default` when it is NaN, infinite or too large for a float;
+    anything that is no number is left as it is (the field's validation refuses it)."""
+    if v is None:
+        return v
     try:
         f = float(v)
-    except (TypeError, ValueError, OverflowError):
+    except OverflowError:
         return default
+    except (TypeError, ValueError):
+        return v
     return f if math.isfinite(f) else default
 
 
-def _finite_only(values: dict[str, Any]) -> dict[str, float]:
-    """The entries that are finite numbers (NaN, infinities and None are dropped)."""
+def _finite_only(values: dict[Any, Any]) -> dict[str, float]:
+    """The entries that are finite numbers (NaN, infinities, null and anything that is no number are dropped)."""
     out = {}
     for k, v in values.items():
         f = _finite_or(v, None)
-        if f is not None:
+        if isinstance(f, float):
             out[str(k)] = f
     return out
-
-
-def _numbers(values: Any) -> dict[str, float]:
-    """A stored metrics/timings mapping; null (older results stored NaN as null) is dropped."""
-    if not isinstance(values, dict):
-        raise TypeError("metrics and timings must be objects")
-    return _finite_only({k: v for k, v in values.items() if v is not None})

@@ -1,5 +1,8 @@
 """The JSON API's response bodies as pydantic models: the API serialises through them and its OpenAPI
-description (`openapi`) is generated from them and from the API blueprint's URL rules, so neither can drift."""
+description (`openapi`) is generated from them and from the API blueprint's URL rules, so neither can drift.
+
+A submission's report is the grader's own result model (`grader.result.GradeResult`, schema 1), not a copy of
+it: what the grader writes, what the web app stores and what the API serves and describes is one definition."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
+
+from grader.result import GradeResult
 
 Status = Literal["queued", "running", "graded", "rejected", "error"]
 
@@ -48,7 +53,7 @@ class Submission(_Body):
     max_score: float | None
     passed: bool | None
     message: str = Field(description="for the student: why it was rejected or failed")
-    result: dict[str, Any] | None = Field(description="the grader's result JSON (schema 1) once graded or rejected")
+    result: GradeResult | None = Field(description="the grader's result JSON (schema 1) once graded or rejected")
     finished_at: str | None = _timestamp()
     attempts: int | None = Field(default=None, description="instructors only")
     worker: str | None = Field(default=None, description="instructors only")

@@ -3,7 +3,9 @@
 Reports every problem found, one sentence each: a spec that does not parse, unknown check kinds, duplicate
 check ids, checks naming a module the submission does not have, files the reference or a check needs that are
 missing, points that do not add up to the declared total (``[assignment] points``), a missing seed (handout),
-and mutants that edit files the submission does not have.
+mutants that edit files the submission does not have, the hidden sets the folder declares (``[[hidden_sets]]``:
+tables that do not load, a missing source, another file than declared, missing npz keys, another shape, count or
+label range, a built-in set's name) and checks that name a hidden set no one declares.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ def find_folder(name_or_folder: str, dirs: tuple[Path, ...] = ()) -> Path:
                       f"{', '.join(sorted(folders))}")
 
 
-def check_folder(folder: Path, *, seeds: Path | None = None) -> list[str]:
-    """Every problem of the assignment in `folder` (empty: fine). `seeds` is where handouts are looked for."""
+def check_folder(folder: Path, *, seeds: Path | None = None, shared: Path | None = None) -> list[str]:
+    """Every problem of the assignment in `folder` (empty: fine). `seeds` is where handouts are looked for, `shared`
+    the shared data folder ("shared:" sources of hidden sets; default: the settings')."""
     from grader.judge.kinds import KINDS  # the judge's kinds: imported on use, not when specs load
 
     spec_file = folder / SPEC_FILE
@@ -61,7 +64,36 @@ def check_folder(folder: Path, *, seeds: Path | None = None) -> list[str]:
     problems += _points(spec, raw.get("assignment", {}).get("points"))
     problems += _seed(spec, seeds)
     problems += _mutants(spec)
+    problems += _hidden_sets(spec, raw, shared)
     return problems
+
+
+def _hidden_sets(spec: AssignmentSpec, raw: dict[str, Any], shared: Path | None) -> list[str]:
+    from grader.data import folder_sets, registry
+    from grader.settings import settings
+
+    cfg = settings()
+    problems = folder_sets.problems(raw, assignment=spec.name, folder=spec.folder,
+                                    shared=Path(cfg.shared_data) if shared is None else shared)
+    own = {d.decl.name for d in folder_sets.declarations(raw, assignment=spec.name, folder=spec.folder)[0]}
+    known = set(registry.names(cfg.assignment_dirs)) | own
+    for c in raw.get("checks", []):
+        for name in dict.fromkeys(_hidden_refs(c.get("params", {}))):
+            if name not in known:
+                problems.append(f"check {c.get('id')!r}: hidden set {name!r} is neither built in nor declared "
+                                f"([[hidden_sets]]) by an assignment (known: {', '.join(sorted(known))})")
+    return problems
+
+
+def _hidden_refs(params: Any) -> list[str]:
+    """The hidden sets a check's params name: ``{ data = "set" }`` arguments of its steps, ``hidden = "set"`` of
+    its datasets."""
+    if isinstance(params, list):
+        return [n for v in params for n in _hidden_refs(v)]
+    if not isinstance(params, dict):
+        return []
+    own = [v for k, v in params.items() if k in ("data", "hidden") and isinstance(v, str)]
+    return own + [n for v in params.values() for n in _hidden_refs(v)]
 
 
 def _modules(spec: AssignmentSpec) -> set[str]:

@@ -185,7 +185,8 @@ def make_limits(values: dict[str, Any], base: Limits | None = None) -> Limits:
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
-    return replace(base, **{k: float(v) if k in floats else int(v) for k, v in values.items()})
+    changes: dict[str, Any] = {k: float(v) if k in floats else int(v) for k, v in values.items()}
+    return replace(base, **changes)
 
 
 def assignment_folders(dirs: Iterable[Path] | None = None) -> dict[str, Path]:

@@ -98,9 +98,10 @@ def load_hidden(
     from. Raises DataUnavailable, with what to do, when the set is unknown, missing, stale (prepared from other
     files or under other conventions than its entry's) or inconsistent.
     """
-    entry = registry.get(name)
+    entry = registry.get(name, settings.assignment_dirs)
     if entry is None:
-        raise DataUnavailable(f"unknown hidden set {name!r} (known sets: {', '.join(registry.names())})")
+        raise DataUnavailable(f"unknown hidden set {name!r} (known sets: "
+                              f"{', '.join(registry.names(settings.assignment_dirs))})")
     size = tuple(image_size or entry.image_size)
     hidden = Path(settings.hidden_data)
     folder = arrays_dir(hidden, name, size)  # type: ignore[arg-type]

@@ -40,11 +40,13 @@ def prepare(
 ) -> list[str]:
     """Build settings.hidden_data; returns the names of the sets that are ready (in the order asked).
 
-    `sets` defaults to every registered set. `force` rebuilds AUG and all arrays but never overwrites source
+    `sets` defaults to every registered set (the code's, and those the assignment folders of
+    `settings.assignment_dirs` and the built-in ones declare). `force` rebuilds AUG and all arrays but never overwrites source
     folders. `sizes` are the (height, width) the resizable sets (image folders) are cached at. Raises
     DataUnavailable (after preparing everything it could) when a source is missing.
     """
-    known = registry.names()
+    dirs = settings.assignment_dirs
+    known = registry.names(dirs)
     wanted = tuple(dict.fromkeys(known if sets is None else sets))
     unknown = sorted(set(wanted) - set(known))
     if unknown:
@@ -71,14 +73,14 @@ def prepare(
             log(f"{name}: NOT prepared: {exc}")
             return False
 
-    for name in _fetch_order(wanted):  # every source first (a set's needs before it), then the arrays
-        entry = registry.entry(name)
+    for name in _fetch_order(wanted, dirs):  # every source first (a set's needs before it), then the arrays
+        entry = registry.entry(name, dirs)
         if any(n in failed for n in entry.needs):
             failed.add(name)  # its need's error is reported already
         else:
             attempt(name, partial(entry.fetch, entry, ctx))
     for name in wanted:
-        entry = registry.entry(name)
+        entry = registry.entry(name, dirs)
         if name not in failed and attempt(name, partial(entry.build, entry, ctx)):
             ready.append(name)
     if errors:
@@ -91,12 +93,12 @@ def prepare(
     return ready
 
 
-def _fetch_order(wanted: Sequence[str]) -> list[str]:
+def _fetch_order(wanted: Sequence[str], dirs: registry.Dirs) -> list[str]:
     """The wanted sets and what they need, each need before the sets needing it."""
     order: dict[str, None] = {}
 
     def visit(name: str) -> None:
-        for need in registry.entry(name).needs:
+        for need in registry.entry(name, dirs).needs:
             if need != name and need not in order:
                 visit(need)
         order.setdefault(name)

@@ -22,6 +22,12 @@ Adding a set built from files (the test in tests/test_data_registry.py does this
 where `read_toy(folder)` returns uint8 images (N, C, H, W) and int64 labels. A built-in set is the same entry
 in its family's `entries()`.
 
+An assignment folder declares its own sets without code: a ``[[hidden_sets]]`` table in its assignment.toml
+(name, source file, npz keys, layout, classes, size, count, sha256, conventions; see `grader.data.folder_sets`).
+They are registered after the code's sets, for the folders the settings name (`names(dirs)`, `entry(name, dirs)`;
+`load_hidden`, `prepare` and `status` pass `settings.assignment_dirs`); one whose name is taken is not served and
+`declaration_problems` says so.
+
 Each entry has a conventions `version`, bumped whenever a change makes arrays prepared before it mean something
 else (label order, orientation, ink, scaling). Its `fingerprint` is written into the arrays' manifest by prepare
 and `load_hidden` refuses arrays whose fingerprint is not the entry's (`stale_reason`).
@@ -115,10 +121,17 @@ class HiddenSetEntry:
     (None: any, for sets whose conventions never changed)."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Family-specific parameters (source folder, files, ...)."""
+    declared: str = ""
+    """For a set an assignment folder declares (grader.data.folder_sets): the sha256 of its declaration, part of
+    the fingerprint (a changed declaration makes arrays prepared before stale). "" for the built-in sets."""
 
     def fingerprint(self) -> str:
-        """sha256 of what prepared arrays must agree on: name, conventions version, classes, channels."""
-        body = {"name": self.name, "version": self.version, "classes": list(self.classes), "channels": self.channels}
+        """sha256 of what prepared arrays must agree on: name, conventions version, classes, channels (and a folder
+        set's declaration)."""
+        body: dict[str, Any] = {"name": self.name, "version": self.version, "classes": list(self.classes),
+                                "channels": self.channels}
+        if self.declared:
+            body["declared"] = self.declared
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def manifest_stamp(self) -> dict[str, Any]:
@@ -186,26 +199,75 @@ def registered(*entries: HiddenSetEntry) -> Iterator[None]:
         _entries = saved
 
 
-def get(name: str) -> HiddenSetEntry | None:
-    return _registry().get(name)
+Dirs = tuple[Path, ...] | None
+"""Further assignment folders whose declared sets count (`GraderSettings.assignment_dirs`); None: the
+process-wide setting's."""
 
 
-def entry(name: str) -> HiddenSetEntry:
-    """The entry of set `name`, or ValueError listing the known sets."""
-    found = _registry().get(name)
-    if found is None:
-        raise ValueError(f"unknown hidden set {name!r}; known: {list(names())}")
-    return found
-
-
-def names() -> tuple[str, ...]:
-    """The registered sets, in preparation order."""
+def built_in_names() -> tuple[str, ...]:
+    """The sets of code (the built-in families and `register`), without those assignment folders declare."""
     return tuple(_registry())
 
 
-def default_size(name: str) -> Size:
+def _all(dirs: Dirs) -> dict[str, HiddenSetEntry]:
+    """The code's sets, then the sets the assignment folders declare (grader.data.folder_sets) that clash with
+    none before them."""
+    entries = dict(_registry())
+    declared, _ = _declared(dirs)
+    for e in declared:
+        entries.setdefault(e.name, e)
+    return entries
+
+
+def _declared(dirs: Dirs) -> tuple[list[HiddenSetEntry], list[str]]:
+    """The folder sets that can be registered, and why the others cannot."""
+    from grader.data import folder_sets
+
+    if dirs is None:
+        from grader.settings import settings
+
+        dirs = settings().assignment_dirs
+    found, bad = folder_sets.discover(tuple(Path(d) for d in dirs))
+    problems = [str(p) for p in bad]
+    taken = dict.fromkeys(_registry(), "built in")
+    ok = []
+    for d in found:
+        name = d.decl.name
+        if name in taken:
+            by = taken[name]
+            problems.append(f"hidden set {name!r} of assignment {d.assignment!r} ({d.folder}): not served, the name "
+                            f"is {'a built-in set' if by == 'built in' else f'declared by assignment {by!r} too'}")
+            continue
+        taken[name] = d.assignment
+        ok.append(folder_sets.entry_of(d))
+    return ok, problems
+
+
+def declaration_problems(dirs: Dirs = None) -> list[str]:
+    """Why some ``[[hidden_sets]]`` of the assignment folders are not registered (`autograder data status`)."""
+    return _declared(dirs)[1]
+
+
+def get(name: str, dirs: Dirs = None) -> HiddenSetEntry | None:
+    return _all(dirs).get(name)
+
+
+def entry(name: str, dirs: Dirs = None) -> HiddenSetEntry:
+    """The entry of set `name`, or ValueError listing the known sets."""
+    found = _all(dirs).get(name)
+    if found is None:
+        raise ValueError(f"unknown hidden set {name!r}; known: {list(names(dirs))}")
+    return found
+
+
+def names(dirs: Dirs = None) -> tuple[str, ...]:
+    """The registered sets, in preparation order: the code's, then those the assignment folders declare."""
+    return tuple(_all(dirs))
+
+
+def default_size(name: str, dirs: Dirs = None) -> Size:
     """The image size a set is graded at unless an assignment asks for another."""
-    return entry(name).image_size
+    return entry(name, dirs).image_size
 
 
 def stale_message(e: HiddenSetEntry, folder: Path, manifest: dict[str, Any]) -> str | None:

@@ -1,4 +1,5 @@
-"""`autograder data status`: every registered set, and whether load_hidden would serve it (and if not, why)."""
+"""`autograder data status`: every registered set, and whether load_hidden would serve it (and if not, why); and
+each ``[[hidden_sets]]`` table of an assignment folder that is not served (it does not load, or its name is taken)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ class SetStatus:
 def status(settings: GraderSettings) -> list[SetStatus]:
     """The state of each registered set at its default size (checked exactly as a grading loads it)."""
     out = []
-    for name in registry.names():
-        entry = registry.entry(name)
+    dirs = settings.assignment_dirs
+    for name in registry.names(dirs):
+        entry = registry.entry(name, dirs)
         try:
             hidden = load_hidden(settings, name)
             ready, detail = True, f"{len(hidden)} images" + (", a stand-in" if hidden.stand_in else "")
@@ -44,4 +46,6 @@ def status(settings: GraderSettings) -> list[SetStatus]:
             ready, detail = False, str(exc)
         out.append(SetStatus(name=name, size=entry.image_size, classes=len(entry.classes), version=entry.version,
                              ready=ready, detail=detail))
+    for problem in registry.declaration_problems(dirs):  # [[hidden_sets]] tables that are not served
+        out.append(SetStatus(name="[[hidden_sets]]", size=(0, 0), classes=0, version=0, ready=False, detail=problem))
     return out

@@ -6,8 +6,9 @@ import __future__
 import ast
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from grader.notebook.limits import _CELL_FLAGS, _FUTURE_FLAGS, KEEP_CELL_MAGICS, NotebookLimits
 from grader.notebook.nesting import _IPYTHON_SYNTAX, _masked, _too_deep
@@ -120,7 +121,8 @@ class _Cell:
 
     def _clean(self) -> None:
         """IPython's clean-up: leading blank lines, common indentation, ``>>>`` and ``In [1]:`` prompts."""
-        for transform in self._ipython.cleanup_transforms:
+        transforms = cast(list[Callable[[list[str]], list[str]]], self._ipython.cleanup_transforms)
+        for transform in transforms:
             self._step(transform(self.lines))
 
     def _transform(self, limits: NotebookLimits, budget: _Budget) -> None:
@@ -133,7 +135,7 @@ class _Cell:
             while special:
                 budget.tokenize(sum(map(len, lines)))
                 try:
-                    changed, new = self._ipython.do_one_token_transform(lines)
+                    changed, new = self._ipython.do_one_token_transform(lines)  # type: ignore[no-untyped-call]
                 except SyntaxError as exc:  # the tokenizer's, e.g. an unindent that matches no outer level
                     raise _LeftOut(f"{type(exc).__name__}: {str(exc.msg)[:200]}",
                                    where[min(max((exc.lineno or 1) - 1, 0), len(where) - 1)] if where else None

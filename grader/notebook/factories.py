@@ -16,9 +16,14 @@ from typing import Protocol
 
 
 class FactorySpec(Protocol):
-    name: str
-    assigns: str
-    branch: str
+    """What a factory declaration gives (grader.assignments.spec.Factory, a frozen dataclass: read-only)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def assigns(self) -> str: ...
+    @property
+    def branch(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,7 +241,7 @@ def convert(data: bytes, *, name: str, limits: NotebookLimits | None = None,
         raise ValueError(f"its code cells hold {code_chars:,} characters; at most {lim.code_chars:,} can be graded")
     from IPython.core.inputtransformer2 import TransformerManager  # noqa: PLC0415 (only notebooks need it)
 
-    ipython = TransformerManager()
+    ipython = TransformerManager()  # type: ignore[no-untyped-call]
     budget = _Budget(lim, deadline=started + lim.cpu_seconds)
     notices = _Notices(name)
     kept: list[_Kept] = []

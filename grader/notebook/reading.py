@@ -84,7 +84,7 @@ def notebook_cells(data: bytes, limits: NotebookLimits | None = None) -> list[st
     try:  # nbformat reads only this copy: no outputs, no metadata, no deep JSON
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            read = nbformat.convert(nbformat.reader.reads(json.dumps(slim)), 4)
+            read = nbformat.convert(nbformat.reader.reads(json.dumps(slim)), 4)  # type: ignore[no-untyped-call]
         sources = [str(c.source) for c in read.cells if c.cell_type == "code"]
     except Exception as exc:  # nbformat's errors on odd input are of many kinds
         raise ValueError(f"not a notebook nbformat can read ({type(exc).__name__}: {str(exc)[:200]})") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 
 Origin = tuple[int, int] | None
 """Where a line of a generated module came from: (code cell number, line in that cell); None for the grader's own."""
@@ -54,7 +55,7 @@ class SourceMap:
         ... (hw04.ipynb, code cell 3, line 2, in Foo)``."""
         for m in self.modules:
             name = re.escape(m.module)
-            message = re.sub(rf"(?<![\w.-]){name} line (\d+)", lambda hit, m=m: m.place(int(hit.group(1))), message)
+            message = re.sub(rf"(?<![\w.-]){name} line (\d+)", partial(_place, m), message)
             message = re.sub(rf"(?<![\w.-]){name}\b", m.notebook, message)
         return message
 
@@ -62,3 +63,5 @@ class SourceMap:
 # --- reading the notebook file -------------------------------------------------------------------------------
 
 
+def _place(m: NotebookModule, hit: re.Match[str]) -> str:
+    return m.place(int(hit.group(1)))
