@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import and_, case, func, select, true, update
 from sqlalchemy.orm import Session
 
 from server.models import Assignment, Counts, Role, Submission, User, Visibility, utcnow
@@ -34,6 +34,16 @@ class Row:
     passed: bool | None
     uploads: int
     at: datetime
+
+
+def bump_leaderboard(session: Session, assignment_id: int, changed: Submission | None = None) -> None:
+    """Invalidate cached leaderboards of the assignment (part of the caller's transaction); `changed` is
+    marked with the new version, so caches re-rank only its student."""
+    version = session.execute(update(Assignment).where(Assignment.id == assignment_id)
+                              .values(lb_version=Assignment.lb_version + 1)
+                              .returning(Assignment.lb_version)).scalar_one()
+    if changed is not None:
+        changed.lb_changed = version
 
 
 def columns(assignment: Assignment) -> list[tuple[str, str]]:

@@ -1,0 +1,112 @@
+"""The worker side of an attempt: claims (attempt tokens), leases renewed by progress, worker heartbeats.
+
+A claim is an attempt token: one attempt at a time holds a submission, so duplicate or redelivered messages
+are harmless, and requests of a superseded attempt are refused (`Conflict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
+
+from server import storage
+from server.models import Submission, SubmissionStatus, WorkerSeen, utcnow
+from server.security import new_token
+from server.settings import ServerSettings
+
+R = SubmissionStatus.RUNNING
+
+
+class Conflict(Exception):
+    """A worker's request that no longer applies (finished, busy, or a stale claim)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    token: str
+    submission: Submission
+
+
+def touch_worker(session: Session, hostname: str, submission_id: int | None) -> None:
+    if not hostname:
+        return
+    w = session.get(WorkerSeen, hostname[:200])
+    if w is None:
+        session.add(WorkerSeen(hostname=hostname[:200], last_seen=utcnow(), submission_id=submission_id))
+    else:
+        w.last_seen = utcnow()
+        w.submission_id = submission_id
+
+
+def worker_heartbeat(session: Session, hostname: str) -> None:
+    touch_worker(session, hostname, None)
+    session.commit()
+
+
+def claim(session: Session, settings: ServerSettings, submission_id: int, *, hostname: str,
+          exclusive: bool = False, task_id: str = "") -> Claim:
+    """Start a grading attempt; Conflict when finished, held by a live worker, or out of attempts.
+
+    `exclusive`: the claiming worker grades one submission at a time, so if it already holds this one,
+    that attempt's process died (Celery redelivered the message: acks_late + reject_on_worker_lost) and
+    the new attempt takes over at once instead of waiting for the lease to expire.
+    """
+    from server.services.finishing import append_reason, give_up
+
+    now = utcnow()
+    sub = session.get(Submission, submission_id)
+    if sub is None or sub.state.final:
+        raise Conflict("finished")
+    if sub.status == R and sub.lease_expires_at is not None and sub.lease_expires_at > now:
+        if not (exclusive and hostname and sub.worker == hostname[:200]):
+            raise Conflict("busy")
+        sub.error_reason = append_reason(sub.error_reason, f"attempt {sub.attempts}: worker process on "
+                                                           f"{hostname} died (message redelivered)")
+    if sub.attempts >= settings.max_attempts:
+        give_up(session, sub, "")
+        raise Conflict("out of attempts")
+    token = new_token()
+    res = session.execute(
+        update(Submission)
+        .where(Submission.id == sub.id, Submission.attempts == sub.attempts, Submission.status == sub.status,
+               or_(Submission.claim.is_(None), Submission.claim == sub.claim))
+        .values(status=R, claim=token, attempts=sub.attempts + 1, started_at=now, worker=hostname[:200],
+                task_id=task_id[:64], error_reason=sub.error_reason,
+                lease_expires_at=now + timedelta(seconds=settings.lease_seconds), current_check="", checks_done=0)
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict("busy")
+    touch_worker(session, hostname, sub.id)
+    session.commit()
+    session.refresh(sub)
+    return Claim(token, sub)
+
+
+def held(session: Session, submission_id: int, token: str) -> Submission:
+    """The submission if `token` is the claim of its running attempt; Conflict otherwise."""
+    sub = session.get(Submission, submission_id)
+    if sub is None or sub.status != R or not token or sub.claim != token:
+        raise Conflict("stale claim")
+    return sub
+
+
+def zip_path_for_claim(session: Session, settings: ServerSettings, submission_id: int, token: str) -> Path:
+    sub = held(session, submission_id, token)
+    return storage.path_of(settings.upload_dir, sub.stored_name)
+
+
+def progress(session: Session, settings: ServerSettings, submission_id: int, token: str, *,
+             check: str | None, hostname: str = "") -> None:
+    """Record the check being run (or just renew the lease when `check` is None): the one progress channel."""
+    sub = held(session, submission_id, token)
+    sub.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_seconds)
+    if check and check != sub.current_check:
+        sub.current_check = check[:200]
+        sub.checks_done += 1
+    touch_worker(session, hostname, sub.id)
+    session.commit()
