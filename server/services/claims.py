@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_
 from sqlalchemy.orm import Session
 
 from server import storage
 from server.models import Submission, SubmissionStatus, WorkerSeen, utcnow
 from server.security import new_token
+from server.services.lifecycle import Why, move_where
 from server.settings import ServerSettings
 
 R = SubmissionStatus.RUNNING
@@ -70,15 +71,13 @@ def claim(session: Session, settings: ServerSettings, submission_id: int, *, hos
         give_up(session, sub, "")
         raise Conflict("out of attempts")
     token = new_token()
-    res = session.execute(
-        update(Submission)
-        .where(Submission.id == sub.id, Submission.attempts == sub.attempts, Submission.status == sub.status,
-               or_(Submission.claim.is_(None), Submission.claim == sub.claim))
-        .values(status=R, claim=token, attempts=sub.attempts + 1, started_at=now, worker=hostname[:200],
-                task_id=task_id[:64], error_reason=sub.error_reason,
-                lease_expires_at=now + timedelta(seconds=settings.lease_seconds), current_check="", checks_done=0)
-    )
-    if res.rowcount != 1:  # type: ignore[attr-defined]
+    moved = move_where(session, R, reason=Why.CLAIMED, now=now,
+                       where=[Submission.id == sub.id, Submission.attempts == sub.attempts,
+                              Submission.status == sub.status,
+                              or_(Submission.claim.is_(None), Submission.claim == sub.claim)],
+                       claim=token, attempts=sub.attempts + 1, worker=hostname[:200], task_id=task_id[:64],
+                       error_reason=sub.error_reason, lease_expires_at=now + timedelta(seconds=settings.lease_seconds))
+    if moved != 1:
         session.rollback()
         raise Conflict("busy")
     touch_worker(session, hostname, sub.id)

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from server.models import Submission, SubmissionStatus, utcnow
+from server.models import Submission, SubmissionStatus
 from server.services.claims import held, touch_worker
 from server.services.dispatch import Dispatch, send
 from server.services.leaderboard import bump_leaderboard
+from server.services.lifecycle import Why, move
 from server.settings import ServerSettings
 
 GAVE_UP_MESSAGE = "The grader failed on this submission (not your fault); the instructors have been told."
@@ -50,8 +51,7 @@ def finish(session: Session, settings: ServerSettings, dispatch: Dispatch, submi
     if gr.status is Status.ERROR:
         return fail(session, settings, dispatch, submission_id, token, reason=f"grader error: {gr.message}")
     metric = _leaderboard_metric(sub.assignment.name)
-    now = utcnow()
-    sub.status = gr.status.value
+    move(sub, SubmissionStatus(gr.status.value), reason=Why.FINISHED)
     sub.result_json = gr.to_json()
     sub.score = gr.score if gr.status is Status.GRADED else None
     sub.max_score = gr.max_score
@@ -63,10 +63,6 @@ def finish(session: Session, settings: ServerSettings, dispatch: Dispatch, submi
         if sub.lb_value is not None else None
     bump_leaderboard(session, sub.assignment_id, sub)
     sub.message = gr.message
-    sub.finished_at = now
-    sub.claim = None
-    sub.lease_expires_at = None
-    sub.current_check = ""
     touch_worker(session, hostname, None)
     session.commit()
     return sub.status
@@ -77,13 +73,10 @@ def fail(session: Session, settings: ServerSettings, dispatch: Dispatch, submiss
     """A grading attempt failed for reasons not the student's: retry later, or end as error."""
     sub = held(session, submission_id, token)
     sub.error_reason = append_reason(sub.error_reason, f"attempt {sub.attempts}: {reason}")
-    sub.claim = None
-    sub.lease_expires_at = None
-    sub.current_check = ""
     if sub.attempts >= settings.max_attempts:
         give_up(session, sub, "")
         return sub.status
-    sub.status = SubmissionStatus.QUEUED.value
+    move(sub, SubmissionStatus.QUEUED, reason=Why.RETRY)
     session.commit()
     send(session, dispatch, sub.id, delay=min(60.0, 5.0 * sub.attempts))
     return sub.status
@@ -96,10 +89,5 @@ def append_reason(old: str, new: str) -> str:
 def give_up(session: Session, sub: Submission, reason: str) -> None:
     if reason:
         sub.error_reason = append_reason(sub.error_reason, reason)
-    sub.status = SubmissionStatus.ERROR.value
-    sub.message = GAVE_UP_MESSAGE
-    sub.finished_at = utcnow()
-    sub.claim = None
-    sub.lease_expires_at = None
-    sub.current_check = ""
+    move(sub, SubmissionStatus.ERROR, reason=Why.GAVE_UP, message=GAVE_UP_MESSAGE)
     session.commit()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.models import Assignment, Regrade, Submission, SubmissionStatus, User, utcnow
 from server.services.dispatch import Dispatch, send
+from server.services.lifecycle import Why, move_where
 
 INLINE_SENDS = 50
 """A regrade sends this many messages in the request; the sweeper sends the rest."""
@@ -24,9 +25,8 @@ def regrade(session: Session, dispatch: Dispatch, *, assignment: Assignment, req
     now = utcnow()
     for i in range(0, len(submission_ids), 500):
         chunk = submission_ids[i:i + 500]
-        session.execute(update(Submission).where(Submission.id.in_(chunk)).values(
-            status=SubmissionStatus.QUEUED, queued_at=now, enqueued_at=None, attempts=0, claim=None,
-            lease_expires_at=None, current_check="", checks_done=0, regrade_id=rg.id))
+        move_where(session, SubmissionStatus.QUEUED, reason=Why.REGRADE, now=now,
+                   where=[Submission.id.in_(chunk)], regrade_id=rg.id)
     session.commit()
     for sid in submission_ids[:INLINE_SENDS]:
         send(session, dispatch, sid)

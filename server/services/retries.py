@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from server.models import Submission, SubmissionStatus, utcnow
 from server.services.dispatch import Dispatch, send
 from server.services.finishing import append_reason, give_up
+from server.services.lifecycle import Why, move_where
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,10 @@ def sweep(session: Session, settings: ServerSettings, dispatch: Dispatch, *, now
             give_up(session, sub, reason)
             counts["errored"] += 1
             continue
-        res = session.execute(update(Submission).where(Submission.id == sub.id, Submission.claim == sub.claim)
-                              .values(status=Q, claim=None, lease_expires_at=None, current_check="",
-                                      error_reason=append_reason(sub.error_reason, reason)))
+        moved = move_where(session, Q, reason=Why.RETRY, where=[Submission.id == sub.id, Submission.claim == sub.claim],
+                           error_reason=append_reason(sub.error_reason, reason))
         session.commit()
-        if res.rowcount == 1:  # type: ignore[attr-defined]
+        if moved == 1:
             send(session, dispatch, sub.id)
             counts["requeued"] += 1
     cutoff = now - timedelta(seconds=settings.requeue_after_seconds)

@@ -23,7 +23,12 @@ class UploadRefused(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.message = message
-        self.status = status
+        self.http_status = status
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of the refusal (not a submission's status: none was stored)."""
+        return self.http_status
 
 
 def fmt_bytes(n: int) -> str:
