@@ -45,7 +45,7 @@ def describe(app: Flask) -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi() -> Any:
-    return describe(cast(Flask, current_app))
+    return describe(current_app)
 
 
 @bp.get("/assignments")

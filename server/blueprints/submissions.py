@@ -6,9 +6,9 @@ import contextlib
 from typing import Any
 
 from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
-from flask_login import login_required
 
 from server import storage, web
+from server.blueprints import csrf_exempt, login_required
 from server.forms import ActionForm, UploadForm
 from server.markdown import render as render_markdown
 from server.models import Assignment, utcnow
@@ -55,7 +55,7 @@ def _assignment_page(a: Assignment, form: UploadForm, error: str | None, code: i
 
 
 @bp.post("/assignments/<name>/upload")
-@web.csrf.exempt
+@csrf_exempt
 @login_required
 def upload(name: str) -> Any:
     a = web.assignment_or_404(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -65,13 +65,13 @@ def too_large_message(limit: int) -> str:
 
 
 def submit_upload(session: Session, settings: ServerSettings, dispatch: Dispatch, *, user: User,
-                  assignment: Assignment, stream: BinaryIO, filename: str, via: str = "web") -> Submission:
+                  assignment: Assignment, stream: IO[bytes], filename: str, via: str = "web") -> Submission:
     """Store an upload and queue it; on any refusal or failure nothing is kept (no row, no file)."""
     used = check_can_upload(session, user, assignment)
     if not filename:
         raise UploadRefused("Choose a zip file to upload.")
     try:
-        stored = storage.save_stream(settings.upload_dir, stream, limit=assignment.max_upload_bytes)
+        stored = storage.save_stream(settings.upload_dir, cast(BinaryIO, stream), limit=assignment.max_upload_bytes)
     except storage.TooLarge:
         raise UploadRefused(too_large_message(assignment.max_upload_bytes), 413) from None
     try:
