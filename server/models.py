@@ -223,7 +223,9 @@ class Submission(Base):
     """Moved only by server.services.lifecycle (its transition table says which moves are legal)."""
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    """When the grading message was last handed to the broker."""
+    """When the grading message was last handed to the broker (None: to be sent by the sweeper)."""
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """A queued retry is not sent (nor claimed) before this time: the backoff after a failed attempt."""
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -232,7 +234,7 @@ class Submission(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     worker: Mapped[str] = mapped_column(String(200), default="")
     task_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    """The Celery task of the current or last attempt (its PROGRESS state is in the result backend)."""
+    """The Celery task of the current or last attempt."""
     lb_changed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """The assignment's `lb_version` when this row last changed what the leaderboard shows (upload, result),
     so a cached leaderboard re-ranks only the students whose rows changed since its version."""

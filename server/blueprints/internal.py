@@ -47,7 +47,7 @@ def _unauthorized(_e: Exception) -> Any:
 def claim(sid: int) -> Any:
     d = _json()
     c = claims.claim(web.db(), web.settings(), sid, hostname=str(d.get("hostname", "")),
-                  exclusive=bool(d.get("exclusive", False)), task_id=str(d.get("task_id") or ""))
+                     task_id=str(d.get("task_id") or ""))
     return {"claim": c.token, "assignment": c.submission.assignment.name, "sha256": c.submission.sha256,
             "size": c.submission.size_bytes, "attempt": c.submission.attempts}
 
@@ -74,16 +74,16 @@ def result(sid: int) -> Any:
     d = _json()
     if not isinstance(d.get("result"), dict):
         abort(400)
-    status = finishing.finish(web.db(), web.settings(), web.dispatch(), sid, str(d.get("claim", "")), d["result"],
-                        hostname=str(d.get("hostname", "")))
+    status = finishing.finish(web.db(), web.settings(), sid, str(d.get("claim", "")), d["result"],
+                              hostname=str(d.get("hostname", "")))
     return {"status": status}
 
 
 @bp.post("/submissions/<int:sid>/fail")
 def fail(sid: int) -> Any:
     d = _json()
-    status = finishing.fail(web.db(), web.settings(), web.dispatch(), sid, str(d.get("claim", "")),
-                      reason=str(d.get("reason", ""))[:4000])
+    status = finishing.fail(web.db(), web.settings(), sid, str(d.get("claim", "")),
+                            reason=str(d.get("reason", ""))[:4000])
     return {"status": status}
 
 

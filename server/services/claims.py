@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import or_
 from sqlalchemy.orm import Session
 
 from server import storage
@@ -49,34 +48,31 @@ def worker_heartbeat(session: Session, hostname: str) -> None:
 
 
 def claim(session: Session, settings: ServerSettings, submission_id: int, *, hostname: str,
-          exclusive: bool = False, task_id: str = "") -> Claim:
-    """Start a grading attempt; Conflict when finished, held by a live worker, or out of attempts.
+          task_id: str = "") -> Claim:
+    """Start a grading attempt of a queued, due submission; Conflict when finished, running (held by another
+    attempt, or its worker went silent: the sweeper requeues it), waiting for its retry, or out of attempts.
 
-    `exclusive`: the claiming worker grades one submission at a time, so if it already holds this one,
-    that attempt's process died (Celery redelivered the message: acks_late + reject_on_worker_lost) and
-    the new attempt takes over at once instead of waiting for the lease to expire.
+    So a duplicate, redelivered or early message does nothing: when an attempt starts again is the sweeper's
+    decision alone (services.retries).
     """
-    from server.services.finishing import append_reason, give_up
+    from server.services.finishing import give_up
 
     now = utcnow()
     sub = session.get(Submission, submission_id)
     if sub is None or sub.state.final:
         raise Conflict("finished")
-    if sub.status == R and sub.lease_expires_at is not None and sub.lease_expires_at > now:
-        if not (exclusive and hostname and sub.worker == hostname[:200]):
-            raise Conflict("busy")
-        sub.error_reason = append_reason(sub.error_reason, f"attempt {sub.attempts}: worker process on "
-                                                           f"{hostname} died (message redelivered)")
+    if sub.status == R:
+        raise Conflict("busy")
+    if sub.retry_at is not None and sub.retry_at > now:
+        raise Conflict("not due")
     if sub.attempts >= settings.max_attempts:
         give_up(session, sub, "")
         raise Conflict("out of attempts")
     token = new_token()
     moved = move_where(session, R, reason=Why.CLAIMED, now=now,
-                       where=[Submission.id == sub.id, Submission.attempts == sub.attempts,
-                              Submission.status == sub.status,
-                              or_(Submission.claim.is_(None), Submission.claim == sub.claim)],
+                       where=[Submission.id == sub.id, Submission.attempts == sub.attempts, Submission.claim.is_(None)],
                        claim=token, attempts=sub.attempts + 1, worker=hostname[:200], task_id=task_id[:64],
-                       error_reason=sub.error_reason, lease_expires_at=now + timedelta(seconds=settings.lease_seconds))
+                       lease_expires_at=now + timedelta(seconds=settings.lease_seconds))
     if moved != 1:
         session.rollback()
         raise Conflict("busy")

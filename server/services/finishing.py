@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from server.models import Submission, SubmissionStatus
+from server.models import Submission, SubmissionStatus, utcnow
 from server.services.claims import held, touch_worker
-from server.services.dispatch import Dispatch, send
 from server.services.leaderboard import bump_leaderboard
 from server.services.lifecycle import Why, move
 from server.settings import ServerSettings
@@ -35,21 +34,22 @@ def _leaderboard_metric(name: str) -> str | None:
         return None
 
 
-def finish(session: Session, settings: ServerSettings, dispatch: Dispatch, submission_id: int, token: str,
-           result: dict[str, Any], *, hostname: str = "") -> str:
-    """Store a worker's result (validated as a GradeResult); an engine error is retried up to the bound."""
+def finish(session: Session, settings: ServerSettings, submission_id: int, token: str, result: dict[str, Any], *,
+           hostname: str = "") -> str:
+    """Store a worker's result (validated as a GradeResult); an engine error is retried up to the bound, a
+    deterministic one is not."""
     from grader.result import GradeResult, Status
 
     sub = held(session, submission_id, token)
     try:
         gr = GradeResult.from_dict(result)
     except (KeyError, TypeError, ValueError) as exc:
-        return fail(session, settings, dispatch, submission_id, token, reason=f"malformed result: {exc}")
+        return fail(session, settings, submission_id, token, reason=f"malformed result: {exc}")
     if gr.status is Status.ERROR and gr.deterministic:  # another attempt would fail the same way (a bad spec)
         give_up(session, sub, f"attempt {sub.attempts}: grader error (not retried): {gr.message}")
         return sub.status
     if gr.status is Status.ERROR:
-        return fail(session, settings, dispatch, submission_id, token, reason=f"grader error: {gr.message}")
+        return fail(session, settings, submission_id, token, reason=f"grader error: {gr.message}")
     metric = _leaderboard_metric(sub.assignment.name)
     move(sub, SubmissionStatus(gr.status.value), reason=Why.FINISHED)
     sub.result_json = gr.to_json()
@@ -68,17 +68,19 @@ def finish(session: Session, settings: ServerSettings, dispatch: Dispatch, submi
     return sub.status
 
 
-def fail(session: Session, settings: ServerSettings, dispatch: Dispatch, submission_id: int, token: str, *,
-         reason: str) -> str:
-    """A grading attempt failed for reasons not the student's: retry later, or end as error."""
+def fail(session: Session, settings: ServerSettings, submission_id: int, token: str, *, reason: str) -> str:
+    """A grading attempt failed for reasons not the student's: queued for a retry after the backoff (which the
+    sweeper sends, services.retries), or error once the attempts are spent."""
+    from server.services.retries import backoff
+
     sub = held(session, submission_id, token)
     sub.error_reason = append_reason(sub.error_reason, f"attempt {sub.attempts}: {reason}")
     if sub.attempts >= settings.max_attempts:
         give_up(session, sub, "")
         return sub.status
-    move(sub, SubmissionStatus.QUEUED, reason=Why.RETRY)
+    now = utcnow()
+    move(sub, SubmissionStatus.QUEUED, reason=Why.RETRY, now=now, retry_at=now + backoff(sub.attempts))
     session.commit()
-    send(session, dispatch, sub.id, delay=min(60.0, 5.0 * sub.attempts))
     return sub.status
 
 

@@ -47,7 +47,6 @@ class Why(StrEnum):
 
 TRANSITIONS: Mapping[tuple[SubmissionStatus, SubmissionStatus], frozenset[Why]] = {
     (S.QUEUED, S.RUNNING): frozenset({Why.CLAIMED}),
-    (S.RUNNING, S.RUNNING): frozenset({Why.CLAIMED}),  # takes over an expired lease or a dead process's claim
     (S.RUNNING, S.GRADED): frozenset({Why.FINISHED}),
     (S.RUNNING, S.REJECTED): frozenset({Why.FINISHED}),
     (S.RUNNING, S.QUEUED): frozenset({Why.RETRY, Why.REGRADE}),
@@ -81,8 +80,8 @@ def sources(to: SubmissionStatus, reason: Why) -> frozenset[SubmissionStatus]:
 def stamps(to: SubmissionStatus, reason: Why, now: datetime) -> dict[str, Any]:
     """The fields every transition to `to` for `reason` sets, besides the status."""
     if to is S.RUNNING:
-        return {"started_at": now, "current_check": "", "checks_done": 0}
-    out: dict[str, Any] = {"claim": None, "lease_expires_at": None, "current_check": ""}
+        return {"started_at": now, "current_check": "", "checks_done": 0, "retry_at": None}
+    out: dict[str, Any] = {"claim": None, "lease_expires_at": None, "current_check": "", "retry_at": None}
     if to.final:
         out["finished_at"] = now
     elif to is S.QUEUED:
@@ -90,6 +89,11 @@ def stamps(to: SubmissionStatus, reason: Why, now: datetime) -> dict[str, Any]:
         if reason is Why.REGRADE:
             out.update(queued_at=now, attempts=0, checks_done=0)
     return out
+
+
+def _check_values(reason: Why, values: Mapping[str, Any]) -> None:
+    if (reason is Why.RETRY) != ("retry_at" in values):
+        raise TypeError("a retry, and only a retry, says when it may run (retry_at): see services.retries.backoff")
 
 
 def move(sub: Submission, to: SubmissionStatus, *, reason: Why, now: datetime | None = None,
@@ -101,6 +105,7 @@ def move(sub: Submission, to: SubmissionStatus, *, reason: Why, now: datetime | 
     frm = SubmissionStatus(sub.status)
     if not allowed(frm, to, reason):
         raise IllegalTransition(frm, to, reason)
+    _check_values(reason, values)
     sub.status = to
     for k, v in {**stamps(to, reason, now or utcnow()), **values}.items():
         setattr(sub, k, v)
@@ -113,6 +118,7 @@ def move_where(session: Session, to: SubmissionStatus, *, reason: Why, where: It
     frm = sources(to, reason)
     if not frm:
         raise IllegalTransition(None, to, reason)
+    _check_values(reason, values)
     res = session.execute(update(Submission).where(Submission.status.in_(sorted(frm)), *where)
                           .values(status=to, **{**stamps(to, reason, now or utcnow()), **values}))
     return int(res.rowcount)  # type: ignore[attr-defined]

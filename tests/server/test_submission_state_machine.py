@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def _row(status: S) -> Submission:
 def test_the_table_is_the_life_cycle():
     """The legal moves, spelled out: a change of the table is a change of the product's behaviour."""
     assert {(f.value, t.value, w.value) for f, t, w in LEGAL} == {
-        ("queued", "running", "claimed"), ("running", "running", "claimed"),
+        ("queued", "running", "claimed"),
         ("running", "graded", "finished"), ("running", "rejected", "finished"),
         ("running", "queued", "retry"), ("running", "queued", "regrade"),
         ("running", "error", "gave up"), ("queued", "error", "gave up"),
@@ -46,7 +47,7 @@ def test_every_illegal_move_is_refused_and_changes_nothing(frm, to, why):
     sub = _row(frm)
     before = {c: getattr(sub, c) for c in ("status", "claim", "finished_at", "started_at", "current_check")}
     with pytest.raises(IllegalTransition) as e:
-        move(sub, to, reason=why)
+        move(sub, to, reason=why, **({"retry_at": utcnow()} if why is Why.RETRY else {}))
     assert (e.value.frm, e.value.to, e.value.reason) == (frm, to, why)
     assert {c: getattr(sub, c) for c in before} == before
 
@@ -55,8 +56,10 @@ def test_every_illegal_move_is_refused_and_changes_nothing(frm, to, why):
 def test_legal_moves_stamp_the_row_consistently(frm, to, why):
     sub = _row(frm)
     now = utcnow()
-    move(sub, to, reason=why, now=now)
+    extra = {"retry_at": now + timedelta(seconds=5)} if why is Why.RETRY else {}
+    move(sub, to, reason=why, now=now, **extra)
     assert sub.status is to
+    assert sub.retry_at == extra.get("retry_at")  # only a retry waits; any other move clears the wait
     if to is S.RUNNING:
         assert sub.started_at == now and sub.checks_done == 0
     else:  # only a running row holds a claim and a lease
@@ -65,6 +68,13 @@ def test_legal_moves_stamp_the_row_consistently(frm, to, why):
     if to is S.QUEUED:
         assert sub.enqueued_at is None
         assert (sub.attempts == 0 and sub.queued_at == now) == (why is Why.REGRADE)
+
+
+def test_a_retry_and_only_a_retry_says_when_it_may_run():
+    with pytest.raises(TypeError):
+        move(_row(S.RUNNING), S.QUEUED, reason=Why.RETRY)
+    with pytest.raises(TypeError):
+        move(_row(S.RUNNING), S.QUEUED, reason=Why.REGRADE, retry_at=utcnow())
 
 
 def test_move_where_refuses_a_move_from_nowhere(db):
