@@ -18,8 +18,6 @@ TASK_NAME = "autograder.grade"
 QUEUE = "grading"
 HARD_AFTER_SOFT_SECONDS = 120.0
 """The hard time limit of the grading task comes this long after the soft one (time to report the failure)."""
-PROGRESS = "PROGRESS"
-"""The grading task's custom state while it runs; meta: submission_id, check, checks_started."""
 
 
 def result_backend_for(broker_url: str) -> str:
@@ -42,11 +40,14 @@ def celery_config(settings: ServerSettings) -> dict[str, Any]:
     # The SQLAlchemy transport hands every transport option to create_engine(): pass none there.
     return dict(
         broker_url=settings.broker_url,
+        # Late acks with prefetch 1: a worker process reserves one message at a time. A grading process that dies
+        # does not get its message redelivered (reject_on_worker_lost off): the lease runs out and the sweeper,
+        # the one retry layer (services.retries), grades it again with the attempt counted.
         task_acks_late=True,
-        task_reject_on_worker_lost=True,
+        task_reject_on_worker_lost=False,
         worker_prefetch_multiplier=1,
         worker_concurrency=settings.worker_concurrency,
-        task_ignore_result=True,  # the grading task opts in (its progress and outcome)
+        task_ignore_result=True,  # the grading task opts in (its one-line outcome)
         result_backend=result_backend_for(settings.broker_url),
         result_expires=7 * 24 * 3600,
         result_backend_always_retry=False,

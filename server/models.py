@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -62,6 +63,13 @@ class SubmissionStatus(StrEnum):
     @property
     def final(self) -> bool:
         return self in (SubmissionStatus.GRADED, SubmissionStatus.REJECTED, SubmissionStatus.ERROR)
+
+
+STATUS_CHECK = "submission_status"
+STATUS_TYPE = Enum(SubmissionStatus, name=STATUS_CHECK, native_enum=False, create_constraint=True, length=20,
+                   values_callable=lambda e: [m.value for m in e], validate_strings=True)
+"""VARCHAR(20) with a CHECK constraint on every backend (no PostgreSQL enum type to migrate when a state is added);
+rows read back as SubmissionStatus members, which compare equal to their strings."""
 
 
 class Visibility(StrEnum):
@@ -211,10 +219,13 @@ class Submission(Base):
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     sha256: Mapped[str] = mapped_column(String(64), default="")
 
-    status: Mapped[str] = mapped_column(String(20), default=SubmissionStatus.QUEUED.value)
+    status: Mapped[SubmissionStatus] = mapped_column(STATUS_TYPE, default=SubmissionStatus.QUEUED)
+    """Moved only by server.services.lifecycle (its transition table says which moves are legal)."""
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    """When the grading message was last handed to the broker."""
+    """When the grading message was last handed to the broker (None: to be sent by the sweeper)."""
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """A queued retry is not sent (nor claimed) before this time: the backoff after a failed attempt."""
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -223,7 +234,7 @@ class Submission(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     worker: Mapped[str] = mapped_column(String(200), default="")
     task_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    """The Celery task of the current or last attempt (its PROGRESS state is in the result backend)."""
+    """The Celery task of the current or last attempt."""
     lb_changed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """The assignment's `lb_version` when this row last changed what the leaderboard shows (upload, result),
     so a cached leaderboard re-ranks only the students whose rows changed since its version."""
@@ -250,7 +261,7 @@ class Submission(Base):
 
     @property
     def state(self) -> SubmissionStatus:
-        return SubmissionStatus(self.status)
+        return SubmissionStatus(self.status)  # a plain string before the row is flushed
 
     @property
     def result(self) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 def sweep_once(app: Flask) -> dict[str, int]:
     from server import web
-    from server.services.submissions import sweep
+    from server.services.retries import sweep
 
     with app.app_context():
         rt = web.runtime(app)

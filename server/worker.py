@@ -45,16 +45,6 @@ def _structured_logs(sender: Any = None, **_kw: Any) -> None:
     install()
 
 
-@signals.worker_init.connect
-def _exclusive(sender: Any = None, **_kw: Any) -> None:
-    """A worker process that grades one submission at a time may take over its own claims at once."""
-    worker_app: Any = getattr(sender, "app", None)
-    if worker_app is not app:
-        return
-    conf: Any = worker_app.conf
-    conf.autograder = dict(conf.autograder, exclusive=getattr(sender, "concurrency", 0) == 1)
-
-
 @signals.worker_ready.connect
 def _heartbeat(sender: Any = None, **_kw: Any) -> None:
     """Tells the web app this worker is alive (for the instructors' queue view)."""

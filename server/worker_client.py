@@ -1,7 +1,8 @@
 """The worker's side of grading: claim, fetch the zip, run the engine, post progress and the result.
 
 HTTP through requests. Transient faults (connection refused or reset, a read timeout, 502/503/504 with their
-Retry-After) are retried by urllib3's Retry in the session: the one retry layer of the worker. Every request
+Retry-After) are retried by urllib3's Retry in the session: retries of one request (transport), never of a
+grading, which only the web app's sweeper starts again (server/services/retries.py). Every request
 carries an HMAC of method, path, time and body with the shared secret; the retries of a request stop while its
 signature is still fresh (`MAX_SKEW_SECONDS`), so none of them is refused as stale.
 """
@@ -16,7 +17,6 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,8 @@ def retry_policy(total: int = 12, backoff_factor: float = 1.0, backoff_max: floa
 
 class InternalClient:
     def __init__(self, base_url: str, secret: str, *, hostname: str = "", timeout: float = 30.0,
-                 exclusive: bool = False, retry: DeadlineRetry | None = None) -> None:
+                 retry: DeadlineRetry | None = None) -> None:
         self.base = base_url.rstrip("/")
-        self.exclusive = exclusive
         self.secret = secret
         self.hostname = hostname or socket.gethostname()
         self.timeout = timeout
@@ -119,13 +118,14 @@ class InternalClient:
                         for chunk in resp.iter_content(1 << 20):
                             out.write(chunk)
                     return {}
-                return json.loads(resp.content or b"{}")
+                answer: dict[str, Any] = json.loads(resp.content or b"{}")
+                return answer
         except requests.RequestException as exc:
             raise WebUnavailable(f"{method} {path}: {exc}") from None
 
     def claim(self, sid: int, task_id: str = "") -> dict[str, Any]:
         return self._request("POST", f"/internal/submissions/{sid}/claim",
-                             {"hostname": self.hostname, "exclusive": self.exclusive, "task_id": task_id})
+                             {"hostname": self.hostname, "task_id": task_id})
 
     def download(self, sid: int, claim: str, dest: Path) -> None:
         self._request("GET", f"/internal/submissions/{sid}/zip?claim={claim}", dest=dest)
@@ -166,12 +166,11 @@ class _Heartbeat(threading.Thread):
                 log.warning("heartbeat for submission %s failed: %s", self.sid, exc)
 
 
-def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: float, task_id: str = "",
-                    on_check: Callable[[str, int], None] | None = None) -> str:
+def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: float, task_id: str = "") -> str:
     """One grading attempt for submission `sid`; returns a short outcome for the worker log.
 
-    `on_check(check_id, checks_started)` is called as each check starts (the task reports it as its
-    Celery state); the same progress is posted to the web app, which stores it on the submission.
+    Progress has one channel: each check as it starts is posted to the web app, which stores it on the
+    submission (what the pages and the API show) and renews the lease.
     """
     try:
         info = client.claim(sid, task_id)
@@ -189,20 +188,11 @@ def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: floa
                 client.fail(sid, claim, "downloaded zip does not match its checksum")
                 return f"submission {sid}: checksum mismatch"
 
-            started = 0
-
             def on_progress(check_id: str) -> None:
-                nonlocal started
-                started += 1
                 try:
                     client.progress(sid, claim, check_id)
                 except Exception as exc:  # progress is best effort; the result is what counts
                     log.warning("progress for submission %s: %s", sid, exc)
-                if on_check is not None:
-                    try:
-                        on_check(check_id, started)
-                    except Exception as exc:  # e.g. the result backend is down: the grading goes on
-                        log.warning("task state for submission %s: %s", sid, exc)
 
             from grader.api import grade_submission
 

@@ -9,11 +9,10 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, Flask, abort, current_app, g, request, url_for
 
 from server import schemas, web
-from server.models import User
-from server.services import accounts
+from server.models import User, utcnow
+from server.services import accounts, uploads, visibility
 from server.services import assignments as assignment_svc
 from server.services import leaderboard as lb
-from server.services import submissions as svc
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 F = TypeVar("F")
@@ -46,7 +45,7 @@ def describe(app: Flask) -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi() -> Any:
-    return describe(cast(Flask, current_app))
+    return describe(current_app)
 
 
 @bp.get("/assignments")
@@ -54,8 +53,8 @@ def openapi() -> Any:
 def assignments() -> Any:
     s = web.db()
     return schemas.Assignments(assignments=[schemas.AssignmentInfo(
-        name=a.name, title=a.title, open=a.is_open(svc.utcnow()), upload_limit=a.upload_limit,
-        uploads_used=svc.uploads_used(s, _user(), a), max_upload_bytes=a.max_upload_bytes,
+        name=a.name, title=a.title, open=a.is_open(utcnow()), upload_limit=a.upload_limit,
+        uploads_used=uploads.uploads_used(s, _user(), a), max_upload_bytes=a.max_upload_bytes,
         closes_at=a.closes_at.isoformat() if a.closes_at else None,
     ) for a in assignment_svc.list_assignment_rows(s)]).body()
 
@@ -66,18 +65,18 @@ def upload(name: str) -> Any:
     a = web.assignment_or_404(name)
     g.upload_limit = a.max_upload_bytes
     if request.content_length is not None and request.content_length > a.max_upload_bytes + 64 * 1024:
-        return schemas.Error(error=svc.too_large_message(a.max_upload_bytes), limit_bytes=a.max_upload_bytes).body(), 413
+        return schemas.Error(error=uploads.too_large_message(a.max_upload_bytes), limit_bytes=a.max_upload_bytes).body(), 413
     request.max_content_length = a.max_upload_bytes + 64 * 1024
     f = request.files.get("file")
     try:
         if f is None or not f.filename:
-            svc.check_can_upload(web.db(), _user(), a)
-            raise svc.UploadRefused("send the zip as multipart form field 'file'")
-        sub = svc.submit_upload(web.db(), web.settings(), web.dispatch(), user=_user(), assignment=a,
+            uploads.check_can_upload(web.db(), _user(), a)
+            raise uploads.UploadRefused("send the zip as multipart form field 'file'")
+        sub = uploads.submit_upload(web.db(), web.settings(), web.dispatch(), user=_user(), assignment=a,
                                 stream=f.stream, filename=f.filename, via="api")
-    except svc.UploadRefused as exc:
+    except uploads.UploadRefused as exc:
         return schemas.Error(error=exc.message).body(), exc.status
-    body = schemas.Uploaded(**svc.state_dict(web.db(), sub), uploads_used=sub.upload_number,
+    body = schemas.Uploaded(**visibility.state_dict(web.db(), sub), uploads_used=sub.upload_number,
                             upload_limit=a.upload_limit).body()
     return body, 201, {"Location": url_for("api.submission", submission_id=sub.id)}
 
@@ -85,20 +84,20 @@ def upload(name: str) -> Any:
 @bp.get("/submissions")
 @token_required
 def submissions() -> Any:
-    return schemas.Submissions(submissions=[schemas.Submission(**svc.state_dict(web.db(), s) | {"result": None})
-                                            for s in svc.history(web.db(), _user())]).body()
+    return schemas.Submissions(submissions=[schemas.Submission(**visibility.state_dict(web.db(), s) | {"result": None})
+                                            for s in visibility.history(web.db(), _user())]).body()
 
 
 @bp.get("/submissions/<int:submission_id>")
 @token_required
 def submission(submission_id: int) -> Any:
     try:
-        sub = svc.visible_submission(web.db(), _user(), submission_id)
-    except svc.Forbidden:
+        sub = visibility.visible_submission(web.db(), _user(), submission_id)
+    except visibility.Forbidden:
         return schemas.Error(error="forbidden").body(), 403
     if sub is None:
         abort(404)
-    return schemas.Submission(**svc.state_dict(web.db(), sub, for_instructor=_user().is_instructor)).body()
+    return schemas.Submission(**visibility.state_dict(web.db(), sub, for_instructor=_user().is_instructor)).body()
 
 
 @bp.get("/assignments/<name>/leaderboard")

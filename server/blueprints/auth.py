@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from server import web
+from server.blueprints import login_required
 from server.forms import ActionForm, LoginForm, SetupForm, TokenForm
 from server.services import accounts
 

@@ -36,7 +36,7 @@ def broker_ok(url: str, timeout: float = BROKER_TIMEOUT_S) -> str:
 
     try:
         with Connection(url, connect_timeout=timeout) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=max(1, round(timeout)))
     except Exception as exc:
         return f"unreachable ({type(exc).__name__})"
     return "ok"

@@ -11,9 +11,8 @@ from wtforms.fields.choices import SelectChoice
 from server import web
 from server.forms import ActionForm, AssignmentSettingsForm, CreateAssignmentForm, RosterForm
 from server.models import SubmissionStatus
-from server.services import accounts, reports
+from server.services import accounts, queue, regrades, reports, visibility
 from server.services import assignments as assignment_svc
-from server.services import submissions as svc
 
 bp = Blueprint("instructor", __name__, url_prefix="/instructor")
 MiB = 2**20
@@ -34,15 +33,15 @@ def dashboard() -> Any:
     form = CreateAssignmentForm()
     existing = {a.name for a in assignment_svc.list_assignment_rows(s)}
     form.name.choices = [SelectChoice(n) for n in assignment_svc.available_specs() if n not in existing]
-    regrades = [svc.regrade_progress(s, r.id) for r in svc.latest_regrades(s)]
-    return render_template("instructor/dashboard.html", queue=svc.queue_overview(s), form=form,
-                           assignments=assignment_svc.list_assignment_rows(s), regrades=regrades)
+    recent = [regrades.regrade_progress(s, r.id) for r in regrades.latest_regrades(s)]
+    return render_template("instructor/dashboard.html", queue=queue.queue_overview(s), form=form,
+                           assignments=assignment_svc.list_assignment_rows(s), regrades=recent)
 
 
 @bp.get("/queue.json")
 @web.instructor_required
 def queue_json() -> Any:
-    return svc.queue_overview(web.db())
+    return queue.queue_overview(web.db())
 
 
 @bp.post("/assignments")
@@ -93,11 +92,11 @@ def submissions() -> Any:
             return None
 
     args = request.args
-    f = svc.SubmissionFilter(assignment=args.get("assignment", ""), student=args.get("student", ""),
+    f = queue.SubmissionFilter(assignment=args.get("assignment", ""), student=args.get("student", ""),
                              status=args.get("status", ""), since=date(args.get("since", "")),
                              until=date(args.get("until", "")))
     page = max(1, args.get("page", 1, type=int) or 1)
-    rows, total = svc.search(web.db(), f, limit=100, offset=(page - 1) * 100)
+    rows, total = queue.search(web.db(), f, limit=100, offset=(page - 1) * 100)
     return render_template("instructor/submissions.html", rows=rows, total=total, f=f, page=page,
                            statuses=[s.value for s in SubmissionStatus], action=ActionForm(),
                            assignments=assignment_svc.list_assignment_rows(web.db()))
@@ -114,10 +113,10 @@ def download(submission_id: int) -> Any:
 def regrade_one(submission_id: int) -> Any:
     if not ActionForm().validate_on_submit():
         abort(400)
-    sub = svc.get_submission(web.db(), submission_id)
+    sub = visibility.get_submission(web.db(), submission_id)
     if sub is None:
         abort(404)
-    rg = svc.regrade(web.db(), web.dispatch(), assignment=sub.assignment, requested_by=web.user(),
+    rg = regrades.regrade(web.db(), web.dispatch(), assignment=sub.assignment, requested_by=web.user(),
                      submission_ids=[sub.id], scope=f"submission {sub.id}")
     flash(f"Regrade #{rg.id} queued.")
     return web.redirect_back(request.form.get("back"), "submissions.show", submission_id=sub.id)
@@ -136,8 +135,8 @@ def regrade_many(name: str) -> Any:
         if who is None:
             flash(f"No user {student!r}.")
             return redirect(url_for("instructor.dashboard"))
-    ids = svc.regrade_ids(web.db(), a, user=who)
-    rg = svc.regrade(web.db(), web.dispatch(), assignment=a, requested_by=web.user(), submission_ids=ids,
+    ids = regrades.regrade_ids(web.db(), a, user=who)
+    rg = regrades.regrade(web.db(), web.dispatch(), assignment=a, requested_by=web.user(), submission_ids=ids,
                      scope=f"{a.name}: " + (f"student {who.username}" if who else "all submissions"))
     flash(f"Regrade #{rg.id} queued: {len(ids)} submission(s).")
     return redirect(url_for("instructor.dashboard"))
@@ -146,7 +145,7 @@ def regrade_many(name: str) -> Any:
 @bp.get("/regrades/<int:regrade_id>.json")
 @web.instructor_required
 def regrade_json(regrade_id: int) -> Any:
-    p = svc.regrade_progress(web.db(), regrade_id)
+    p = regrades.regrade_progress(web.db(), regrade_id)
     if p is None:
         abort(404)
     return p

@@ -12,7 +12,7 @@ from flask import Blueprint, abort, request, send_file
 
 from server import web
 from server.security import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from server.services import submissions as svc
+from server.services import claims, finishing
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 
@@ -33,8 +33,8 @@ def _json() -> dict[str, Any]:
     return data
 
 
-@bp.errorhandler(svc.Conflict)
-def _conflict(e: svc.Conflict) -> Any:
+@bp.errorhandler(claims.Conflict)
+def _conflict(e: claims.Conflict) -> Any:
     return {"error": str(e)}, 409
 
 
@@ -46,15 +46,15 @@ def _unauthorized(_e: Exception) -> Any:
 @bp.post("/submissions/<int:sid>/claim")
 def claim(sid: int) -> Any:
     d = _json()
-    c = svc.claim(web.db(), web.settings(), sid, hostname=str(d.get("hostname", "")),
-                  exclusive=bool(d.get("exclusive", False)), task_id=str(d.get("task_id") or ""))
+    c = claims.claim(web.db(), web.settings(), sid, hostname=str(d.get("hostname", "")),
+                     task_id=str(d.get("task_id") or ""))
     return {"claim": c.token, "assignment": c.submission.assignment.name, "sha256": c.submission.sha256,
             "size": c.submission.size_bytes, "attempt": c.submission.attempts}
 
 
 @bp.get("/submissions/<int:sid>/zip")
 def zip_file(sid: int) -> Any:
-    path = svc.zip_path_for_claim(web.db(), web.settings(), sid, request.args.get("claim", ""))
+    path = claims.zip_path_for_claim(web.db(), web.settings(), sid, request.args.get("claim", ""))
     if not path.is_file():
         abort(404)
     return send_file(path, mimetype="application/zip", as_attachment=True, download_name=f"{sid}.zip")
@@ -64,7 +64,7 @@ def zip_file(sid: int) -> Any:
 def progress(sid: int) -> Any:
     d = _json()
     check = d.get("check")
-    svc.progress(web.db(), web.settings(), sid, str(d.get("claim", "")),
+    claims.progress(web.db(), web.settings(), sid, str(d.get("claim", "")),
                  check=str(check) if check else None, hostname=str(d.get("hostname", "")))
     return {"ok": True}
 
@@ -74,20 +74,20 @@ def result(sid: int) -> Any:
     d = _json()
     if not isinstance(d.get("result"), dict):
         abort(400)
-    status = svc.finish(web.db(), web.settings(), web.dispatch(), sid, str(d.get("claim", "")), d["result"],
-                        hostname=str(d.get("hostname", "")))
+    status = finishing.finish(web.db(), web.settings(), sid, str(d.get("claim", "")), d["result"],
+                              hostname=str(d.get("hostname", "")))
     return {"status": status}
 
 
 @bp.post("/submissions/<int:sid>/fail")
 def fail(sid: int) -> Any:
     d = _json()
-    status = svc.fail(web.db(), web.settings(), web.dispatch(), sid, str(d.get("claim", "")),
-                      reason=str(d.get("reason", ""))[:4000])
+    status = finishing.fail(web.db(), web.settings(), sid, str(d.get("claim", "")),
+                            reason=str(d.get("reason", ""))[:4000])
     return {"status": status}
 
 
 @bp.post("/workers/heartbeat")
 def heartbeat() -> Any:
-    svc.worker_heartbeat(web.db(), str(_json().get("hostname", "")))
+    claims.worker_heartbeat(web.db(), str(_json().get("hostname", "")))
     return {"ok": True}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, render_template, request
-from flask_login import login_required
 from markupsafe import Markup, escape
 
 from server import web
+from server.blueprints import login_required
 from server.services import leaderboard as svc
 
 bp = Blueprint("leaderboard", __name__)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, request
 
 from server import web
-from server.services import submissions as svc
+from server.services import queue
 
 bp = Blueprint("metrics", __name__)
 
@@ -31,10 +31,10 @@ def metrics() -> Any:
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-    q = svc.queue_overview(web.db())
+    q = queue.queue_overview(web.db())
     reg = CollectorRegistry()
     by_status = Gauge("autograder_submissions", "Submissions by status", ["status"], registry=reg)
-    for status, n in svc.status_counts(web.db()).items():
+    for status, n in queue.status_counts(web.db()).items():
         by_status.labels(status=status).set(n)
     Gauge("autograder_queue_oldest_waiting_seconds", "Age of the oldest queued submission",
           registry=reg).set(q["oldest_waiting_s"] or 0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import ColumnElement, and_, case, func, select, true, update
 from sqlalchemy.orm import Session
 
 from server.models import Assignment, Counts, Role, Submission, User, Visibility, utcnow
@@ -34,6 +34,22 @@ class Row:
     passed: bool | None
     uploads: int
     at: datetime
+
+
+def _database(session: Session) -> str:
+    """The URL of the session's database (part of cache keys)."""
+    bind = session.get_bind()
+    return str(bind.engine.url)
+
+
+def bump_leaderboard(session: Session, assignment_id: int, changed: Submission | None = None) -> None:
+    """Invalidate cached leaderboards of the assignment (part of the caller's transaction); `changed` is
+    marked with the new version, so caches re-rank only its student."""
+    version = session.execute(update(Assignment).where(Assignment.id == assignment_id)
+                              .values(lb_version=Assignment.lb_version + 1)
+                              .returning(Assignment.lb_version)).scalar_one()
+    if changed is not None:
+        changed.lb_changed = version
 
 
 def columns(assignment: Assignment) -> list[tuple[str, str]]:
@@ -82,7 +98,7 @@ def ranked(session: Session, assignment: Assignment, *, counts: str | None = Non
     ranking every submission of the course.
     """
     counts = counts or assignment.leaderboard_counts
-    database = str(session.get_bind().url)
+    database = _database(session)
     key = (database, assignment.id, counts, cutoff.isoformat() if cutoff else "", passed_only)
     version = _version(session, assignment)
     with _CACHE_LOCK:
@@ -128,7 +144,7 @@ def _ranked(session: Session, assignment: Assignment, *, counts: str, cutoff: da
             passed_only: bool, users: set[int] | None = None) -> list[Row]:
     """The ranking computed from the submissions (of `users` only when given: ranks then count from 1
     among them and are only meaningful after `_merge`)."""
-    eligible = Submission.lb_value.is_not(None)
+    eligible: ColumnElement[bool] = Submission.lb_value.is_not(None)
     if cutoff is not None:
         eligible = and_(eligible, Submission.created_at <= cutoff)
     if passed_only:
@@ -167,7 +183,7 @@ def hidden_for(assignment: Assignment, viewer: User, *, now: datetime | None = N
 def etag(session: Session, assignment: Assignment, viewer: User, *, now: float | None = None) -> str:
     """Changes whenever `board` for this viewer may: a new version, other settings, the deadline passing,
     and at least once a minute (the full re-ranking that picks up renamed students)."""
-    parts = (str(session.get_bind().url), assignment.id, _version(session, assignment), viewer.id, viewer.role,
+    parts = (_database(session), assignment.id, _version(session, assignment), viewer.id, viewer.role,
              assignment.title, assignment.leaderboard_visibility, assignment.leaderboard_counts, assignment.challenge_deadline,
              hidden_for(assignment, viewer), int((time.time() if now is None else now) // FULL_EVERY_S))
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]

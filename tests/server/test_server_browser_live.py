@@ -68,14 +68,14 @@ def test_submission_and_leaderboard_update_without_reload(live_server, browser, 
             id="numpy_nn.Linear.forward", target="Linear", status=CheckStatus.PASSED, points=1.0,
             max_points=1.0)], metrics=metrics, timings={"total_s": 1.0}, notices=[]).to_dict()
 
-    svc.finish(db, settings, noop, mine.id, c.token, result(0.81))
+    svc.finish(db, settings, mine.id, c.token, result(0.81))
     expect(page.locator("#status")).to_have_text("graded", timeout=10_000)
     expect(page.locator("#checks")).to_contain_text("numpy_nn.Linear.forward")
 
     me = board.locator("#leaderboard-table tbody tr.me")
     expect(me).to_be_visible(timeout=15_000)  # appeared without a reload
     expect(me.locator("td").nth(2)).to_have_text("81.00")
-    svc.finish(db, settings, noop, ahead.id, c_bob.token, result(0.9))
+    svc.finish(db, settings, ahead.id, c_bob.token, result(0.9))
     expect(board.locator("#leaderboard-table tbody tr").first.locator("td").nth(1)).to_have_text(
         "Bob B", timeout=15_000)
     expect(me.locator("td").first).to_have_text("2")

@@ -68,6 +68,13 @@ def row(db, sid: int) -> Submission:
     return db.get(Submission, sid)
 
 
+def backoff_over(db, sid: int) -> None:
+    """The retry's backoff has passed (instead of waiting for it)."""
+    s = row(db, sid)
+    s.retry_at = utcnow() - timedelta(seconds=1)
+    db.commit()
+
+
 def test_full_cycle(worker, db, sub_id, as_user, h):
     r = worker.claim(sub_id)
     assert r.status_code == 200
@@ -111,6 +118,9 @@ def test_engine_error_retried_then_error_with_reason_for_instructors(worker, db,
         err = GradeResult.error(assignment="rpz-cnn", message=f"sandbox broke #{attempt}").to_dict()
         status = worker.result(sub_id, r.json["claim"], err).json["status"]
         assert status == ("queued" if attempt < settings.max_attempts else "error")
+        if status == "queued":
+            assert worker.claim(sub_id).status_code == 409  # not before its backoff is over
+            backoff_over(db, sub_id)
     s = row(db, sub_id)
     assert s.status == "error" and s.attempts == settings.max_attempts
     assert "sandbox broke #1" in s.error_reason and "sandbox broke #3" in s.error_reason
@@ -121,7 +131,7 @@ def test_engine_error_retried_then_error_with_reason_for_instructors(worker, db,
     assert worker.claim(sub_id).status_code == 409
 
 
-def test_deterministic_engine_error_ends_at_once(worker, db, sub_id, as_user):
+def test_deterministic_engine_error_ends_at_once(worker, db, sub_id, as_user, settings):
     """An error grading again would repeat (a spec that does not validate) is not retried."""
     claim = worker.claim(sub_id).json["claim"]
     err = GradeResult.error(assignment="rpz-cnn", deterministic=True,
@@ -130,6 +140,11 @@ def test_deterministic_engine_error_ends_at_once(worker, db, sub_id, as_user):
     s = row(db, sub_id)
     assert s.status == "error" and s.attempts == 1
     assert "attempt 1: grader error (not retried)" in s.error_reason and "params.treshold" in s.error_reason
+    sent: list[int] = []  # the retry layer leaves it alone, however long it waits
+    for hours in (0, 1, 2, 24):
+        assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=utcnow() + timedelta(hours=hours)) \
+            == {"requeued": 0, "resent": 0, "errored": 0}
+    assert sent == [] and row(db, sub_id).attempts == 1
     student = as_user("alice").get(f"/submissions/{sub_id}.json").json
     assert student["status"] == "error" and "not your fault" in student["message"] and "error_reason" not in student
     assert worker.claim(sub_id).status_code == 409
@@ -170,7 +185,11 @@ def test_sweeper_requeues_a_silent_worker_then_gives_up(worker, db, sub_id, sett
         db.commit()
         counts = svc.sweep(db, settings, lambda sid, d: sent.append(sid))
         if attempt < settings.max_attempts:
-            assert counts["requeued"] == 1 and row(db, sub_id).status == "queued"
+            assert counts == {"requeued": 1, "resent": 0, "errored": 0} and row(db, sub_id).status == "queued"
+            assert worker.claim(sub_id).status_code == 409  # the backoff
+            later = row(db, sub_id).retry_at + timedelta(seconds=1)
+            assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=later)["resent"] == 1
+            backoff_over(db, sub_id)
         else:
             assert counts["errored"] == 1
     s = row(db, sub_id)
@@ -228,18 +247,44 @@ def test_queue_overview(worker, db, sub_id, as_user, h):
     assert as_user("bob").get(f"/submissions/{sub_id + 1}.json").json["queue_position"] == 1
 
 
-def test_redelivery_to_the_same_exclusive_worker_takes_over(worker, db, sub_id):
-    first = worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w1@x", "exclusive": True})
+def test_a_running_submission_is_claimed_by_no_one_until_the_sweeper_requeues_it(worker, db, sub_id, settings):
+    """A redelivered or duplicate message, even to the worker that holds the claim, starts no second attempt:
+    only the sweeper (lease expired) grades it again."""
+    first = worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w1@x"})
     assert first.status_code == 200
-    # another worker must wait for the lease; a non-exclusive worker cannot know its old process died
-    assert worker.call("POST", f"/internal/submissions/{sub_id}/claim",
-                       {"hostname": "w2@x", "exclusive": True}).status_code == 409
-    assert worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w1@x"}).status_code == 409
-    again = worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w1@x", "exclusive": True})
+    for who in ("w1@x", "w2@x"):
+        assert worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": who}).status_code == 409
+    s = row(db, sub_id)
+    s.lease_expires_at = utcnow() - timedelta(seconds=1)  # its process died: no heartbeat any more
+    db.commit()
+    assert worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w2@x"}).status_code == 409
+    sent: list[int] = []
+    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid))["requeued"] == 1
+    later = row(db, sub_id).retry_at + timedelta(seconds=1)
+    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=later)["resent"] == 1 and sent == [sub_id]
+    backoff_over(db, sub_id)
+    again = worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w2@x"})
     assert again.status_code == 200 and again.json["attempt"] == 2
     assert worker.result(sub_id, first.json["claim"], graded()).status_code == 409  # the dead attempt's claim
+    assert worker.result(sub_id, again.json["claim"], graded()).json["status"] == "graded"
     s = row(db, sub_id)
-    assert "died (message redelivered)" in s.error_reason and s.claim == again.json["claim"]
+    assert s.error_reason == "attempt 1: worker w1@x went silent (lease expired)" and s.attempts == 2
+
+
+def test_a_failed_attempt_is_sent_again_by_the_sweeper_only_after_its_backoff(worker, db, sub_id, settings):
+    from server.services.retries import backoff
+
+    claim = worker.claim(sub_id).json["claim"]
+    assert worker.fail(sub_id, claim, "engine raised: Boom").json["status"] == "queued"
+    s = row(db, sub_id)
+    assert s.enqueued_at is None, "the failure request itself sent it again"
+    assert s.retry_at is not None and s.retry_at - utcnow() <= backoff(1)
+    sent: list[int] = []
+    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid))["resent"] == 0 and sent == []
+    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=s.retry_at)["resent"] == 1
+    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=s.retry_at)["resent"] == 0  # once
+    assert sent == [sub_id]
+    assert [backoff(n).total_seconds() for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
 
 
 def test_big_regrade_is_sent_by_the_sweeper_once(db, h, settings):

@@ -81,7 +81,7 @@ def test_postgres_migrations_upload_grade_leaderboard(pg_url, tmp_path, h):
         timings={}, notices=[]).to_dict()
     with Session(engine, expire_on_commit=False) as s:
         claim = svc.claim(s, settings, sid, hostname="w")
-        assert svc.claim.__name__ and svc.finish(s, settings, lambda *_: None, sid, claim.token, result) == "graded"
+        assert svc.claim.__name__ and svc.finish(s, settings, sid, claim.token, result) == "graded"
         a = s.merge(a)
         rows = leaderboard.ranked(s, a)
         assert [(r.username, r.value, r.uploads) for r in rows] == [("alice", 0.75, 1)]

@@ -1,0 +1,107 @@
+"""The worker side of an attempt: claims (attempt tokens), leases renewed by progress, worker heartbeats.
+
+A claim is an attempt token: one attempt at a time holds a submission, so duplicate or redelivered messages
+are harmless, and requests of a superseded attempt are refused (`Conflict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from server import storage
+from server.models import Submission, SubmissionStatus, WorkerSeen, utcnow
+from server.security import new_token
+from server.services.lifecycle import Why, move_where
+from server.settings import ServerSettings
+
+R = SubmissionStatus.RUNNING
+
+
+class Conflict(Exception):
+    """A worker's request that no longer applies (finished, busy, or a stale claim)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    token: str
+    submission: Submission
+
+
+def touch_worker(session: Session, hostname: str, submission_id: int | None) -> None:
+    if not hostname:
+        return
+    w = session.get(WorkerSeen, hostname[:200])
+    if w is None:
+        session.add(WorkerSeen(hostname=hostname[:200], last_seen=utcnow(), submission_id=submission_id))
+    else:
+        w.last_seen = utcnow()
+        w.submission_id = submission_id
+
+
+def worker_heartbeat(session: Session, hostname: str) -> None:
+    touch_worker(session, hostname, None)
+    session.commit()
+
+
+def claim(session: Session, settings: ServerSettings, submission_id: int, *, hostname: str,
+          task_id: str = "") -> Claim:
+    """Start a grading attempt of a queued, due submission; Conflict when finished, running (held by another
+    attempt, or its worker went silent: the sweeper requeues it), waiting for its retry, or out of attempts.
+
+    So a duplicate, redelivered or early message does nothing: when an attempt starts again is the sweeper's
+    decision alone (services.retries).
+    """
+    from server.services.finishing import give_up
+
+    now = utcnow()
+    sub = session.get(Submission, submission_id)
+    if sub is None or sub.state.final:
+        raise Conflict("finished")
+    if sub.status == R:
+        raise Conflict("busy")
+    if sub.retry_at is not None and sub.retry_at > now:
+        raise Conflict("not due")
+    if sub.attempts >= settings.max_attempts:
+        give_up(session, sub, "")
+        raise Conflict("out of attempts")
+    token = new_token()
+    moved = move_where(session, R, reason=Why.CLAIMED, now=now,
+                       where=[Submission.id == sub.id, Submission.attempts == sub.attempts, Submission.claim.is_(None)],
+                       claim=token, attempts=sub.attempts + 1, worker=hostname[:200], task_id=task_id[:64],
+                       lease_expires_at=now + timedelta(seconds=settings.lease_seconds))
+    if moved != 1:
+        session.rollback()
+        raise Conflict("busy")
+    touch_worker(session, hostname, sub.id)
+    session.commit()
+    session.refresh(sub)
+    return Claim(token, sub)
+
+
+def held(session: Session, submission_id: int, token: str) -> Submission:
+    """The submission if `token` is the claim of its running attempt; Conflict otherwise."""
+    sub = session.get(Submission, submission_id)
+    if sub is None or sub.status != R or not token or sub.claim != token:
+        raise Conflict("stale claim")
+    return sub
+
+
+def zip_path_for_claim(session: Session, settings: ServerSettings, submission_id: int, token: str) -> Path:
+    sub = held(session, submission_id, token)
+    return storage.path_of(settings.upload_dir, sub.stored_name)
+
+
+def progress(session: Session, settings: ServerSettings, submission_id: int, token: str, *,
+             check: str | None, hostname: str = "") -> None:
+    """Record the check being run (or just renew the lease when `check` is None): the one progress channel."""
+    sub = held(session, submission_id, token)
+    sub.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_seconds)
+    if check and check != sub.current_check:
+        sub.current_check = check[:200]
+        sub.checks_done += 1
+    touch_worker(session, hostname, sub.id)
+    session.commit()

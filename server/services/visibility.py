@@ -1,0 +1,53 @@
+"""Who may see which submission, and what the submission page and the API show of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.models import Assignment, Submission, SubmissionStatus, User
+from server.services.queue import queue_position
+
+
+class Forbidden(Exception):
+    pass
+
+
+def get_submission(session: Session, submission_id: int) -> Submission | None:
+    return session.get(Submission, submission_id)
+
+
+def visible_submission(session: Session, user: User, submission_id: int) -> Submission | None:
+    """The submission if `user` may see it; Forbidden for another student's, None if there is none."""
+    sub = session.get(Submission, submission_id)
+    if sub is None:
+        return None
+    if sub.user_id != user.id and not user.is_instructor:
+        raise Forbidden()
+    return sub
+
+
+def history(session: Session, user: User, assignment: Assignment | None = None) -> list[Submission]:
+    q = select(Submission).where(Submission.user_id == user.id)
+    if assignment is not None:
+        q = q.where(Submission.assignment_id == assignment.id)
+    return list(session.scalars(q.order_by(Submission.id.desc())))
+
+
+def state_dict(session: Session, sub: Submission, *, for_instructor: bool = False) -> dict[str, Any]:
+    """What the submission page and the API show (students never see the instructor-only reason)."""
+    running = sub.status == SubmissionStatus.RUNNING
+    d: dict[str, Any] = {
+        "id": sub.id, "assignment": sub.assignment.name, "upload_number": sub.upload_number,
+        "uploaded_at": sub.created_at.isoformat(), "status": str(sub.status), "filename": sub.original_filename,
+        "queue_position": queue_position(session, sub), "current_check": sub.current_check if running else "",
+        "checks_done": sub.checks_done, "checks_total": sub.checks_total, "score": sub.score,
+        "max_score": sub.max_score, "passed": sub.passed, "message": sub.message, "result": sub.result,
+        "finished_at": sub.finished_at.isoformat() if sub.finished_at else None,
+    }
+    if for_instructor:
+        d.update(attempts=sub.attempts, worker=sub.worker, task_id=sub.task_id, error_reason=sub.error_reason,
+                 user=sub.user.username)
+    return d
