@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.harness import wire
+from grader.harness.op_messages import ImportOp
 from grader.harness.ops import Interpreter, error_info
 from grader.harness.protocol import (
     Done,
@@ -171,8 +172,8 @@ def _fail_fast(t: Task, run: GroupRun, g: _Grading) -> bool:
     """Fail a task at its first op that imports a module whose import failed, or makes a call that hung."""
     for i, (op, calls) in enumerate(zip(t.plan.ops, op_calls(t.plan.ops), strict=True)):
         error = None
-        if op["op"] == "import" and op["module"] in g.poisoned:
-            error = g.poisoned[op["module"]]
+        if isinstance(op, ImportOp) and op.module in g.poisoned:
+            error = g.poisoned[op.module]
         elif hung := next((g.hung[c] for c in sorted(calls) if c in g.hung), None):
             error = Failure(Outcome.NOT_RUN, hung)
         if error is not None:
@@ -286,8 +287,8 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) ->
         op = t.plan.ops[i]
         if current is None:  # the op never started: nothing to learn about the student's code
             pass
-        elif op["op"] == "import":
-            g.poisoned[op["module"]] = failure
+        elif isinstance(op, ImportOp):
+            g.poisoned[op.module] = failure
         elif failure.outcome is Outcome.TIMEOUT and (call := hung_call(op_calls(t.plan.ops)[i], failure.where)):
             g.hung.setdefault(call, f"was not run: {call_name(call)} did not finish within "
                                     f"{t.budget(i, limits):g} s in the check {t.check_id}")

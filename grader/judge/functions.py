@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import CallOp
 from grader.judge import units
 from grader.judge.compare import compare_array, fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
@@ -226,8 +227,8 @@ class Function:
             value = units.plain(run.value(g["read"]), arrays, f"given{n}")
             if value is units.UNUSABLE:
                 return False
-            ops[g["call"]] = {"op": "call", "ref": g["container"], "method": "__setitem__",
-                              "args": [g["key"], value], "report": False, "what": "the student's state"}
+            ops[g["call"]] = CallOp(ref=g["container"], method="__setitem__",
+                              args=[g["key"], value], report=False, what="the student's state")
         cf = units.counterfactual(ops, reference_dir=assignment.reference_dir, module=check.module,
                                   calls=calls, outputs=[run.value(i) for i in range(end, len(plan.ops))],
                                   arrays=arrays)
