@@ -103,8 +103,8 @@ class BatchPartition:
             ops = []
             for _ in range(2):
                 ops.append(script.add(CallOp(module=check.module, name=p.fn,
-                                       args=[inputs.add(x), inputs.add(y), bs],
-                                       what=f"{p.fn}(x of shape {fmt_shape(x.shape)}, y, {bs})")))
+                                             args=[inputs.add(x), inputs.add(y), bs],
+                                             what=f"{p.fn}(x of shape {fmt_shape(x.shape)}, y, {bs})")))
             cases.append(PartitionCase(x=x, y=y, batch_size=bs, ops=tuple(ops)))
         return Plan(ops=script.ops, facts=PartitionFacts(cases=tuple(cases)), use_reference=False)
 

@@ -67,11 +67,11 @@ class ClassifierNll:
         yt, _ = script.arg({"tensor": {"array": y.tolist(), "dtype": "int64"}, "dtype": "int64", "as": "y"})
         owner = p.owner
         script.add(CallOp(ref="net", method="classify", args=[{"$ref": "x"}],
-                    what=f"{owner}.classify(x)"), "classify")
+                          what=f"{owner}.classify(x)"), "classify")
         script.add(CallOp(ref="net", method="forward", args=[{"$ref": "x"}, yt],
-                    what=f"{owner}.forward(x, y)"), "avg")
+                          what=f"{owner}.forward(x, y)"), "avg")
         script.add(CallOp(ref="net", method="forward", args=[{"$ref": "x"}, yt],
-                    kwargs={"reduction": "sum"}, what=f"{owner}.forward(x, y, reduction='sum')"), "sum")
+                          kwargs={"reduction": "sum"}, what=f"{owner}.forward(x, y, reduction='sum')"), "sum")
         return Plan(ops=script.ops, facts=NllFacts(checked=script.checked, y=y), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,

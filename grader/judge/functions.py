@@ -228,7 +228,7 @@ class Function:
             if value is units.UNUSABLE:
                 return False
             ops[g["call"]] = CallOp(ref=g["container"], method="__setitem__",
-                              args=[g["key"], value], report=False, what="the student's state")
+                                    args=[g["key"], value], report=False, what="the student's state")
         cf = units.counterfactual(ops, reference_dir=assignment.reference_dir, module=check.module,
                                   calls=calls, outputs=[run.value(i) for i in range(end, len(plan.ops))],
                                   arrays=arrays)

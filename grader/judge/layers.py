@@ -111,27 +111,27 @@ class LayerScript:
         if not any(isinstance(o, ImportOp) for o in self.ops):
             self.add(ImportOp(module=self.layer.module, what=f"importing {self.layer.module}.py"))
         self.add(NewOp(module=self.layer.module, name=self.layer.name,
-                  args=self.layer.ctor_args(sizes), as_=ref,
-                  what=f"{self.layer.name}({', '.join(map(str, self.layer.ctor_args(sizes)))})"))
+                       args=self.layer.ctor_args(sizes), as_=ref,
+                       what=f"{self.layer.name}({', '.join(map(str, self.layer.ctor_args(sizes)))})"))
 
     def set_params(self, ref: str, values: dict[str, np.ndarray]) -> None:
         for pname, arr in values.items():
             self.add(SetattrOp(ref=ref, attr=pname, value=self.inputs.add(arr),
-                      what=f"setting {self.layer.name}.{pname}"))
+                               what=f"setting {self.layer.name}.{pname}"))
 
     def forward(self, ref: str, args: list[np.ndarray], label: str | None = None) -> int:
         return self.add(CallOp(ref=ref, method="forward",
-                         args=[self.inputs.add(a) for a in args], what=f"{self.layer.name}.forward"),
+                               args=[self.inputs.add(a) for a in args], what=f"{self.layer.name}.forward"),
                         label=label)
 
     def backward(self, ref: str, upstream: np.ndarray | None, label: str | None = None) -> int:
         args = [self.inputs.add(upstream)] if upstream is not None else []
         return self.add(CallOp(ref=ref, method="backward", args=args,
-                         what=f"{self.layer.name}.backward"), label=label)
+                               what=f"{self.layer.name}.backward"), label=label)
 
     def getattr(self, ref: str, attr: str, label: str | None) -> int:
         return self.add(GetattrOp(ref=ref, attr=attr,
-                         what=f"reading {self.layer.name}.{attr}"), label=label)
+                                  what=f"reading {self.layer.name}.{attr}"), label=label)
 
     def plan(self, facts: object, *, use_reference: bool = True) -> Plan:
         return Plan(ops=self.ops, facts=facts, use_reference=use_reference)
@@ -324,7 +324,7 @@ class LayerCalls:
 
         def keep(name: str, array: np.ndarray) -> dict[str, str]:
             s.add(ValueOp(value=inputs.add(array), as_=name, report=False,
-                   what=f"preparing {name}"))
+                          what=f"preparing {name}"))
             return {"$ref": name}
 
         def read_back(case: str, kept: dict[str, tuple[np.ndarray, str]], call: str, culprit: str) -> None:
@@ -362,7 +362,7 @@ class LayerCalls:
                         keys.append(f"#{c}.{j}")
                 call = f"{layer.name}.{method}"
                 i = s.add(CallOp(ref=obj, method=method, args=refs,
-                           what=f"{call} in the notebook's cell sequence (call {c + 1})"))
+                                 what=f"{call} in the notebook's cell sequence (call {c + 1})"))
                 label = f"{call} on the notebook's test input {n + 1}" + (f" (call {c + 1})" if c else "")
                 if method == "forward":
                     want = case_array(cell.expect) if cell.expect is not None else expected.get(tuple(keys))
@@ -402,7 +402,7 @@ class LayerCalls:
                 up = rng.normal(size=shape_of(layer.output, sizes_x))
                 args = [keep(f"{obj}_up", up)]
             i = s.add(CallOp(ref=obj, method="backward", args=args,
-                       what=f"{layer.name}.backward"))
+                             what=f"{layer.name}.backward"))
             value(i, cid, f"{layer.name}.backward return value for input shape {fmt_shape(x[0].shape)}", None,
                   shape_doc(layer.inputs[0].shape), False)
             for pname, attr in layer.grad_attrs.items():
@@ -621,18 +621,18 @@ class LayerParams:
         x = random_inputs(layer, sizes, rng)
         s.forward("L", x)
         s.add(CallOp(ref="L", method="params", as_="P", report=False,
-               what=f"{layer.name}.params()"))
+                     what=f"{layer.name}.params()"))
         step = {pname: rng.normal(0, 0.5, size=shape_of(expr, sizes)) for pname, expr in layer.params.items()}
         for pname, delta in step.items():
             s.add(IsubOp(ref="P", key=pname, value=inputs.add(delta),
-                   what=f"the in-place update params()['{pname}'] -= ..."))
+                         what=f"the in-place update params()['{pname}'] -= ..."))
         s.forward("L", x, label="through params()")
         s.set_params("L", {pname: start[pname] - delta for pname, delta in step.items()})
         s.forward("L", x, label="set directly")
         up = rng.normal(size=shape_of(layer.output, {**sizes, "shape": x[0].shape})) if layer.upstream else None
         s.backward("L", up)
         s.add(CallOp(ref="L", method="grads", as_="G", report=False,
-               what=f"{layer.name}.grads()"))
+                     what=f"{layer.name}.grads()"))
         for pname in layer.params:
             s.add(GetitemOp(ref="G", key=pname, what=f"{layer.name}.grads()['{pname}']"),
                   label=f"grads {pname}")

@@ -61,16 +61,16 @@ class Network:
         def copy(ref: str) -> dict[str, str]:
             """A copy of what a step returned, taken before the next step can touch it: its twin's input."""
             add(CallOp(ref=ref, method="copy", as_=f"{ref}~", report=False,
-                 what=f"copying the array passed on in {arch}"))
+                       what=f"copying the array passed on in {arch}"))
             return {"$ref": f"{ref}~"}
 
         def fresh(k: int, d: LayerDesc, sizes: dict[str, Any], params: dict[str, Any], tag: str) -> str:
             name = f"T{k}{tag}"
             add(NewOp(module=d.module, name=d.name, args=d.ctor_args(sizes), as_=name,
-                 report=False, what=f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))}) on its own"))
+                      report=False, what=f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))}) on its own"))
             for pname, value in params.items():
                 add(SetattrOp(ref=name, attr=pname, value=value,
-                     what=f"setting {d.name}.{pname} of the layer on its own"))
+                              what=f"setting {d.name}.{pname} of the layer on its own"))
             return name
 
         for module in dict.fromkeys(d.module for d, _ in [*descs, (head, {})]):
@@ -78,13 +78,13 @@ class Network:
         start: list[dict[str, Any]] = []
         for k, (d, sizes) in enumerate(descs):
             add(NewOp(module=d.module, name=d.name, args=d.ctor_args(sizes), as_=f"L{k}",
-                 report=False, what=f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))})"))
+                      report=False, what=f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))})"))
             start.append({pname: inputs.add(value) for pname, value in random_params(d, sizes, rng).items()})
             for pname, value in start[-1].items():
                 add(SetattrOp(ref=f"L{k}", attr=pname, value=value,
-                     what=f"setting {d.name}.{pname}"))
+                              what=f"setting {d.name}.{pname}"))
         add(NewOp(module=head.module, name=head.name, args=[], as_="H", report=False,
-             what=f"{head.name}()"))
+                  what=f"{head.name}()"))
         in_dim = int(descs[0][1].get("input_dim", 4))
         x = inputs.add(rng.normal(size=(batch, in_dim)))
         y_gt = inputs.add(rng.integers(0, 2, size=(batch, 1)).astype(np.float64))
@@ -95,11 +95,11 @@ class Network:
             prev: dict[str, Any] = x
             for k, (d, _) in enumerate(descs):
                 add(CallOp(ref=f"L{k}", method="forward", args=[prev], as_=f"{tag}a{k}",
-                     what=f"{d.name}.forward (layer {k + 1} of {arch})"), f"{d.name}.forward output (layer {k + 1}, {tag})")
+                           what=f"{d.name}.forward (layer {k + 1} of {arch})"), f"{d.name}.forward output (layer {k + 1}, {tag})")
                 prev = {"$ref": f"{tag}a{k}"}
                 got.append(copy(f"{tag}a{k}"))
             add(CallOp(ref="H", method="forward", args=[prev, y_gt],
-                 what=f"{head.name}.forward in {arch}"), f"{head.name}.forward loss ({tag})")
+                       what=f"{head.name}.forward in {arch}"), f"{head.name}.forward loss ({tag})")
             return got
 
         first = forward_pass("first pass")
@@ -110,11 +110,11 @@ class Network:
         for k in reversed(range(len(descs))):
             d = descs[k][0]
             add(CallOp(ref=f"L{k}", method="backward", args=[prev], as_=f"g{k}",
-                 what=f"{d.name}.backward (layer {k + 1} of {arch})"), f"{d.name}.backward output (layer {k + 1})")
+                       what=f"{d.name}.backward (layer {k + 1} of {arch})"), f"{d.name}.backward output (layer {k + 1})")
             prev = {"$ref": f"g{k}"}
             upstream[k] = copy(f"g{k}")
         add(SgdOp(layers=[f"L{k}" for k in range(len(descs))], lr=lr,
-             what=f"the SGD update param_value -= lr * grads[name].mean(axis=0) over {arch}"))
+                  what=f"the SGD update param_value -= lr * grads[name].mean(axis=0) over {arch}"))
         second = forward_pass("after one SGD step")
         chain_end = len(ops)
 
@@ -123,28 +123,28 @@ class Network:
             t = fresh(k, d, sizes, start[k], "f")
             twins[f"{d.name}.forward output (layer {k + 1}, first pass)"] = add(
                 CallOp(ref=t, method="forward", args=[first[k]],
-                 what=f"{d.name}.forward of layer {k + 1} on its own"))
+                       what=f"{d.name}.forward of layer {k + 1} on its own"))
             t = fresh(k, d, sizes, start[k], "b")
             add(CallOp(ref=t, method="forward", args=[first[k]], report=False,
-                 what=f"{d.name}.forward of layer {k + 1} on its own"))
+                       what=f"{d.name}.forward of layer {k + 1} on its own"))
             twins[f"{d.name}.backward output (layer {k + 1})"] = add(
                 CallOp(ref=t, method="backward", args=[upstream[k + 1]],
-                 what=f"{d.name}.backward of layer {k + 1} on its own"))
+                       what=f"{d.name}.backward of layer {k + 1} on its own"))
             updated = {}
             for pname in d.params:
                 add(GetattrOp(ref=f"L{k}", attr=pname, as_=f"L{k}.{pname}", report=False,
-                     what=f"reading {d.name}.{pname} after the SGD step"))
+                              what=f"reading {d.name}.{pname} after the SGD step"))
                 updated[pname] = copy(f"L{k}.{pname}")
             t = fresh(k, d, sizes, updated, "s")
             twins[f"{d.name}.forward output (layer {k + 1}, after one SGD step)"] = add(
                 CallOp(ref=t, method="forward", args=[second[k]],
-                 what=f"{d.name}.forward of layer {k + 1} on its own after the SGD step"))
+                       what=f"{d.name}.forward of layer {k + 1} on its own after the SGD step"))
         for tag, got in (("first pass", first), ("after one SGD step", second)):
             add(NewOp(module=head.module, name=head.name, args=[], as_=f"TH{tag}",
-                 report=False, what=f"{head.name}() on its own"))
+                      report=False, what=f"{head.name}() on its own"))
             twins[f"{head.name}.forward loss ({tag})"] = add(
                 CallOp(ref=f"TH{tag}", method="forward", args=[got[-1], y_gt],
-                 what=f"{head.name}.forward on its own"))
+                       what=f"{head.name}.forward on its own"))
             if tag == "first pass":
                 twins[f"{head.name}.backward output"] = add(
                     CallOp(ref=f"TH{tag}", method="backward", what=f"{head.name}.backward on its own"))

@@ -96,7 +96,7 @@ class Predictions:
             script.step({**s, "check": s is steps[-1]})
             if "np_load" in s and not s.get("list") and "as" in s:
                 script.add(CallOp(ref=s["as"], method="fromkeys", args=[{"$ref": s["as"]}],
-                            what=f"reading the names in {s['np_load']}"), f"names in {s['np_load']}")
+                                  what=f"reading the names in {s['np_load']}"), f"names in {s['np_load']}")
         return script
 
     @staticmethod

@@ -99,9 +99,9 @@ class XavierInit:
                 script.step({"call": p.fn, "args": [n_in, n_out, {"dict": {}, "as": params}, name],
                              "check": False, "label": f"{p.fn}({n_in}, {n_out}, params, '{name}')"})
                 w = script.add(GetitemOp(ref=params, key=f"W{name}",
-                                what=f"reading params['W{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"))
+                                         what=f"reading params['W{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"))
                 b = script.add(GetitemOp(ref=params, key=f"b{name}",
-                                what=f"reading params['b{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"))
+                                         what=f"reading params['b{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"))
                 draws.append(Draw(n_in=n_in, n_out=n_out, name=name, w=w, b=b))
         return Plan(ops=script.ops, facts=XavierFacts(draws=tuple(draws)), use_reference=False)
 

@@ -53,7 +53,7 @@ def _load_ops(p: TorchCheckpointParams) -> list[OpRequest]:
     return [TorchLoadOp(file=p.file, as_state="state",
               what=f"torch.load('{p.file}', weights_only=True)"),
              LoadStateDictOp(ref="net", state="state",
-              what=f"{p.class_}().load_state_dict(<{p.file}>, strict=True)")]
+                             what=f"{p.class_}().load_state_dict(<{p.file}>, strict=True)")]
 
 
 def torch_failure(run: GroupRun, plan: Plan) -> str | None:
@@ -129,7 +129,7 @@ class TorchBuild:
         p = params_as(check.params, TorchBuildParams)
         ops = _build_ops(p)
         ops.append(TorchProbeOp(ref="net", shape=p.input_shape, seed=int(rng.integers(1 << 30)),
-                    what=f"{p.class_}.forward on an input of shape {fmt_shape(p.input_shape)}"))
+                                what=f"{p.class_}.forward on an input of shape {fmt_shape(p.input_shape)}"))
         return Plan(ops=ops, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
@@ -226,24 +226,24 @@ class TorchClassify:
         inputs.add_dataset(name, images)
         x = inputs.add(np.asarray(images, dtype=np.float32) / 255.0)  # the predict op's own conversion, bit for bit
         model_x = CallOp(ref="net", args=[{"$ref": "x"}],
-                   what=f"{cls}.forward in eval mode on an input of shape {fmt_shape(shape)}")
+                         what=f"{cls}.forward in eval mode on an input of shape {fmt_shape(shape)}")
         ops = [*_build_ops(p),
                EvalOp(ref="net", what=f"{cls}().eval()"),
                PredictOp(ref="net", fn_module=p.fn_module, fn=fn, data=name,
-                batch=shape[0], scale=255.0,
-                what=f"{fn}(model, x) in eval mode under torch.no_grad() with x of shape {fmt_shape(shape)}"),
+                         batch=shape[0], scale=255.0,
+                         what=f"{fn}(model, x) in eval mode under torch.no_grad() with x of shape {fmt_shape(shape)}"),
                GetattrOp(ref="net", attr="training", what=f"reading model.training after {fn}"),
                EvalOp(ref="net", what=f"{cls}().eval()"),
                TensorOp(value=x, as_="x", report=False, what="preparing the input"),
                model_x, replace(model_x, what=f"{model_x.what} (a second time)"),
                KnownNetOp(classes=classes, as_="known", report=False,
-                what="building a model whose outputs are known"),
+                          what="building a model whose outputs are known"),
                PredictOp(ref="known", fn_module=p.fn_module, fn=fn, data=name,
-                batch=shape[0], scale=255.0,
-                what=f"{fn}(model, x) with a model whose {classes} outputs are the first {classes} pixels of "
-                        "each image"),
+                         batch=shape[0], scale=255.0,
+                         what=f"{fn}(model, x) with a model whose {classes} outputs are the first {classes} pixels of "
+                              "each image"),
                CallOp(module=p.fn_module, name=fn, args=[{"$ref": "net"}, {"$ref": "x"}],
-                what=f"{fn}(model, x) with x of shape {fmt_shape(shape)}")]
+                      what=f"{fn}(model, x) with x of shape {fmt_shape(shape)}")]
         n = len(ops)
         known = flat[:, :classes].argmax(axis=1)
         return Plan(ops=ops, facts=ClassifyFacts(ops={"preds": n - 9, "training": n - 8, "scores": n - 5,
@@ -343,8 +343,8 @@ class TorchAccuracy:
             name = f"d{len(inputs.datasets)}"
             inputs.add_dataset(name, images)
             ops.append(PredictOp(ref="net", fn_module=p.fn_module, fn=p.fn, data=name,
-                        batch=p.batch, scale=255.0,
-                        what=f"{p.fn}(model, x) on the hidden {d.label} test set ({len(labels)} images)"))
+                                 batch=p.batch, scale=255.0,
+                                 what=f"{p.fn}(model, x) on the hidden {d.label} test set ({len(labels)} images)"))
             parts.append(AccuracyPart(metric=d.metric, label=d.label, weight=d.weight, labels=labels,
                                       classes=len(hidden.classes), names=hidden.classes, images=images))
         return Plan(ops=ops, facts=AccuracyFacts(parts=tuple(parts)), use_reference=False)
@@ -409,8 +409,8 @@ class TorchAccuracy:
                 inputs.add_dataset(name, v.images(shown))
                 tried[v.name] = (len(ops), v.words)
                 ops.append(PredictOp(ref="net", fn_module=p.fn_module, fn=p.fn, data=name,
-                            batch=p.batch, scale=v.scale(255.0),
-                            what=f"{p.fn}(model, x) on {len(pick)} hidden {part.label} images ({v.name})"))
+                                     batch=p.batch, scale=v.scale(255.0),
+                                     what=f"{p.fn}(model, x) on {len(pick)} hidden {part.label} images ({v.name})"))
             asked.append(Asked(part=part, labels=part.labels[pick], tried=tried, accuracy=accuracy))
         if not asked:
             return None

@@ -126,8 +126,8 @@ def probe_ops(calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], *, modul
         return inputs.add(v) if isinstance(v, np.ndarray) else v
 
     return [CallOp(module=module, name=name, args=[value(a) for a in args],
-             kwargs={k: value(v) for k, v in kwargs.items()},
-             what=f"{name} on an input {subject} gives it") for name, args, kwargs in calls]
+                   kwargs={k: value(v) for k, v in kwargs.items()},
+                   what=f"{name} on an input {subject} gives it") for name, args, kwargs in calls]
 
 
 def counterfactual(ops: Sequence[OpRequest], *, reference_dir: Path, module: str,
