@@ -318,9 +318,11 @@ def test_op_budget_follows_the_reference_time():
 
     limits = RunLimits(memory_bytes=1, pids=1, cpus=1, wall_s=600, output_bytes=1, tmpfs_bytes=1, op_s=20,
                        build_s=60, predict_s=60, import_s=120)
-    ops = [{"op": "import", "module": "m"}, {"op": "call", "module": "m", "name": "f"},
-           {"op": "call", "module": "m", "name": "slow"}, {"op": "predict", "data": "d0"},
-           {"op": "predict", "data": "d1"}]
+    from grader.harness.op_messages import CallOp, ImportOp, PredictOp
+
+    ops = [ImportOp(module="m"), CallOp(module="m", name="f"), CallOp(module="m", name="slow"),
+           PredictOp(ref="net", fn_module="m", fn="classify", data="d0"),
+           PredictOp(ref="net", fn_module="m", fn="classify", data="d1")]
     ref = GroupRun(results=[OpResult(seconds=5.0), OpResult(seconds=0.01), OpResult(seconds=4.0)])
     assert op_budgets(ops, limits, ref, {3: 2.0, 4: 30.0}) == (120, 20, 40, 60, 300)
     assert op_budgets(ops, limits, None, {4: 100.0}) == (120, 20, 20, 60, 600)  # capped by the wall budget

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from grader.harness.op_messages import CallOp
 from grader.result import CheckStatus
 from tests.conftest import check, reference_file
 from tests.test_judge_units import reference_text, run_local
@@ -84,11 +85,11 @@ def test_seed_cells_run_in_order_on_the_same_objects(tmp_path):
     """The plan passes the notebook's named arrays as the same objects in every cell (the forward cell, the plot
     cell, the backward cell's forward) and reads them back after each."""
     _, plan, _ = run_local(tmp_path, "rpz-cnn", "numpy_nn.Linear.backward", {"numpy_nn.py": NUMPY_NN})
-    calls = [op for op in plan.ops if op["op"] == "call" and op.get("ref") == "S0"]
-    assert [op["method"] for op in calls] == ["forward", "forward", "forward", "backward"]
-    assert calls[0]["args"] == calls[2]["args"] == [{"$ref": "S0_x_linear"}]
-    assert calls[1]["args"] != calls[0]["args"]  # the plot's own input, np.linspace(-1, 1, 3003).reshape(1001, 3)
-    assert calls[3]["args"] == [{"$ref": "S0_dL_wrt_output"}]
+    calls = [op for op in plan.ops if isinstance(op, CallOp) and op.ref == "S0"]
+    assert [op.method for op in calls] == ["forward", "forward", "forward", "backward"]
+    assert calls[0].args == calls[2].args == [{"$ref": "S0_x_linear"}]
+    assert calls[1].args != calls[0].args  # the plot's own input, np.linspace(-1, 1, 3003).reshape(1001, 3)
+    assert calls[3].args == [{"$ref": "S0_dL_wrt_output"}]
 
 
 def test_function_arguments_the_handout_reuses(tmp_path):

@@ -91,7 +91,7 @@ def test_hidden_sets_go_to_the_sandbox_shuffled_afresh_and_without_labels():
         images.append(inputs.datasets["d0"])
         # nothing the sandbox receives carries the labels
         assert set(inputs.datasets) == {"d0"} and all(a.dtype == np.uint8 for a in inputs.datasets.values())
-        assert "labels" not in json.dumps(plans[-1].ops)
+        assert "labels" not in json.dumps([op.to_wire() for op in plans[-1].ops])
     labels = [p.facts.parts[0].labels for p in plans]
     assert not np.array_equal(labels[0], labels[1]), "same order twice (judge seed was the same on purpose)"
     from grader.data import load_hidden

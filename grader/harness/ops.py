@@ -19,13 +19,15 @@ import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from .protocol import Failure, Op, OpKind, Outcome, op_kind
+from . import op_messages as m
+from .protocol import Failure, Op, OpBase, OpKind, Outcome, RawOp, op_from_wire
 from .wire import WireError
 
+T = TypeVar("T")
 MAX_LIST = 1000
 DATA_WAIT_S = 30.0
 """How long an op waits for the judge to show it a hidden set (the judge does so when the op starts)."""
@@ -53,7 +55,7 @@ class Interpreter:
         self.data_dir = data_dir
         self.submission_dir = submission_dir
         self.refs: dict[str, Any] = {}
-        self.ops: dict[OpKind, Callable[[Op], Any]] = {
+        self.ops: dict[OpKind, Callable[[Any], Any]] = {
             OpKind.IMPORT: self.op_import, OpKind.NEW: self.op_new, OpKind.CALL: self.op_call,
             OpKind.VALUE: self.op_value, OpKind.GET: self.op_get, OpKind.NP_LOAD: self.op_np_load,
             OpKind.ASSIGN_STATE: self.op_assign_state, OpKind.SETATTR: self.op_setattr,
@@ -107,67 +109,71 @@ class Interpreter:
             return torch.from_numpy(x)
         return x.astype(np.float64) if v.get("float64") else x
 
-    def _target(self, op: Op) -> Any:
-        if "module" in op and "ref" not in op:
-            mod = self.load_module(op["module"])
-            if "name" not in op:
+    def _target(self, op: m.NewOp | m.CallOp | m.GetOp) -> Any:
+        if op.module is not None and op.ref is None:
+            mod = self.load_module(op.module)
+            if op.name is None:
                 return mod
-            if not hasattr(mod, op["name"]):
-                raise OpError(f"{op['module']}.py does not define {op['name']}")
-            return getattr(mod, op["name"])
-        return self.refs[op["ref"]]
+            if not hasattr(mod, op.name):
+                raise OpError(f"{op.module}.py does not define {op.name}")
+            return getattr(mod, op.name)
+        if op.ref is None:  # an op with no target (a grader bug): the KeyError it always gave
+            raise KeyError("ref")
+        return self.refs[op.ref]
 
     # -- ops ------------------------------------------------------------------------------------
-    def run(self, op: Op) -> Any:
-        """Run one op; its raw result (see `describe`), or None when it is not reported.
+    def run(self, op: Op | RawOp) -> Any:
+        """Run one op (typed, or as a request carries it); its raw result (see `describe`), or None when it is
+        not reported.
 
-        Raises ProtocolError for an op that is not one of OpKind's with its kind's fields."""
-        try:
-            kind = op_kind(op)
-        except WireError as exc:
-            raise ProtocolError(f"the grader sent an op the harness cannot run ({exc}; grader bug)") from None
-        result = self.ops[kind](op)
-        if "as" in op:
-            self.refs[op["as"]] = result
-        return describe(result) if op.get("report", True) else None
+        Raises ProtocolError for an op that is not one of OpKind's with its kind's fields of their types."""
+        if not isinstance(op, OpBase):
+            try:
+                op = op_from_wire(op)
+            except WireError as exc:
+                raise ProtocolError(f"the grader sent an op the harness cannot run ({exc}; grader bug)") from None
+        result = self.ops[op.KIND](op)
+        if op.as_ is not None:
+            self.refs[op.as_] = result
+        return describe(result) if op.reported else None
 
-    def op_import(self, op: Op) -> Any:
-        self.load_module(op["module"])
+    def op_import(self, op: m.ImportOp) -> Any:
+        self.load_module(op.module)
         return None
 
-    def op_new(self, op: Op) -> Any:
+    def op_new(self, op: m.NewOp) -> Any:
         cls = self._target(op)
-        return cls(*self.value(op.get("args", [])), **self.value(op.get("kwargs", {})))
+        return cls(*self.value(_or(op.args, [])), **self.value(_or(op.kwargs, {})))
 
-    def op_call(self, op: Op) -> Any:
+    def op_call(self, op: m.CallOp) -> Any:
         target = self._target(op)
-        fn = getattr(target, op["method"]) if "method" in op else target
-        return fn(*self.value(op.get("args", [])), **self.value(op.get("kwargs", {})))
+        fn = getattr(target, op.method) if op.method is not None else target
+        return fn(*self.value(_or(op.args, [])), **self.value(_or(op.kwargs, {})))
 
-    def op_value(self, op: Op) -> Any:
+    def op_value(self, op: m.ValueOp) -> Any:
         """A judge-chosen value (e.g. a dict of arrays) kept with "as" so later ops can inspect it."""
-        return self.value(op["value"])
+        return self.value(op.value)
 
-    def op_get(self, op: Op) -> Any:
+    def op_get(self, op: m.GetOp) -> Any:
         """A module attribute itself (a function or class), e.g. to pass it as an argument."""
         return self._target(op)
 
-    def op_np_load(self, op: Op) -> Any:
+    def op_np_load(self, op: m.NpLoadOp) -> Any:
         """np.load(allow_pickle=False) a submitted .npz: a dict of arrays, or with "list" arr_0, arr_1, ..."""
         assert self.submission_dir is not None
-        with np.load(self.submission_dir / op["file"], allow_pickle=False) as z:
+        with np.load(self.submission_dir / op.file, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        if not op.get("list"):
+        if not op.as_list:
             return arrays
         names = [f"arr_{i}" for i in range(len(arrays))]
         if sorted(arrays) != sorted(names):
-            raise OpError(f"{op['file']} holds {sorted(arrays)}; expected arr_0, arr_1, ... "
-                          f"(save it with np.savez('{op['file']}', *weights))")
+            raise OpError(f"{op.file} holds {sorted(arrays)}; expected arr_0, arr_1, ... "
+                          f"(save it with np.savez('{op.file}', *weights))")
         return [arrays[n] for n in names]
 
-    def op_assign_state(self, op: Op) -> Any:
+    def op_assign_state(self, op: m.AssignStateOp) -> Any:
         """obj.a[0].W = state["a.0.W"] for every key of a loaded dict: saved tensors of hand-written layers."""
-        obj, state = self.refs[op["ref"]], self.refs[op["state"]]
+        obj, state = self.refs[op.ref], self.refs[op.state]
         if not isinstance(state, Mapping):
             raise OpError(f"the checkpoint holds a {type(state).__name__}; expected a dict of tensors")
         for key, value in state.items():
@@ -184,47 +190,47 @@ class Interpreter:
             setattr(target, last, value)
         return sorted(str(k) for k in state)
 
-    def op_setattr(self, op: Op) -> Any:
-        setattr(self.refs[op["ref"]], op["attr"], self.value(op["value"]))
+    def op_setattr(self, op: m.SetattrOp) -> Any:
+        setattr(self.refs[op.ref], op.attr, self.value(op.value))
 
-    def op_getattr(self, op: Op) -> Any:
-        obj = self.refs[op["ref"]]
-        if not hasattr(obj, op["attr"]):
-            raise OpError(f"{type(obj).__name__} has no attribute '{op['attr']}'")
-        return getattr(obj, op["attr"])
+    def op_getattr(self, op: m.GetattrOp) -> Any:
+        obj = self.refs[op.ref]
+        if not hasattr(obj, op.attr):
+            raise OpError(f"{type(obj).__name__} has no attribute '{op.attr}'")
+        return getattr(obj, op.attr)
 
-    def op_getitem(self, op: Op) -> Any:
-        container = self.refs[op["ref"]]
-        key = op["key"]
+    def op_getitem(self, op: m.GetitemOp) -> Any:
+        container = self.refs[op.ref]
+        key = op.key
         if isinstance(container, Mapping) and key not in container:
             keys = sorted(str(k) for k in container)
             shown = ", ".join(f"'{k}'" for k in keys[:20]) + (f", ... ({len(keys)} keys)" if len(keys) > 20 else "")
             raise OpError(f"there is no '{key}'; it has {shown or 'no keys'}")
         return container[key]
 
-    def op_isub(self, op: Op) -> Any:
+    def op_isub(self, op: m.IsubOp) -> Any:
         """``container[key] -= value``: the in-place update of the seed's training loop."""
-        container = self.refs[op["ref"]]
-        item = container[op["key"]]
-        item -= self.value(op["value"])
-        container[op["key"]] = item
+        container = self.refs[op.ref]
+        item = container[op.key]
+        item -= self.value(op.value)
+        container[op.key] = item
 
-    def op_sgd(self, op: Op) -> Any:
+    def op_sgd(self, op: m.SgdOp) -> Any:
         """One step of the seed's update loop over a list of layers."""
-        lr = float(op["lr"])
-        for name in op["layers"]:
+        lr = float(op.lr)
+        for name in op.layers:
             layer = self.refs[name]
             for param_name, param_value in layer.params().items():
                 param_value -= lr * layer.grads()[param_name].mean(axis=0)
 
     # -- torch ops --------------------------------------------------------------------------------
-    def op_torch_probe(self, op: Op) -> Any:
+    def op_torch_probe(self, op: m.TorchProbeOp) -> Any:
         """Forward a random input that requires grad; report raw facts about the output."""
         import torch
 
-        net = self.refs[op["ref"]]
-        gen = torch.Generator().manual_seed(int(op["seed"]))
-        x = torch.rand(*op["shape"], generator=gen, requires_grad=True)
+        net = self.refs[op.ref]
+        gen = torch.Generator().manual_seed(int(op.seed))
+        x = torch.rand(*op.shape, generator=gen, requires_grad=True)
         out = net(x)
         facts: dict[str, Any] = {"is_tensor": isinstance(out, torch.Tensor), "type": type(out).__name__}
         if isinstance(out, torch.Tensor):
@@ -237,7 +243,7 @@ class Interpreter:
                 facts["input_grad_abs_sum"] = float(x.grad.abs().sum()) if x.grad is not None else 0.0
         return facts
 
-    def op_known_net(self, op: Op) -> Any:
+    def op_known_net(self, op: m.KnownNetOp) -> Any:
         """A model whose outputs the judge knows: the first ``classes`` pixels of each flattened image.
 
         For checking ``classify`` when the student's own untrained model gives the same class for every input
@@ -245,7 +251,7 @@ class Interpreter:
         """
         import torch
 
-        classes = int(op["classes"])
+        classes = int(op.classes)
 
         class KnownOutputs(torch.nn.Module):
             def __init__(self) -> None:
@@ -257,29 +263,29 @@ class Interpreter:
 
         return KnownOutputs()
 
-    def op_tensor(self, op: Op) -> Any:
+    def op_tensor(self, op: m.TensorOp) -> Any:
         """A float32 torch tensor from a judge-provided array (inputs for torch code)."""
         import torch
 
-        dtype = op.get("dtype", "float32")
-        return torch.from_numpy(np.asarray(self.value(op["value"]), dtype=getattr(np, dtype)))
+        dtype = _or(op.dtype, "float32")
+        return torch.from_numpy(np.asarray(self.value(op.value), dtype=getattr(np, dtype)))
 
-    def op_state_keys(self, op: Op) -> Any:
-        return {k: list(v.shape) for k, v in self.refs[op["ref"]].state_dict().items()}
+    def op_state_keys(self, op: m.StateKeysOp) -> Any:
+        return {k: list(v.shape) for k, v in self.refs[op.ref].state_dict().items()}
 
-    def op_torch_load(self, op: Op) -> Any:
+    def op_torch_load(self, op: m.TorchLoadOp) -> Any:
         """torch.load(weights_only=True) a submitted checkpoint; report its keys and shapes."""
         import torch
 
         assert self.submission_dir is not None
-        path = self.submission_dir / op["file"]
+        path = self.submission_dir / op.file
         try:
             state = torch.load(path, weights_only=True, map_location="cpu")
         except pickle.UnpicklingError:
-            if not op.get("whole_model_of"):
+            if not op.whole_model_of:
                 raise
-            state = self._whole_model_state(path, op["whole_model_of"])
-        self.refs[op["as_state"]] = state
+            state = self._whole_model_state(path, op.whole_model_of)
+        self.refs[op.as_state] = state
         if not isinstance(state, Mapping):
             return {"type": type(state).__name__}
         return {"type": "dict", "keys": {str(k): list(getattr(v, "shape", [])) if hasattr(v, "shape")
@@ -309,24 +315,24 @@ class Interpreter:
             return model.state_dict()
         return model
 
-    def op_load_state_dict(self, op: Op) -> Any:
-        self.refs[op["ref"]].load_state_dict(self.refs[op["state"]], strict=True)
+    def op_load_state_dict(self, op: m.LoadStateDictOp) -> Any:
+        self.refs[op.ref].load_state_dict(self.refs[op.state], strict=True)
 
-    def op_eval(self, op: Op) -> Any:
-        self.refs[op["ref"]].eval()
+    def op_eval(self, op: m.EvalOp) -> Any:
+        self.refs[op.ref].eval()
 
-    def op_predict(self, op: Op) -> Any:
+    def op_predict(self, op: m.PredictOp) -> Any:
         """Run ``fn(net, x)`` over an image array in batches; return the concatenated predictions."""
         import torch
 
-        net = self.refs[op["ref"]]
-        fn = self.load_module(op["fn_module"]).__dict__.get(op["fn"])
+        net = self.refs[op.ref]
+        fn = self.load_module(op.fn_module).__dict__.get(op.fn)
         if fn is None:
-            raise OpError(f"{op['fn_module']}.py does not define {op['fn']}")
-        images = np.load(self.data_file(op["data"]), mmap_mode="r", allow_pickle=False)
-        scale = float(op.get("scale", 255.0))
-        batch = int(op.get("batch", 256))
-        end = min(len(images), int(op.get("limit", len(images))))  # the judge times its reference on one batch
+            raise OpError(f"{op.fn_module}.py does not define {op.fn}")
+        images = np.load(self.data_file(op.data), mmap_mode="r", allow_pickle=False)
+        scale = float(_or(op.scale, 255.0))
+        batch = int(_or(op.batch, 256))
+        end = min(len(images), int(_or(op.limit, len(images))))  # the judge times its reference on one batch
         preds = []
         with torch.no_grad():
             for i in range(0, end, batch):
@@ -334,10 +340,15 @@ class Interpreter:
                 p = fn(net, x)
                 p = p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p)
                 if p.shape != (len(x),):
-                    raise OpError(f"{op['fn']}(model, x) returned shape {tuple(p.shape)} for a batch of "
+                    raise OpError(f"{op.fn}(model, x) returned shape {tuple(p.shape)} for a batch of "
                                   f"{len(x)}; expected ({len(x)},)")
                 preds.append(p)
         return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+
+def _or(v: T | None, default: T) -> T:
+    """An optional field's value, or its default when it is not set."""
+    return default if v is None else v
 
 
 def describe(v: Any, depth: int = 0) -> Any:

@@ -1,6 +1,6 @@
 """The messages across the sandbox boundary, as both sides see them (INGInious-style typed messages).
 
-The judge sends a `Request` (groups of ops, each op a JSON object whose ``"op"`` is one `OpKind`); the harness
+The judge sends a `Request` (groups of ops, each a typed op of op_messages.py, one class per `OpKind`); the harness
 answers with frames: `Hello`, then per op `Start` and either `ResultValue` or `ResultFailure`, then `Done`.
 Every way an op or a process can end is one `Outcome`; a `Failure` is any end but PASSED, on either side.
 
@@ -16,6 +16,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, TypeAlias
 
+from .op_messages import COMMON_FIELDS as COMMON_FIELDS  # the ops themselves: op_messages.py
+from .op_messages import OP_FIELDS as OP_FIELDS
+from .op_messages import OpBase as OpBase
+from .op_messages import OpKind as OpKind
+from .op_messages import OpRequest as OpRequest
+from .op_messages import op_from_wire as op_from_wire
+from .op_messages import op_kind as op_kind
 from .wire import WireError
 
 
@@ -37,79 +44,10 @@ HARNESS_OUTCOMES = frozenset({Outcome.RAISED, Outcome.FAILED, Outcome.MALFORMED}
 """The failures the harness may report for an op; every other one is the judge's verdict on the process."""
 
 
-class OpKind(StrEnum):
-    """The ops the harness interpreter knows (grader/harness/ops.py has one method per kind)."""
-
-    IMPORT = "import"
-    NEW = "new"
-    CALL = "call"
-    VALUE = "value"
-    GET = "get"
-    NP_LOAD = "np_load"
-    ASSIGN_STATE = "assign_state"
-    SETATTR = "setattr"
-    GETATTR = "getattr"
-    GETITEM = "getitem"
-    ISUB = "isub"
-    SGD = "sgd"
-    TORCH_PROBE = "torch_probe"
-    KNOWN_NET = "known_net"
-    TENSOR = "tensor"
-    STATE_KEYS = "state_keys"
-    TORCH_LOAD = "torch_load"
-    LOAD_STATE_DICT = "load_state_dict"
-    EVAL = "eval"
-    PREDICT = "predict"
-
-
-COMMON_FIELDS = frozenset({"op", "as", "report", "what"})
-"""Fields any op may have: its kind, the name its result is kept as, whether its result is sent back, and the
-words a message uses for it (judge-only, harmless to send)."""
-_TARGET = frozenset({"module", "name", "ref"})
-OP_FIELDS: dict[OpKind, tuple[frozenset[str], frozenset[str]]] = {
-    # kind: (required fields, optional fields)
-    OpKind.IMPORT: (frozenset({"module"}), frozenset()),
-    OpKind.NEW: (frozenset(), _TARGET | {"args", "kwargs"}),
-    OpKind.CALL: (frozenset(), _TARGET | {"method", "args", "kwargs"}),
-    OpKind.VALUE: (frozenset({"value"}), frozenset()),
-    OpKind.GET: (frozenset(), _TARGET),
-    OpKind.NP_LOAD: (frozenset({"file"}), frozenset({"list"})),
-    OpKind.ASSIGN_STATE: (frozenset({"ref", "state"}), frozenset()),
-    OpKind.SETATTR: (frozenset({"ref", "attr", "value"}), frozenset()),
-    OpKind.GETATTR: (frozenset({"ref", "attr"}), frozenset()),
-    OpKind.GETITEM: (frozenset({"ref", "key"}), frozenset()),
-    OpKind.ISUB: (frozenset({"ref", "key", "value"}), frozenset()),
-    OpKind.SGD: (frozenset({"lr", "layers"}), frozenset()),
-    OpKind.TORCH_PROBE: (frozenset({"ref", "seed", "shape"}), frozenset()),
-    OpKind.KNOWN_NET: (frozenset({"classes"}), frozenset()),
-    OpKind.TENSOR: (frozenset({"value"}), frozenset({"dtype"})),
-    OpKind.STATE_KEYS: (frozenset({"ref"}), frozenset()),
-    OpKind.TORCH_LOAD: (frozenset({"file", "as_state"}), frozenset({"whole_model_of"})),
-    OpKind.LOAD_STATE_DICT: (frozenset({"ref", "state"}), frozenset()),
-    OpKind.EVAL: (frozenset({"ref"}), frozenset()),
-    OpKind.PREDICT: (frozenset({"ref", "fn_module", "fn", "data"}), frozenset({"scale", "batch", "limit"})),
-}
-
-Op: TypeAlias = Mapping[str, Any]
-"""One op of a script: ``{"op": kind, ...its fields}`` (see OP_FIELDS); the judge's planners build them."""
-
-
-def op_kind(op: Any) -> OpKind:
-    """The kind of an op whose fields are the ones its kind has (OP_FIELDS). Raises WireError otherwise."""
-    if not isinstance(op, Mapping):
-        raise WireError(f"an op is a {type(op).__name__}, not an object")
-    raw = op.get("op")
-    try:
-        kind = OpKind(str(raw)) if isinstance(raw, str) else OpKind("")
-    except ValueError:
-        raise WireError(f"op of unknown kind {str(raw)[:40]!r}") from None
-    required, optional = OP_FIELDS[kind]
-    keys = set(op)
-    if missing := sorted(required - keys):
-        raise WireError(f"op {kind} lacks {', '.join(missing)}")
-    if extra := sorted(keys - required - optional - COMMON_FIELDS):
-        raise WireError(f"op {kind} has unknown fields {', '.join(map(str, extra))[:80]}")
-    return kind
+Op: TypeAlias = OpRequest
+"""One op of a script, typed (op_messages.py); the judge's planners build them."""
+RawOp: TypeAlias = Mapping[str, Any]
+"""One op as request.json carries it (``{"op": kind, ...its fields}``), decoded by `op_from_wire` when it runs."""
 
 
 # -- fields -----------------------------------------------------------------------------------------------------
@@ -275,18 +213,20 @@ class Group:
     """One check's ops, run in order until the first failure."""
 
     index: int
-    ops: tuple[Op, ...]
+    ops: tuple[Op | RawOp, ...]
+    """Typed ops (the judge's), or ops as received (the harness's: each is decoded when it runs)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What one sandbox process runs (request.json). Ops are checked by kind when they run (`op_kind`), so
-    that an op the harness does not know fails that op alone, as MALFORMED."""
+    """What one sandbox process runs (request.json). Ops are decoded when they run (`op_from_wire`), so that an
+    op the harness does not know fails that op alone, as MALFORMED."""
 
     groups: tuple[Group, ...]
 
     def to_wire(self) -> dict[str, Any]:
-        return {"groups": [{"index": g.index, "ops": list(g.ops)} for g in self.groups]}
+        return {"groups": [{"index": g.index, "ops": [op.to_wire() if isinstance(op, OpBase) else op for op in g.ops]}
+                           for g in self.groups]}
 
     @classmethod
     def from_wire(cls, body: Any) -> Request:

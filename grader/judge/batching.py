@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import CallOp
 from grader.judge.compare import fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import failure_text
@@ -101,9 +102,9 @@ class BatchPartition:
             y = np.eye(k)[rng.integers(0, k, size=n)]
             ops = []
             for _ in range(2):
-                ops.append(script.add({"op": "call", "module": check.module, "name": p.fn,
-                                       "args": [inputs.add(x), inputs.add(y), bs],
-                                       "what": f"{p.fn}(x of shape {fmt_shape(x.shape)}, y, {bs})"}))
+                ops.append(script.add(CallOp(module=check.module, name=p.fn,
+                                             args=[inputs.add(x), inputs.add(y), bs],
+                                             what=f"{p.fn}(x of shape {fmt_shape(x.shape)}, y, {bs})")))
             cases.append(PartitionCase(x=x, y=y, batch_size=bs, ops=tuple(ops)))
         return Plan(ops=script.ops, facts=PartitionFacts(cases=tuple(cases)), use_reference=False)
 

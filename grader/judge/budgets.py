@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from grader.harness.op_messages import CallOp, ImportOp, NewOp, OpKind, OpRequest, PredictOp, TorchProbeOp
 from grader.harness.ops import Interpreter
 from grader.judge.context import GroupRun
 from grader.judge.reference import reference_module
@@ -25,7 +27,7 @@ TIMING_IMAGES = 32
 """Images the reference is timed on: a small batch (its cost per image is, if anything, higher than in the
 op's own batches, so the budget errs long), which keeps the judge's memory low (MobileNetV2 on 250 images of
 96x96 held some 500 MiB in the judge)."""
-BUILD_OPS = frozenset({"new", "torch_load", "load_state_dict", "torch_probe", "state_keys"})
+BUILD_OPS = frozenset({OpKind.NEW, OpKind.TORCH_LOAD, OpKind.LOAD_STATE_DICT, OpKind.TORCH_PROBE, OpKind.STATE_KEYS})
 
 Call = tuple[str, ...]
 """A student call: ("fn", module, name), (module, class, method) or (module, class, "__init__")."""
@@ -34,25 +36,25 @@ _rates: dict[tuple[str, str, int], float | None] = {}
 _rates_lock = threading.Lock()
 
 
-def floor_budget(op: Mapping[str, Any], limits: RunLimits) -> float:
-    kind = op["op"]
-    if kind == "import":
+def floor_budget(op: OpRequest, limits: RunLimits) -> float:
+    kind = op.KIND
+    if kind is OpKind.IMPORT:
         return limits.import_s
-    if kind == "predict":
+    if kind is OpKind.PREDICT:
         return limits.predict_s
     if kind in BUILD_OPS:
         return limits.build_s
     return limits.op_s
 
 
-def op_budgets(ops: list[dict[str, Any]], limits: RunLimits, ref: GroupRun | None,
+def op_budgets(ops: Sequence[OpRequest], limits: RunLimits, ref: GroupRun | None,
                predict_s: dict[int, float] | None = None) -> tuple[float, ...]:
     """Budget of each op: its floor, or FACTOR x the reference's time for it, capped by the wall budget."""
     out = []
     for i, op in enumerate(ops):
         budget = floor_budget(op, limits)
         ref_s = (predict_s or {}).get(i)
-        if ref_s is None and ref is not None and i < len(ref.results) and op["op"] != "import":
+        if ref_s is None and ref is not None and i < len(ref.results) and not isinstance(op, ImportOp):
             ref_s = ref.results[i].seconds
         if ref_s:
             budget = max(budget, FACTOR * ref_s)
@@ -60,14 +62,14 @@ def op_budgets(ops: list[dict[str, Any]], limits: RunLimits, ref: GroupRun | Non
     return tuple(out)
 
 
-def reference_predict_seconds(*, key: tuple[str, str], ops: list[dict[str, Any]],
+def reference_predict_seconds(*, key: tuple[str, str], ops: Sequence[OpRequest],
                               reference_dir: Path, data_dir: Path, inputs: Mapping[str, Any],
                               counts: Mapping[str, int]) -> dict[int, float]:
     """For each predict op of a plan: the reference's time for it, estimated from one timed batch.
 
     `counts` maps the plan's dataset names to their number of images. The rate is measured once per
     process and check; when the reference cannot run the plan (no checkpoint of its own), nothing."""
-    predicts = [i for i, op in enumerate(ops) if op["op"] == "predict"]
+    predicts = [i for i, op in enumerate(ops) if isinstance(op, PredictOp)]
     if not predicts:
         return {}
     first = predicts[0]
@@ -82,10 +84,10 @@ def reference_predict_seconds(*, key: tuple[str, str], ops: list[dict[str, Any]]
             _rates[cache_key] = rate
     if rate is None:
         return {}
-    return {i: rate * counts.get(ops[i]["data"], 0) for i in predicts}
+    return {i: rate * counts.get(op.data, 0) for i in predicts if isinstance(op := ops[i], PredictOp)}
 
 
-def _time_one_batch(ops: list[dict[str, Any]], *, reference_dir: Path, data_dir: Path,
+def _time_one_batch(ops: Sequence[OpRequest], *, reference_dir: Path, data_dir: Path,
                     inputs: Mapping[str, Any]) -> float | None:
     """Seconds per image of the reference on the first TIMING_IMAGES images of the last (predict) op."""
 
@@ -94,12 +96,13 @@ def _time_one_batch(ops: list[dict[str, Any]], *, reference_dir: Path, data_dir:
 
     interp = Interpreter(load_module=load, inputs=inputs, data_dir=data_dir, submission_dir=reference_dir)
     *setup, predict = ops
-    batch = min(int(predict.get("batch", 256)), TIMING_IMAGES)
+    assert isinstance(predict, PredictOp)
+    batch = min(int(predict.batch if predict.batch is not None else 256), TIMING_IMAGES)
     try:
         for op in setup:
             interp.run(op)
         t0 = time.perf_counter()
-        out = interp.run({**predict, "limit": batch, "batch": batch})
+        out = interp.run(replace(predict, limit=batch, batch=batch))
         seconds = time.perf_counter() - t0
     except Exception:  # the reference has no such model or checkpoint: the floors apply
         return None
@@ -107,26 +110,26 @@ def _time_one_batch(ops: list[dict[str, Any]], *, reference_dir: Path, data_dir:
     return seconds / n if n else None
 
 
-def op_calls(ops: list[dict[str, Any]]) -> list[set[Call]]:
+def op_calls(ops: Sequence[OpRequest]) -> list[set[Call]]:
     """For each op, the student calls it makes (classes of kept objects come from the plan's "new" ops)."""
     classes: dict[str, tuple[str, str]] = {}
     out: list[set[Call]] = []
     for op in ops:
         calls: set[Call] = set()
-        kind = op["op"]
-        cls = classes.get(op.get("ref", ""))
-        if kind == "new" and "module" in op and "name" in op:
-            calls.add((op["module"], op["name"], "__init__"))
-            if "as" in op:
-                classes[op["as"]] = (op["module"], op["name"])
-        elif kind == "call" and "ref" not in op and "name" in op:
-            calls.add(("fn", op["module"], op["name"]))
-        elif kind == "call" and cls is not None:
-            calls.add((*cls, op.get("method", "forward")))
-        elif kind in ("torch_probe", "predict") and cls is not None:
+        ref = getattr(op, "ref", None)
+        cls = classes.get(ref if isinstance(ref, str) else "")
+        if isinstance(op, NewOp) and op.module is not None and op.name is not None:
+            calls.add((op.module, op.name, "__init__"))
+            if op.as_ is not None:
+                classes[op.as_] = (op.module, op.name)
+        elif isinstance(op, CallOp) and op.ref is None and op.name is not None and op.module is not None:
+            calls.add(("fn", op.module, op.name))
+        elif isinstance(op, CallOp) and cls is not None:
+            calls.add((*cls, op.method if op.method is not None else "forward"))
+        elif isinstance(op, TorchProbeOp | PredictOp) and cls is not None:
             calls.add((*cls, "forward"))
-        if kind == "predict":
-            calls.add(("fn", op["fn_module"], op["fn"]))
+        if isinstance(op, PredictOp):
+            calls.add(("fn", op.fn_module, op.fn))
         out.append(calls)
     return out
 

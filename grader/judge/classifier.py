@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import CallOp, EvalOp
 from grader.judge.compare import fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.params import ClassifierParams, params_as
@@ -37,11 +38,11 @@ def _build(check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np
     for s in p.steps:
         script.step({**s, "check": False})
     b, d = p.input_shape
-    script.add({"op": "eval", "ref": "net", "what": f"{p.owner}.eval()"})
+    script.add(EvalOp(ref="net", what=f"{p.owner}.eval()"))
     script.step({"attr": "classnet", "on": "net", "owner": p.owner, "as": "classnet", "check": False})
     x, _ = script.arg({"tensor": {"uniform": [b, d], "high": p.input_max}, "as": "x"})
-    script.add({"op": "call", "ref": "classnet", "args": [x], "what": f"{p.owner}.classnet(x) with x of shape "
-                f"({b}, {d})"}, "scores")
+    script.add(CallOp(ref="classnet", args=[x], what=f"{p.owner}.classnet(x) with x of shape "
+                f"({b}, {d})"), "scores")
     return script
 
 
@@ -65,12 +66,12 @@ class ClassifierNll:
         y = rng.integers(0, k, size=b)
         yt, _ = script.arg({"tensor": {"array": y.tolist(), "dtype": "int64"}, "dtype": "int64", "as": "y"})
         owner = p.owner
-        script.add({"op": "call", "ref": "net", "method": "classify", "args": [{"$ref": "x"}],
-                    "what": f"{owner}.classify(x)"}, "classify")
-        script.add({"op": "call", "ref": "net", "method": "forward", "args": [{"$ref": "x"}, yt],
-                    "what": f"{owner}.forward(x, y)"}, "avg")
-        script.add({"op": "call", "ref": "net", "method": "forward", "args": [{"$ref": "x"}, yt],
-                    "kwargs": {"reduction": "sum"}, "what": f"{owner}.forward(x, y, reduction='sum')"}, "sum")
+        script.add(CallOp(ref="net", method="classify", args=[{"$ref": "x"}],
+                          what=f"{owner}.classify(x)"), "classify")
+        script.add(CallOp(ref="net", method="forward", args=[{"$ref": "x"}, yt],
+                          what=f"{owner}.forward(x, y)"), "avg")
+        script.add(CallOp(ref="net", method="forward", args=[{"$ref": "x"}, yt],
+                          kwargs={"reduction": "sum"}, what=f"{owner}.forward(x, y, reduction='sum')"), "sum")
         return Plan(ops=script.ops, facts=NllFacts(checked=script.checked, y=y), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,

@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from grader.harness.protocol import Failure
+from grader.harness.op_messages import In
+from grader.harness.protocol import Failure, OpRequest
 from grader.result import CheckStatus
 from grader.settings import GraderSettings
 
@@ -41,7 +42,7 @@ class GroupRun:
 class Plan:
     """Ops of one check, and the judge-only facts its kind needs to judge their results."""
 
-    ops: list[dict[str, Any]]
+    ops: list[OpRequest]
     facts: object = None
     """The kind's own frozen dataclass of judge-only facts (which op holds which output, labels, permutations,
     expected literals), read back with `facts_as`. Never sent."""
@@ -83,10 +84,10 @@ class Inputs:
         self.arrays: dict[str, np.ndarray] = {}
         self.datasets: dict[str, np.ndarray] = {}
 
-    def add(self, array: np.ndarray) -> dict[str, str]:
+    def add(self, array: np.ndarray) -> dict[str, Any]:
         name = f"a{len(self.arrays)}"
         self.arrays[name] = np.asarray(array)
-        return {"$in": name}
+        return In(name)
 
     def add_dataset(self, name: str, images: np.ndarray) -> None:
         self.datasets[name] = images

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.harness import wire
+from grader.harness.op_messages import ImportOp
 from grader.harness.ops import Interpreter, error_info
 from grader.harness.protocol import (
     Done,
@@ -171,8 +172,8 @@ def _fail_fast(t: Task, run: GroupRun, g: _Grading) -> bool:
     """Fail a task at its first op that imports a module whose import failed, or makes a call that hung."""
     for i, (op, calls) in enumerate(zip(t.plan.ops, op_calls(t.plan.ops), strict=True)):
         error = None
-        if op["op"] == "import" and op["module"] in g.poisoned:
-            error = g.poisoned[op["module"]]
+        if isinstance(op, ImportOp) and op.module in g.poisoned:
+            error = g.poisoned[op.module]
         elif hung := next((g.hung[c] for c in sorted(calls) if c in g.hung), None):
             error = Failure(Outcome.NOT_RUN, hung)
         if error is not None:
@@ -185,81 +186,99 @@ class _Protocol(Exception):
     """The sandbox sent a frame the judge did not expect."""
 
 
+@dataclass(slots=True)
+class _Follow:
+    """Where one sandbox process is in the pending tasks' ops, so that only the frame expected next is accepted."""
+
+    pending: list[Task]
+    runs: dict[int, GroupRun]
+    g: _Grading
+    op_deadline: float
+    done: set[int] = field(default_factory=set)
+    position: int = 0  # index into `pending` of the task whose op is expected next
+    op_index: int = 0
+    current: tuple[int, int] | None = None  # (task position, op) started and not yet finished
+    started_at: float = 0.0
+    hello: bool = False
+    tainted: bool = False  # this process has been shown hidden images
+
+    def accept(self, m: wire.Message) -> bool:
+        """Take one message; whether it was the harness's "done". Raises _Protocol for a frame out of turn."""
+        frame = frame_from_wire(m.body)
+        if not self.hello:
+            if not isinstance(frame, Hello):
+                raise _Protocol("sent a message before the grader's harness started")
+            self.hello = True
+            self.op_deadline = time.monotonic() + STARTUP_TIMEOUT
+            return False
+        if isinstance(frame, Done):
+            if self.position != len(self.pending) or self.current is not None:
+                raise _Protocol("said it was done before every check had run")
+            return True
+        want = (self.pending[self.position].index, self.op_index) if self.position < len(self.pending) else None
+        got = (frame.group, frame.op) if isinstance(frame, Start | ResultValue | ResultFailure) else None
+        if isinstance(frame, Start):
+            if self.current is not None or got != want:
+                raise _Protocol("started an op out of order")
+            self._start()
+        elif isinstance(frame, ResultValue | ResultFailure):
+            if self.current is None or got != want:
+                raise _Protocol("sent a result for an op that was not running")
+            self._finish(frame, m.size)
+        else:
+            raise _Protocol(f"sent a message of unknown kind {frame.to_wire()['t']!r}")
+        return False
+
+    def _start(self) -> None:
+        g, t = self.g, self.pending[self.position]
+        self.current, self.started_at = (self.position, self.op_index), time.monotonic()
+        self.op_deadline = self.started_at + t.budget(self.op_index, g.limits)
+        if self.op_index == 0:
+            g.report(t)
+        if g.hidden.show(op_datasets(t.plan.ops[self.op_index])):
+            self.tainted = True
+
+    def _finish(self, frame: ResultValue | ResultFailure, size: int) -> None:
+        g, t = self.g, self.pending[self.position]
+        g.hidden.hide()
+        result = _result(frame, size, g, tainted=self.tainted, seconds=time.monotonic() - self.started_at)
+        self.runs[t.index].results.append(result)
+        self.current = None
+        if result.error or self.op_index == len(t.plan.ops) - 1:
+            self.done.add(t.index)
+            self.position, self.op_index = self.position + 1, 0
+        else:
+            self.op_index += 1
+        self.op_deadline = time.monotonic() + STARTUP_TIMEOUT
+
+    def blame(self, failure: Failure) -> None:
+        """Give a process's failure to the op that was running, or else to the op expected next (so that a
+        restart makes progress); learn what it says about the student's code (a poisoned import, a hung call)."""
+        at = self.current or ((self.position, self.op_index) if self.position < len(self.pending) else None)
+        if at is None:
+            return
+        g, t, i = self.g, self.pending[at[0]], at[1]
+        self.runs[t.index].results.append(OpResult(error=failure))
+        self.done.add(t.index)
+        op = t.plan.ops[i]
+        if self.current is None:  # the op never started: nothing to learn about the student's code
+            pass
+        elif isinstance(op, ImportOp):
+            g.poisoned[op.module] = failure
+        elif failure.outcome is Outcome.TIMEOUT and (call := hung_call(op_calls(t.plan.ops)[i], failure.where)):
+            g.hung.setdefault(call, f"was not run: {call_name(call)} did not finish within "
+                                    f"{t.budget(i, g.limits):g} s in the check {t.check_id}")
+
+
 def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) -> set[int]:
     """Start one sandbox on the pending tasks; return the indices of the tasks that are finished."""
     limits = g.limits
-    done: set[int] = set()
-    position = 0  # index into `pending` of the task whose op is expected next
-    op_index = 0
-    current: tuple[int, int] | None = None  # (task position, op) started and not yet finished
-    started_at = 0.0
-    hello = False
-    tainted = False  # this process has been shown hidden images
     failure: Failure | None = None
     with SandboxProcess(backend=g.backend, bwrap=g.bwrap, python=g.python, job=g.job, limits=limits,
                         argv_tail=["/job/harness/main.py"]) as sp:
-        op_deadline = time.monotonic() + STARTUP_TIMEOUT
+        f = _Follow(pending=pending, runs=runs, g=g, op_deadline=time.monotonic() + STARTUP_TIMEOUT)
         try:
-            while True:
-                g.flush_progress()
-                msgs = sp.messages(until=min(op_deadline, g.wall_deadline, time.monotonic() + PROGRESS_EVERY_S))
-                if msgs is None:  # the channel closed or the process ended
-                    try:
-                        sp.proc.wait(timeout=2)
-                    except subprocess.TimeoutExpired:  # alive, but it closed the grader's channel
-                        failure = Failure(Outcome.MALFORMED, "closed the grader's channel; do not close file "
-                                                             "descriptors you did not open")
-                    else:
-                        failure = _death(sp, limits)
-                    break
-                now = time.monotonic()
-                if not msgs and now >= min(op_deadline, g.wall_deadline):
-                    failure = _timeout(sp, g, pending, current, hello=hello, tainted=tainted)
-                    break
-                finished = False
-                for m in msgs:
-                    frame = frame_from_wire(m.body)
-                    if not hello:
-                        if not isinstance(frame, Hello):
-                            raise _Protocol("sent a message before the grader's harness started")
-                        hello = True
-                        op_deadline = time.monotonic() + STARTUP_TIMEOUT
-                        continue
-                    if isinstance(frame, Done):
-                        if position != len(pending) or current is not None:
-                            raise _Protocol("said it was done before every check had run")
-                        finished = True
-                        break
-                    want = (pending[position].index, op_index) if position < len(pending) else None
-                    got = (frame.group, frame.op) if isinstance(frame, Start | ResultValue | ResultFailure) else None
-                    if isinstance(frame, Start):
-                        if current is not None or got != want:
-                            raise _Protocol("started an op out of order")
-                        t = pending[position]
-                        current, started_at = (position, op_index), time.monotonic()
-                        op_deadline = started_at + t.budget(op_index, limits)
-                        if op_index == 0:
-                            g.report(t)
-                        if g.hidden.show(op_datasets(t.plan.ops[op_index])):
-                            tainted = True
-                    elif isinstance(frame, ResultValue | ResultFailure):
-                        if current is None or got != want:
-                            raise _Protocol("sent a result for an op that was not running")
-                        t = pending[position]
-                        g.hidden.hide()
-                        result = _result(frame, m.size, g, tainted=tainted, seconds=time.monotonic() - started_at)
-                        runs[t.index].results.append(result)
-                        current = None
-                        if result.error or op_index == len(t.plan.ops) - 1:
-                            done.add(t.index)
-                            position, op_index = position + 1, 0
-                        else:
-                            op_index += 1
-                        op_deadline = time.monotonic() + STARTUP_TIMEOUT
-                    else:
-                        raise _Protocol(f"sent a message of unknown kind {frame.to_wire()['t']!r}")
-                if finished:
-                    break
+            failure = _follow(sp, f)
         except (wire.WireError, _Protocol) as exc:
             failure = (Failure(Outcome.OVERFLOW, f"produced more than {limits.output_bytes} bytes of output")
                        if sp.outcome is Outcome.OVERFLOW else
@@ -267,34 +286,51 @@ def _one_process(pending: list[Task], runs: dict[int, GroupRun], g: _Grading) ->
                                                   "grader's channel"))
         finally:
             g.hidden.hide()
-        sp.outcome = Outcome.PASSED if failure is None else failure.outcome
-        usage = sp.usage()
-        g.stats.peak_memory_bytes = max(g.stats.peak_memory_bytes, usage.peak_memory_bytes)
-        if failure is not None:
-            cause = kill_cause(failure.outcome, usage)
-            g.stats.kills[cause] = g.stats.kills.get(cause, 0) + 1
-        if not hello and failure is not None:
-            raise GraderFault(f"the sandbox harness did not start: {failure.message}\n{sp.stdout_text[-2000:]}")
+        _account(sp, g, failure, hello=f.hello)
     if failure is None:
-        return done | {t.index for t in pending}
-    # The failure belongs to the op that was running, or else to the op expected next (so a restart makes progress).
-    at = current or ((position, op_index) if position < len(pending) else None)
-    if at is not None:
-        t, i = pending[at[0]], at[1]
-        runs[t.index].results.append(OpResult(error=failure))
-        done.add(t.index)
-        op = t.plan.ops[i]
-        if current is None:  # the op never started: nothing to learn about the student's code
-            pass
-        elif op["op"] == "import":
-            g.poisoned[op["module"]] = failure
-        elif failure.outcome is Outcome.TIMEOUT and (call := hung_call(op_calls(t.plan.ops)[i], failure.where)):
-            g.hung.setdefault(call, f"was not run: {call_name(call)} did not finish within "
-                                    f"{t.budget(i, limits):g} s in the check {t.check_id}")
+        return f.done | {t.index for t in pending}
+    f.blame(failure)
     for t in pending:  # tasks not reached restart from scratch in the next process
-        if t.index not in done:
+        if t.index not in f.done:
             runs[t.index].results.clear()
-    return done
+    return f.done
+
+
+def _follow(sp: SandboxProcess, f: _Follow) -> Failure | None:
+    """Follow the process until it is done (None), or how it failed: it ended, closed the channel, timed out."""
+    g = f.g
+    while True:
+        g.flush_progress()
+        msgs = sp.messages(until=min(f.op_deadline, g.wall_deadline, time.monotonic() + PROGRESS_EVERY_S))
+        if msgs is None:  # the channel closed or the process ended
+            return _closed(sp, g.limits)
+        now = time.monotonic()
+        if not msgs and now >= min(f.op_deadline, g.wall_deadline):
+            return _timeout(sp, g, f.pending, f.current, hello=f.hello, tainted=f.tainted)
+        if any(f.accept(m) for m in msgs):
+            return None
+
+
+def _closed(sp: SandboxProcess, limits: RunLimits) -> Failure:
+    try:
+        sp.proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:  # alive, but it closed the grader's channel
+        return Failure(Outcome.MALFORMED, "closed the grader's channel; do not close file descriptors you did not "
+                                          "open")
+    return _death(sp, limits)
+
+
+def _account(sp: SandboxProcess, g: _Grading, failure: Failure | None, *, hello: bool) -> None:
+    """Record how the process ended (its outcome, peak memory, why it was stopped); a harness that never started
+    is the grader's fault."""
+    sp.outcome = Outcome.PASSED if failure is None else failure.outcome
+    usage = sp.usage()
+    g.stats.peak_memory_bytes = max(g.stats.peak_memory_bytes, usage.peak_memory_bytes)
+    if failure is not None:
+        cause = kill_cause(failure.outcome, usage)
+        g.stats.kills[cause] = g.stats.kills.get(cause, 0) + 1
+    if not hello and failure is not None:
+        raise GraderFault(f"the sandbox harness did not start: {failure.message}\n{sp.stdout_text[-2000:]}")
 
 
 def _result(frame: ResultValue | ResultFailure, size: int, g: _Grading, *, tainted: bool,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import CallOp
 from grader.judge import units
 from grader.judge.compare import compare_array, fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
@@ -226,8 +227,8 @@ class Function:
             value = units.plain(run.value(g["read"]), arrays, f"given{n}")
             if value is units.UNUSABLE:
                 return False
-            ops[g["call"]] = {"op": "call", "ref": g["container"], "method": "__setitem__",
-                              "args": [g["key"], value], "report": False, "what": "the student's state"}
+            ops[g["call"]] = CallOp(ref=g["container"], method="__setitem__",
+                                    args=[g["key"], value], report=False, what="the student's state")
         cf = units.counterfactual(ops, reference_dir=assignment.reference_dir, module=check.module,
                                   calls=calls, outputs=[run.value(i) for i in range(end, len(plan.ops))],
                                   arrays=arrays)
@@ -241,14 +242,12 @@ class Function:
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
               ref: GroupRun | None) -> Verdict:
         p = params_as(check.params, FunctionParams)
-        rtol, atol = p.rtol, p.atol
         if ref is None or ref.error:
             return Verdict.err(f"the reference solution failed on this check (grader bug): {ref and ref.error}")
         facts = plan.facts_as(FunctionFacts)
         probes = {u["op"]: u for u in facts.unchanged}
-        for i, u in probes.items():
-            if changed_text(u["who"], u["name"], u["array"], ref.value(i), u["why"]) is not None:
-                return Verdict.err(f"the reference solution changes {u['name']} of {u['who']} (grader bug)")
+        if (changed := _reference_changes(probes, ref)) is not None:
+            return Verdict.err(changed)
         twins = facts.twins
         explained = ""  # the first value that differs from the reference as the student's own other parts make it
         counterfactual = False  # every value is the reference's given the student's own helpers and state
@@ -263,31 +262,16 @@ class Function:
                 continue
             if counterfactual:
                 continue
-            if label in facts.shape_only:
-                msg = compare_shape(run.value(i), ref.value(i), what=label)
-            else:
-                msg = compare_value(run.value(i), ref.value(i), what=label, rtol=rtol, atol=atol,
-                                    dtype=p.dtype)
-                if msg is not None:
-                    msg += log_hint(run.value(i), ref.value(i))
+            msg = _differs(p, facts, run, ref, i, label)
             if msg is not None and label in twins:
-                j = twins[label]
-                twin = run.value(j) if j < len(run.results) and not run.results[j].error else None
-                if twin is not None and compare_value(run.value(i), twin, what=label, rtol=rtol, atol=atol) is None:
+                if _twin_agrees(p, run, i, twins[label], label):
                     explained = explained or msg
                     continue
                 return Verdict.fail(f"{msg}; your own parts used as the handout says give something else too")
             if msg is not None:
                 if self._explained(check, assignment, plan, run):
-                    end, calls = facts.main_end, facts.calls
-                    parts = list(dict.fromkeys(
-                        name for k, (name, _, _) in enumerate(calls)
-                        if compare_value(run.value(end + k), ref.value(end + k), what="", rtol=rtol, atol=atol)))
-                    parts += [f"{g['container']}[{g['key']!r}]" for g in facts.given
-                              if compare_value(run.value(g["read"]), ref.value(g["read"]), what="", rtol=rtol,
-                                               atol=atol)]
                     explained = (f"{msg}; but that is what the reference gives with your own "
-                                 f"{', '.join(parts) or 'other parts'}, whose own check costs it")
+                                 f"{_own_parts(p, facts, run, ref) or 'other parts'}, whose own check costs it")
                     counterfactual = True
                     continue
                 return Verdict.fail(msg)
@@ -295,10 +279,47 @@ class Function:
         end = max([i for i, _ in items], default=len(plan.ops) - 1) + 1
         if (msg := failure_text(GroupRun(results=run.results[:end]), Plan(ops=plan.ops[:end]))) is not None:
             return Verdict.fail(msg)
-        if counterfactual:
-            return Verdict.ok(explained)
-        if explained:
-            return Verdict.ok(f"{explained}; but so do your own parts used as the handout says: their own checks "
-                              "cost that")
-        return Verdict.ok()
+        return _passed(explained, counterfactual=counterfactual)
 
+
+def _differs(p: FunctionParams, facts: FunctionFacts, run: GroupRun, ref: GroupRun, i: int, label: str) -> str | None:
+    """How the student's value of op `i` differs from the reference's (its shape only, for a random value)."""
+    if label in facts.shape_only:
+        return compare_shape(run.value(i), ref.value(i), what=label)
+    msg = compare_value(run.value(i), ref.value(i), what=label, rtol=p.rtol, atol=p.atol, dtype=p.dtype)
+    return msg + log_hint(run.value(i), ref.value(i)) if msg is not None else None
+
+
+def _twin_agrees(p: FunctionParams, run: GroupRun, i: int, j: int, label: str) -> bool:
+    """Whether the student's value of op `i` is the one its twin (op `j`, the student's own parts) gives."""
+    twin = run.value(j) if j < len(run.results) and not run.results[j].error else None
+    return twin is not None and compare_value(run.value(i), twin, what=label, rtol=p.rtol, atol=p.atol) is None
+
+
+def _own_parts(p: FunctionParams, facts: FunctionFacts, run: GroupRun, ref: GroupRun) -> str:
+    """The student's helpers and preparing calls whose values differ from the reference's, comma-separated."""
+    end, rtol, atol = facts.main_end, p.rtol, p.atol
+    parts = list(dict.fromkeys(
+        name for k, (name, _, _) in enumerate(facts.calls)
+        if compare_value(run.value(end + k), ref.value(end + k), what="", rtol=rtol, atol=atol)))
+    parts += [f"{g['container']}[{g['key']!r}]" for g in facts.given
+              if compare_value(run.value(g["read"]), ref.value(g["read"]), what="", rtol=rtol, atol=atol)]
+    return ", ".join(parts)
+
+
+def _reference_changes(probes: dict[int, dict[str, Any]], ref: GroupRun) -> str | None:
+    """The grader bug of a reference that changes an argument it must leave as it was, or None."""
+    for i, u in probes.items():
+        if changed_text(u["who"], u["name"], u["array"], ref.value(i), u["why"]) is not None:
+            return f"the reference solution changes {u['name']} of {u['who']} (grader bug)"
+    return None
+
+
+def _passed(explained: str, *, counterfactual: bool) -> Verdict:
+    """The verdict of a check whose values all stand: as the reference's, or as the student's own parts make them."""
+    if counterfactual:
+        return Verdict.ok(explained)
+    if explained:
+        return Verdict.ok(f"{explained}; but so do your own parts used as the handout says: their own checks "
+                          "cost that")
+    return Verdict.ok()

@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from grader.harness.op_messages import OpRequest, PredictOp
 
-def op_datasets(op: Mapping[str, Any]) -> set[str]:
+
+def op_datasets(op: OpRequest) -> set[str]:
     """Names of the hidden sets an op reads: a predict op's ``data``, and every ``{"$data": name}`` value."""
     names: set[str] = set()
-    if op.get("op") == "predict" and isinstance(op.get("data"), str):
-        names.add(op["data"])
+    if isinstance(op, PredictOp) and isinstance(op.data, str):
+        names.add(op.data)
 
     def walk(v: Any) -> None:
         if isinstance(v, dict):
@@ -33,7 +35,7 @@ def op_datasets(op: Mapping[str, Any]) -> set[str]:
                 walk(x)
 
     for key in ("args", "kwargs", "value"):
-        walk(op.get(key))
+        walk(getattr(op, key, None))
     return names
 
 

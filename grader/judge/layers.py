@@ -15,6 +15,17 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import (
+    CallOp,
+    GetattrOp,
+    GetitemOp,
+    ImportOp,
+    IsubOp,
+    NewOp,
+    OpRequest,
+    SetattrOp,
+    ValueOp,
+)
 from grader.judge.compare import compare_array, decimal_tol, fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.params import (
@@ -87,40 +98,40 @@ class LayerScript:
     def __init__(self, layer: LayerDesc, inputs: Inputs) -> None:
         self.layer = layer
         self.inputs = inputs
-        self.ops: list[dict[str, Any]] = []
+        self.ops: list[OpRequest] = []
         self.labels: dict[str, int] = {}
 
-    def add(self, op: dict[str, Any], *, label: str | None = None) -> int:
+    def add(self, op: OpRequest, *, label: str | None = None) -> int:
         self.ops.append(op)
         if label is not None:
             self.labels[label] = len(self.ops) - 1
         return len(self.ops) - 1
 
     def start(self, ref: str, sizes: dict[str, Any]) -> None:
-        if not any(o["op"] == "import" for o in self.ops):
-            self.add({"op": "import", "module": self.layer.module, "what": f"importing {self.layer.module}.py"})
-        self.add({"op": "new", "module": self.layer.module, "name": self.layer.name,
-                  "args": self.layer.ctor_args(sizes), "as": ref,
-                  "what": f"{self.layer.name}({', '.join(map(str, self.layer.ctor_args(sizes)))})"})
+        if not any(isinstance(o, ImportOp) for o in self.ops):
+            self.add(ImportOp(module=self.layer.module, what=f"importing {self.layer.module}.py"))
+        self.add(NewOp(module=self.layer.module, name=self.layer.name,
+                       args=self.layer.ctor_args(sizes), as_=ref,
+                       what=f"{self.layer.name}({', '.join(map(str, self.layer.ctor_args(sizes)))})"))
 
     def set_params(self, ref: str, values: dict[str, np.ndarray]) -> None:
         for pname, arr in values.items():
-            self.add({"op": "setattr", "ref": ref, "attr": pname, "value": self.inputs.add(arr),
-                      "what": f"setting {self.layer.name}.{pname}"})
+            self.add(SetattrOp(ref=ref, attr=pname, value=self.inputs.add(arr),
+                               what=f"setting {self.layer.name}.{pname}"))
 
     def forward(self, ref: str, args: list[np.ndarray], label: str | None = None) -> int:
-        return self.add({"op": "call", "ref": ref, "method": "forward",
-                         "args": [self.inputs.add(a) for a in args], "what": f"{self.layer.name}.forward"},
+        return self.add(CallOp(ref=ref, method="forward",
+                               args=[self.inputs.add(a) for a in args], what=f"{self.layer.name}.forward"),
                         label=label)
 
     def backward(self, ref: str, upstream: np.ndarray | None, label: str | None = None) -> int:
         args = [self.inputs.add(upstream)] if upstream is not None else []
-        return self.add({"op": "call", "ref": ref, "method": "backward", "args": args,
-                         "what": f"{self.layer.name}.backward"}, label=label)
+        return self.add(CallOp(ref=ref, method="backward", args=args,
+                               what=f"{self.layer.name}.backward"), label=label)
 
     def getattr(self, ref: str, attr: str, label: str | None) -> int:
-        return self.add({"op": "getattr", "ref": ref, "attr": attr,
-                         "what": f"reading {self.layer.name}.{attr}"}, label=label)
+        return self.add(GetattrOp(ref=ref, attr=attr,
+                                  what=f"reading {self.layer.name}.{attr}"), label=label)
 
     def plan(self, facts: object, *, use_reference: bool = True) -> Plan:
         return Plan(ops=self.ops, facts=facts, use_reference=use_reference)
@@ -176,11 +187,11 @@ def failure_text(run: GroupRun, plan: Plan) -> str | None:
             return "was not run to the end"
         return None
     op = plan.ops[len(run.results) - 1]
-    what = op.get("what", op["op"])
+    what = op.what if op.what is not None else op.KIND.value
     if err.sandbox:
         return f"{what} {err.message}"
     where = f" ({err.where})" if err.where else ""
-    if op["op"] == "import":
+    if isinstance(op, ImportOp):
         return f"{what} failed: {err.type}: {err.message}{where}"
     if err.harness:
         return f"{what}: {err.message}"
@@ -216,12 +227,12 @@ class LayerInterface:
         s.start("L", sizes)
         for p in layer.params:
             s.getattr("L", p, label=f"{layer.name}.{p}")
-        s.add({"op": "call", "ref": "L", "method": "params", "what": f"{layer.name}.params()"}, label="params()")
+        s.add(CallOp(ref="L", method="params", what=f"{layer.name}.params()"), label="params()")
         x = random_inputs(layer, sizes, rng)
         s.forward("L", x)
         up = rng.normal(size=shape_of(layer.output, {**sizes, "shape": x[0].shape})) if layer.upstream else None
         s.backward("L", up)
-        s.add({"op": "call", "ref": "L", "method": "grads", "what": f"{layer.name}.grads()"}, label="grads()")
+        s.add(CallOp(ref="L", method="grads", what=f"{layer.name}.grads()"), label="grads()")
         return s.plan(InterfaceFacts(layer=name, ops=s.labels, sizes=sizes), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
@@ -312,13 +323,13 @@ class LayerCalls:
                            "literal": literal})
 
         def keep(name: str, array: np.ndarray) -> dict[str, str]:
-            s.add({"op": "value", "value": inputs.add(array), "as": name, "report": False,
-                   "what": f"preparing {name}"})
+            s.add(ValueOp(value=inputs.add(array), as_=name, report=False,
+                          what=f"preparing {name}"))
             return {"$ref": name}
 
         def read_back(case: str, kept: dict[str, tuple[np.ndarray, str]], call: str, culprit: str) -> None:
             for ref_name, (array, shown) in kept.items():
-                i = s.add({"op": "value", "value": {"$ref": ref_name}, "what": f"reading {shown} after {call}"})
+                i = s.add(ValueOp(value={"$ref": ref_name}, what=f"reading {shown} after {call}"))
                 judged.append({"op": i, "case": case, "kind": "probe", "ref": ref_name, "array": array,
                                "name": shown, "who": call, "culprit": culprit})
 
@@ -350,8 +361,8 @@ class LayerCalls:
                         refs.append(keep(ref_name, a))
                         keys.append(f"#{c}.{j}")
                 call = f"{layer.name}.{method}"
-                i = s.add({"op": "call", "ref": obj, "method": method, "args": refs,
-                           "what": f"{call} in the notebook's cell sequence (call {c + 1})"})
+                i = s.add(CallOp(ref=obj, method=method, args=refs,
+                                 what=f"{call} in the notebook's cell sequence (call {c + 1})"))
                 label = f"{call} on the notebook's test input {n + 1}" + (f" (call {c + 1})" if c else "")
                 if method == "forward":
                     want = case_array(cell.expect) if cell.expect is not None else expected.get(tuple(keys))
@@ -379,7 +390,7 @@ class LayerCalls:
             sizes_x = {**sizes, "shape": x[0].shape}
             kept = {f"{obj}_x{j}": (a, f"its input {layer.inputs[j].name}") for j, a in enumerate(x)}
             refs = [keep(k, a) for k, (a, _) in kept.items()]
-            i = s.add({"op": "call", "ref": obj, "method": "forward", "args": refs, "what": f"{layer.name}.forward"})
+            i = s.add(CallOp(ref=obj, method="forward", args=refs, what=f"{layer.name}.forward"))
             if self.method == "forward":
                 value(i, cid, f"{layer.name}.forward output for input shape {fmt_shape(x[0].shape)}", None,
                       shape_doc(layer.output), False)
@@ -390,8 +401,8 @@ class LayerCalls:
             if layer.upstream:
                 up = rng.normal(size=shape_of(layer.output, sizes_x))
                 args = [keep(f"{obj}_up", up)]
-            i = s.add({"op": "call", "ref": obj, "method": "backward", "args": args,
-                       "what": f"{layer.name}.backward"})
+            i = s.add(CallOp(ref=obj, method="backward", args=args,
+                             what=f"{layer.name}.backward"))
             value(i, cid, f"{layer.name}.backward return value for input shape {fmt_shape(x[0].shape)}", None,
                   shape_doc(layer.inputs[0].shape), False)
             for pname, attr in layer.grad_attrs.items():
@@ -609,21 +620,21 @@ class LayerParams:
         s.set_params("L", start)
         x = random_inputs(layer, sizes, rng)
         s.forward("L", x)
-        s.add({"op": "call", "ref": "L", "method": "params", "as": "P", "report": False,
-               "what": f"{layer.name}.params()"})
+        s.add(CallOp(ref="L", method="params", as_="P", report=False,
+                     what=f"{layer.name}.params()"))
         step = {pname: rng.normal(0, 0.5, size=shape_of(expr, sizes)) for pname, expr in layer.params.items()}
         for pname, delta in step.items():
-            s.add({"op": "isub", "ref": "P", "key": pname, "value": inputs.add(delta),
-                   "what": f"the in-place update params()['{pname}'] -= ..."})
+            s.add(IsubOp(ref="P", key=pname, value=inputs.add(delta),
+                         what=f"the in-place update params()['{pname}'] -= ..."))
         s.forward("L", x, label="through params()")
         s.set_params("L", {pname: start[pname] - delta for pname, delta in step.items()})
         s.forward("L", x, label="set directly")
         up = rng.normal(size=shape_of(layer.output, {**sizes, "shape": x[0].shape})) if layer.upstream else None
         s.backward("L", up)
-        s.add({"op": "call", "ref": "L", "method": "grads", "as": "G", "report": False,
-               "what": f"{layer.name}.grads()"})
+        s.add(CallOp(ref="L", method="grads", as_="G", report=False,
+                     what=f"{layer.name}.grads()"))
         for pname in layer.params:
-            s.add({"op": "getitem", "ref": "G", "key": pname, "what": f"{layer.name}.grads()['{pname}']"},
+            s.add(GetitemOp(ref="G", key=pname, what=f"{layer.name}.grads()['{pname}']"),
                   label=f"grads {pname}")
         for pname, attr in layer.grad_attrs.items():  # last: a missing attribute is the backward check's fault
             s.getattr("L", attr, label=f"attr {pname}")

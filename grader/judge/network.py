@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import CallOp, GetattrOp, ImportOp, NewOp, OpRequest, SetattrOp, SgdOp
 from grader.judge.compare import as_array, compare_array, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import ATOL, RTOL, LayerDesc, failure_text, random_params
@@ -47,11 +48,11 @@ class Network:
         head = LayerDesc.from_spec(assignment, p.head)
         names = [d.name for d, _ in descs]
         arch = "-".join(names) + f" with the {head.name} head"
-        ops: list[dict[str, Any]] = []
+        ops: list[OpRequest] = []
         labels: dict[str, int] = {}
         twins: dict[str, int] = {}
 
-        def add(op: dict[str, Any], label: str | None = None) -> int:
+        def add(op: OpRequest, label: str | None = None) -> int:
             ops.append(op)
             if label:
                 labels[label] = len(ops) - 1
@@ -59,31 +60,31 @@ class Network:
 
         def copy(ref: str) -> dict[str, str]:
             """A copy of what a step returned, taken before the next step can touch it: its twin's input."""
-            add({"op": "call", "ref": ref, "method": "copy", "as": f"{ref}~", "report": False,
-                 "what": f"copying the array passed on in {arch}"})
+            add(CallOp(ref=ref, method="copy", as_=f"{ref}~", report=False,
+                       what=f"copying the array passed on in {arch}"))
             return {"$ref": f"{ref}~"}
 
         def fresh(k: int, d: LayerDesc, sizes: dict[str, Any], params: dict[str, Any], tag: str) -> str:
             name = f"T{k}{tag}"
-            add({"op": "new", "module": d.module, "name": d.name, "args": d.ctor_args(sizes), "as": name,
-                 "report": False, "what": f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))}) on its own"})
+            add(NewOp(module=d.module, name=d.name, args=d.ctor_args(sizes), as_=name,
+                      report=False, what=f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))}) on its own"))
             for pname, value in params.items():
-                add({"op": "setattr", "ref": name, "attr": pname, "value": value,
-                     "what": f"setting {d.name}.{pname} of the layer on its own"})
+                add(SetattrOp(ref=name, attr=pname, value=value,
+                              what=f"setting {d.name}.{pname} of the layer on its own"))
             return name
 
         for module in dict.fromkeys(d.module for d, _ in [*descs, (head, {})]):
-            add({"op": "import", "module": module, "what": f"importing {module}.py"})
+            add(ImportOp(module=module, what=f"importing {module}.py"))
         start: list[dict[str, Any]] = []
         for k, (d, sizes) in enumerate(descs):
-            add({"op": "new", "module": d.module, "name": d.name, "args": d.ctor_args(sizes), "as": f"L{k}",
-                 "report": False, "what": f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))})"})
+            add(NewOp(module=d.module, name=d.name, args=d.ctor_args(sizes), as_=f"L{k}",
+                      report=False, what=f"{d.name}({', '.join(map(str, d.ctor_args(sizes)))})"))
             start.append({pname: inputs.add(value) for pname, value in random_params(d, sizes, rng).items()})
             for pname, value in start[-1].items():
-                add({"op": "setattr", "ref": f"L{k}", "attr": pname, "value": value,
-                     "what": f"setting {d.name}.{pname}"})
-        add({"op": "new", "module": head.module, "name": head.name, "args": [], "as": "H", "report": False,
-             "what": f"{head.name}()"})
+                add(SetattrOp(ref=f"L{k}", attr=pname, value=value,
+                              what=f"setting {d.name}.{pname}"))
+        add(NewOp(module=head.module, name=head.name, args=[], as_="H", report=False,
+                  what=f"{head.name}()"))
         in_dim = int(descs[0][1].get("input_dim", 4))
         x = inputs.add(rng.normal(size=(batch, in_dim)))
         y_gt = inputs.add(rng.integers(0, 2, size=(batch, 1)).astype(np.float64))
@@ -93,27 +94,27 @@ class Network:
             got: list[dict[str, Any]] = [x]
             prev: dict[str, Any] = x
             for k, (d, _) in enumerate(descs):
-                add({"op": "call", "ref": f"L{k}", "method": "forward", "args": [prev], "as": f"{tag}a{k}",
-                     "what": f"{d.name}.forward (layer {k + 1} of {arch})"}, f"{d.name}.forward output (layer {k + 1}, {tag})")
+                add(CallOp(ref=f"L{k}", method="forward", args=[prev], as_=f"{tag}a{k}",
+                           what=f"{d.name}.forward (layer {k + 1} of {arch})"), f"{d.name}.forward output (layer {k + 1}, {tag})")
                 prev = {"$ref": f"{tag}a{k}"}
                 got.append(copy(f"{tag}a{k}"))
-            add({"op": "call", "ref": "H", "method": "forward", "args": [prev, y_gt],
-                 "what": f"{head.name}.forward in {arch}"}, f"{head.name}.forward loss ({tag})")
+            add(CallOp(ref="H", method="forward", args=[prev, y_gt],
+                       what=f"{head.name}.forward in {arch}"), f"{head.name}.forward loss ({tag})")
             return got
 
         first = forward_pass("first pass")
-        add({"op": "call", "ref": "H", "method": "backward", "as": "g_head", "what": f"{head.name}.backward in {arch}"},
+        add(CallOp(ref="H", method="backward", as_="g_head", what=f"{head.name}.backward in {arch}"),
             f"{head.name}.backward output")
         upstream = {len(descs): copy("g_head")}
         prev: dict[str, Any] = {"$ref": "g_head"}
         for k in reversed(range(len(descs))):
             d = descs[k][0]
-            add({"op": "call", "ref": f"L{k}", "method": "backward", "args": [prev], "as": f"g{k}",
-                 "what": f"{d.name}.backward (layer {k + 1} of {arch})"}, f"{d.name}.backward output (layer {k + 1})")
+            add(CallOp(ref=f"L{k}", method="backward", args=[prev], as_=f"g{k}",
+                       what=f"{d.name}.backward (layer {k + 1} of {arch})"), f"{d.name}.backward output (layer {k + 1})")
             prev = {"$ref": f"g{k}"}
             upstream[k] = copy(f"g{k}")
-        add({"op": "sgd", "layers": [f"L{k}" for k in range(len(descs))], "lr": lr,
-             "what": f"the SGD update param_value -= lr * grads[name].mean(axis=0) over {arch}"})
+        add(SgdOp(layers=[f"L{k}" for k in range(len(descs))], lr=lr,
+                  what=f"the SGD update param_value -= lr * grads[name].mean(axis=0) over {arch}"))
         second = forward_pass("after one SGD step")
         chain_end = len(ops)
 
@@ -121,32 +122,32 @@ class Network:
         for k, (d, sizes) in enumerate(descs):
             t = fresh(k, d, sizes, start[k], "f")
             twins[f"{d.name}.forward output (layer {k + 1}, first pass)"] = add(
-                {"op": "call", "ref": t, "method": "forward", "args": [first[k]],
-                 "what": f"{d.name}.forward of layer {k + 1} on its own"})
+                CallOp(ref=t, method="forward", args=[first[k]],
+                       what=f"{d.name}.forward of layer {k + 1} on its own"))
             t = fresh(k, d, sizes, start[k], "b")
-            add({"op": "call", "ref": t, "method": "forward", "args": [first[k]], "report": False,
-                 "what": f"{d.name}.forward of layer {k + 1} on its own"})
+            add(CallOp(ref=t, method="forward", args=[first[k]], report=False,
+                       what=f"{d.name}.forward of layer {k + 1} on its own"))
             twins[f"{d.name}.backward output (layer {k + 1})"] = add(
-                {"op": "call", "ref": t, "method": "backward", "args": [upstream[k + 1]],
-                 "what": f"{d.name}.backward of layer {k + 1} on its own"})
+                CallOp(ref=t, method="backward", args=[upstream[k + 1]],
+                       what=f"{d.name}.backward of layer {k + 1} on its own"))
             updated = {}
             for pname in d.params:
-                add({"op": "getattr", "ref": f"L{k}", "attr": pname, "as": f"L{k}.{pname}", "report": False,
-                     "what": f"reading {d.name}.{pname} after the SGD step"})
+                add(GetattrOp(ref=f"L{k}", attr=pname, as_=f"L{k}.{pname}", report=False,
+                              what=f"reading {d.name}.{pname} after the SGD step"))
                 updated[pname] = copy(f"L{k}.{pname}")
             t = fresh(k, d, sizes, updated, "s")
             twins[f"{d.name}.forward output (layer {k + 1}, after one SGD step)"] = add(
-                {"op": "call", "ref": t, "method": "forward", "args": [second[k]],
-                 "what": f"{d.name}.forward of layer {k + 1} on its own after the SGD step"})
+                CallOp(ref=t, method="forward", args=[second[k]],
+                       what=f"{d.name}.forward of layer {k + 1} on its own after the SGD step"))
         for tag, got in (("first pass", first), ("after one SGD step", second)):
-            add({"op": "new", "module": head.module, "name": head.name, "args": [], "as": f"TH{tag}",
-                 "report": False, "what": f"{head.name}() on its own"})
+            add(NewOp(module=head.module, name=head.name, args=[], as_=f"TH{tag}",
+                      report=False, what=f"{head.name}() on its own"))
             twins[f"{head.name}.forward loss ({tag})"] = add(
-                {"op": "call", "ref": f"TH{tag}", "method": "forward", "args": [got[-1], y_gt],
-                 "what": f"{head.name}.forward on its own"})
+                CallOp(ref=f"TH{tag}", method="forward", args=[got[-1], y_gt],
+                       what=f"{head.name}.forward on its own"))
             if tag == "first pass":
                 twins[f"{head.name}.backward output"] = add(
-                    {"op": "call", "ref": f"TH{tag}", "method": "backward", "what": f"{head.name}.backward on its own"})
+                    CallOp(ref=f"TH{tag}", method="backward", what=f"{head.name}.backward on its own"))
         return Plan(ops=ops, facts=NetworkFacts(ops=labels, twins=twins, arch=arch, chain_end=chain_end))
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,

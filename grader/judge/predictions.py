@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import CallOp
 from grader.judge import diagnose
 from grader.judge.compare import fmt_shape, kind_of, unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
@@ -94,8 +95,8 @@ class Predictions:
         for s in steps:
             script.step({**s, "check": s is steps[-1]})
             if "np_load" in s and not s.get("list") and "as" in s:
-                script.add({"op": "call", "ref": s["as"], "method": "fromkeys", "args": [{"$ref": s["as"]}],
-                            "what": f"reading the names in {s['np_load']}"}, f"names in {s['np_load']}")
+                script.add(CallOp(ref=s["as"], method="fromkeys", args=[{"$ref": s["as"]}],
+                                  what=f"reading the names in {s['np_load']}"), f"names in {s['np_load']}")
         return script
 
     @staticmethod
@@ -110,7 +111,7 @@ class Predictions:
             return Verdict.fail(msg + self._missing_name(run, plan))
         part = plan.facts_as(PredictionsFacts).part
         labels, k = part.labels, part.classes
-        what = plan.ops[-1]["what"]
+        what = plan.ops[-1].what
         raw = run.value(len(plan.ops) - 1)
         pred = class_indices(raw, len(labels), k)
         if isinstance(pred, str):

@@ -44,12 +44,30 @@ the handout's code although its result is right. ``unchanged_why`` says where th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from grader.assignments import AssignmentSpec
+from grader.harness.op_messages import (
+    AssignStateOp,
+    CallOp,
+    EvalOp,
+    GetattrOp,
+    GetitemOp,
+    GetOp,
+    ImportOp,
+    LoadStateDictOp,
+    NewOp,
+    NpLoadOp,
+    OpRequest,
+    Ref,
+    SetattrOp,
+    TensorOp,
+    TorchLoadOp,
+    ValueOp,
+)
 from grader.judge.compare import fmt_shape
 from grader.judge.context import Inputs
 
@@ -86,7 +104,7 @@ class Script:
     module: str
     inputs: Inputs
     rng: np.random.Generator
-    ops: list[dict[str, Any]] = field(default_factory=list)
+    ops: list[OpRequest] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     hidden: list[HiddenPart] = field(default_factory=list)
     data_source: DataSource | None = None
@@ -105,7 +123,7 @@ class Script:
         self._n += 1
         return f"_{stem}{self._n}"
 
-    def add(self, op: dict[str, Any], label: str | None = None) -> int:
+    def add(self, op: OpRequest, label: str | None = None) -> int:
         self.ops.append(op)
         if label is not None:
             while label in self.checked:
@@ -119,8 +137,8 @@ class Script:
 
     def import_module(self, module: str | None = None) -> None:
         m = module or self.module
-        if not any(o["op"] == "import" and o["module"] == m for o in self.ops):
-            self.add({"op": "import", "module": m, "what": f"importing {self.module_file(m)}"})
+        if not any(isinstance(o, ImportOp) and o.module == m for o in self.ops):
+            self.add(ImportOp(module=m, what=f"importing {self.module_file(m)}"))
 
     # -- arguments ------------------------------------------------------------------------------
     def arg(self, spec: Any) -> tuple[Any, str]:
@@ -150,7 +168,7 @@ class Script:
             a = np.asarray(spec["array"], dtype=dtype or np.float64)
             return self.inputs.add(a), f"an array of shape {fmt_shape(a.shape)}"
         if "ref" in spec:
-            return {"$ref": spec["ref"]}, spec["ref"]
+            return Ref(spec["ref"]), spec["ref"]
         if "len" in spec:
             add = int(spec.get("add", 0))
             return {"$len": spec["len"], "add": add}, f"len({spec['len']}){add:+d}" if add else f"len({spec['len']})"
@@ -162,25 +180,25 @@ class Script:
         if "fn" in spec:
             name = self.fresh("fn")
             module = spec.get("module", self.module)
-            self.add({"op": "get", "module": module, "name": spec["fn"], "as": name, "report": False,
-                      "what": f"looking up {spec['fn']} in {self.module_file(module)}"})
-            return {"$ref": name}, spec["fn"]
+            self.add(GetOp(module=module, name=spec["fn"], as_=name, report=False,
+                           what=f"looking up {spec['fn']} in {self.module_file(module)}"))
+            return Ref(name), spec["fn"]
         if "dict" in spec:
             name = spec.get("as") or self.fresh("dict")
             value = {k: self.arg(v)[0] for k, v in spec["dict"].items()}
-            self.add({"op": "value", "value": value, "as": name, "report": False, "what": f"preparing {name}"})
-            return {"$ref": name}, name
+            self.add(ValueOp(value=value, as_=name, report=False, what=f"preparing {name}"))
+            return Ref(name), name
         if "list" in spec:
             name = spec.get("as") or self.fresh("list")
             items = [self.arg(v)[0] for v in spec["list"]]
-            self.add({"op": "value", "value": items, "as": name, "report": False, "what": f"preparing {name}"})
-            return {"$ref": name}, name
+            self.add(ValueOp(value=items, as_=name, report=False, what=f"preparing {name}"))
+            return Ref(name), name
         if "tensor" in spec:
             name = spec.get("as") or self.fresh("t")
             value, desc = self.arg(spec["tensor"])
-            self.add({"op": "tensor", "value": value, "dtype": dtype or "float32", "as": name, "report": False,
-                      "what": "preparing a tensor"})
-            return {"$ref": name}, desc.replace("an array", "a tensor").replace("integers", "an integer tensor")
+            self.add(TensorOp(value=value, dtype=dtype or "float32", as_=name, report=False,
+                              what="preparing a tensor"))
+            return Ref(name), desc.replace("an array", "a tensor").replace("integers", "an integer tensor")
         if "data" in spec:
             return self._data(spec)
         raise ValueError(f"unknown argument spec {spec!r}")
@@ -216,7 +234,7 @@ class Script:
             self._step({**s, "check": False})
             if len(self.ops) == n or s["twin"] in self.twins:
                 raise ValueError(f"twin step {s!r} reads nothing, or its label has a twin already")
-            self.ops[-1].pop("report", None)  # reported, but not compared with the reference
+            self.ops[-1] = replace(self.ops[-1], report=None)  # reported, but not compared with the reference
             self.twins[s["twin"]] = len(self.ops) - 1
             return
         self._step(s)
@@ -234,13 +252,13 @@ class Script:
             value, desc = holder[where]
             if isinstance(value, dict) and "$in" in value:  # a numpy array: keep the harness's fresh copy
                 ref = self.fresh("kept")
-                self.add({"op": "value", "value": value, "as": ref, "report": False, "what": f"preparing {name}"})
+                self.add(ValueOp(value=value, as_=ref, report=False, what=f"preparing {name}"))
                 original = self.inputs.arrays[value["$in"]]
-                holder[where] = ({"$ref": ref}, desc)
+                holder[where] = (Ref(ref), desc)
             elif isinstance(value, dict) and "$ref" in value:  # a tensor made by a "tensor" op
                 ref = value["$ref"]
-                made = next(o for o in self.ops if o.get("as") == ref and o["op"] == "tensor")
-                original = np.asarray(self.inputs.arrays[made["value"]["$in"]], dtype=getattr(np, made["dtype"]))
+                made = next(o for o in self.ops if o.as_ == ref and isinstance(o, TensorOp))
+                original = np.asarray(self.inputs.arrays[made.value["$in"]], dtype=getattr(np, made.dtype or ""))
             else:
                 raise ValueError(f"unchanged argument {name!r} of {s!r} is not an array or tensor the grader makes")
             kept.append((ref, original, name))
@@ -248,22 +266,22 @@ class Script:
 
     def _read_back(self, kept: list[tuple[str, np.ndarray, str]], what: str, who: str, why: str) -> None:
         for ref, original, name in kept:
-            i = self.add({"op": "value", "value": {"$ref": ref}, "what": f"reading {name} after {what}"})
+            i = self.add(ValueOp(value=Ref(ref), what=f"reading {name} after {what}"))
             self.unchanged.append({"op": i, "array": original, "name": f"its argument {name}", "who": who,
                                    "why": why})
 
     def _step(self, s: dict[str, Any]) -> None:
         check = s.get("check", True)
-        as_ = {"as": s["as"]} if "as" in s else {}
-        report = {} if check else {"report": False}
+        as_: str | None = s.get("as")
+        report = None if check else False
         why = s.get("unchanged_why", "the handout uses them again after the call")
         if "call" in s:
             module = s.get("module", self.module)
             self.import_module(module)
             args, kwargs, kept = self._kept_args(s)
             what = s.get("label") or f"{s['call']}({self._argtext(args, kwargs)})"
-            call = self.add({"op": "call", "module": module, "name": s["call"], "args": [a[0] for a in args],
-                             "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, **as_, **report},
+            call = self.add(CallOp(module=module, name=s["call"], args=[a[0] for a in args],
+                                   kwargs={k: v[0] for k, v in kwargs.items()}, what=what, as_=as_, report=report),
                             what if check else None)
             self._read_back(kept, what, s["call"], why)
             if "given" in s:
@@ -274,14 +292,14 @@ class Script:
             self.import_module(module)
             args, kwargs, kept = self._kept_args(s)
             what = s.get("label") or f"{s['new']}({self._argtext(args, kwargs)})"
-            self.add({"op": "new", "module": module, "name": s["new"], "args": [a[0] for a in args],
-                      "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, "report": False, **as_})
+            self.add(NewOp(module=module, name=s["new"], args=[a[0] for a in args],
+                           kwargs={k: v[0] for k, v in kwargs.items()}, what=what, report=False, as_=as_))
             self._read_back(kept, what, s["new"], why)
         elif "method" in s:
             args, kwargs, kept = self._kept_args(s)
             what = s.get("label") or f"{s.get('owner', s['on'])}.{s['method']}({self._argtext(args, kwargs)})"
-            self.add({"op": "call", "ref": s["on"], "method": s["method"], "args": [a[0] for a in args],
-                      "kwargs": {k: v[0] for k, v in kwargs.items()}, "what": what, **as_, **report},
+            self.add(CallOp(ref=s["on"], method=s["method"], args=[a[0] for a in args],
+                            kwargs={k: v[0] for k, v in kwargs.items()}, what=what, as_=as_, report=report),
                      what if check else None)
             self._read_back(kept, what, f"{s.get('owner', s['on'])}.{s['method']}", why)
         elif "item" in s:
@@ -290,37 +308,37 @@ class Script:
             for j, key in enumerate(keys):
                 last = j == len(keys) - 1
                 name = s.get("as", self.fresh("item")) if last else self.fresh("item")
-                self.add({"op": "getitem", "ref": ref, "key": key, "as": name, "what": f"reading {what}",
-                          **({} if last and check else {"report": False})}, what if last and check else None)
+                self.add(GetitemOp(ref=ref, key=key, as_=name, what=f"reading {what}",
+                                   report=None if last and check else False), what if last and check else None)
                 ref = name
         elif "attr" in s:
             what = s.get("label") or f"{s.get('owner', s['on'])}.{s['attr']}"
-            self.add({"op": "getattr", "ref": s["on"], "attr": s["attr"], "what": f"reading {what}", **as_, **report},
+            self.add(GetattrOp(ref=s["on"], attr=s["attr"], what=f"reading {what}", as_=as_, report=report),
                      what if check else None)
         elif "set" in s:
             value, _ = self.arg(s["value"])
-            self.add({"op": "setattr", "ref": s["on"], "attr": s["set"], "value": value, "report": False,
-                      "what": f"setting {s.get('owner', s['on'])}.{s['set']}"})
+            self.add(SetattrOp(ref=s["on"], attr=s["set"], value=value, report=False,
+                               what=f"setting {s.get('owner', s['on'])}.{s['set']}"))
         elif "np_load" in s:
-            self.add({"op": "np_load", "file": s["np_load"], "list": bool(s.get("list")), "report": False, **as_,
-                      "what": f"np.load('{s['np_load']}', allow_pickle=False)"})
+            self.add(NpLoadOp(file=s["np_load"], as_list=bool(s.get("list")), report=False, as_=as_,
+                              what=f"np.load('{s['np_load']}', allow_pickle=False)"))
         elif "torch_load" in s:
             state = self.fresh("state")
-            whole = {"whole_model_of": s["whole_model_of"]} if "whole_model_of" in s else {}
-            self.add({"op": "torch_load", "file": s["torch_load"], "as_state": state, "report": False, **whole,
-                      "what": f"torch.load('{s['torch_load']}'" + (")" if whole else ", weights_only=True)")})
+            whole: str | None = s.get("whole_model_of")
+            self.add(TorchLoadOp(file=s["torch_load"], as_state=state, report=False, whole_model_of=whole,
+                                 what=f"torch.load('{s['torch_load']}'"
+                                 + (")" if "whole_model_of" in s else ", weights_only=True)")))
             if "into" in s:
                 owner = s.get("owner", s["into"])
-                self.add({"op": "load_state_dict", "ref": s["into"], "state": state,
-                          "what": f"{owner}.load_state_dict(<{s['torch_load']}>, strict=True)"})
+                self.add(LoadStateDictOp(ref=s["into"], state=state,
+                                         what=f"{owner}.load_state_dict(<{s['torch_load']}>, strict=True)"))
             if "as" in s:
-                self.add({"op": "value", "value": {"$ref": state}, "as": s["as"], "report": False,
-                          "what": f"reading {s['torch_load']}"})
+                self.add(ValueOp(value=Ref(state), as_=s["as"], report=False, what=f"reading {s['torch_load']}"))
         elif "assign" in s:
-            self.add({"op": "assign_state", "ref": s["into"], "state": s["assign"], "report": False,
-                      "what": s.get("label") or f"putting the saved tensors into {s.get('owner', s['into'])}"})
+            what = s.get("label") or f"putting the saved tensors into {s.get('owner', s['into'])}"
+            self.add(AssignStateOp(ref=s["into"], state=s["assign"], report=False, what=what))
         elif "eval" in s:
-            self.add({"op": "eval", "ref": s["eval"], "what": f"{s.get('owner', s['eval'])}.eval()"})
+            self.add(EvalOp(ref=s["eval"], what=f"{s.get('owner', s['eval'])}.eval()"))
         else:
             raise ValueError(f"unknown step {s!r}")
 
@@ -328,8 +346,8 @@ class Script:
         """Read back the state the ``given`` preparing calls left, after every other step (so that a student whose
         preparing call keeps it elsewhere fails only where that is judged, not before the later steps run)."""
         for g in self.given:
-            g["read"] = self.add({"op": "getitem", "ref": g["container"], "key": g["key"],
-                                  "what": f"reading {g['container']}[{g['key']!r}] after {g['what']}"})
+            g["read"] = self.add(GetitemOp(ref=g["container"], key=g["key"],
+                                           what=f"reading {g['container']}[{g['key']!r}] after {g['what']}"))
 
     @staticmethod
     def _argtext(args: list[tuple[Any, str]], kwargs: dict[str, tuple[Any, str]]) -> str:

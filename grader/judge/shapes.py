@@ -11,6 +11,7 @@ from collections import Counter
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import StateKeysOp
 from grader.judge.compare import unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.params import TorchParamShapesParams, params_as
@@ -30,7 +31,7 @@ class TorchParamShapes:
         p = params_as(check.params, TorchParamShapesParams)
         script = Script(assignment=assignment, module=check.module, inputs=inputs, rng=rng)
         script.step({"new": p.class_, "kwargs": p.kwargs, "as": "net"})
-        script.add({"op": "state_keys", "ref": "net", "what": f"{p.class_}().state_dict()"})
+        script.add(StateKeysOp(ref="net", what=f"{p.class_}().state_dict()"))
         return Plan(ops=script.ops)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,

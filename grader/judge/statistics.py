@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import GetitemOp
 from grader.judge.compare import fmt_num, fmt_shape, kind_of
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
 from grader.judge.layers import failure_text
@@ -97,10 +98,10 @@ class XavierInit:
                 params = script.fresh("params")
                 script.step({"call": p.fn, "args": [n_in, n_out, {"dict": {}, "as": params}, name],
                              "check": False, "label": f"{p.fn}({n_in}, {n_out}, params, '{name}')"})
-                w = script.add({"op": "getitem", "ref": params, "key": f"W{name}",
-                                "what": f"reading params['W{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"})
-                b = script.add({"op": "getitem", "ref": params, "key": f"b{name}",
-                                "what": f"reading params['b{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"})
+                w = script.add(GetitemOp(ref=params, key=f"W{name}",
+                                         what=f"reading params['W{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"))
+                b = script.add(GetitemOp(ref=params, key=f"b{name}",
+                                         what=f"reading params['b{name}'] after {p.fn}({n_in}, {n_out}, params, '{name}')"))
                 draws.append(Draw(n_in=n_in, n_out=n_out, name=name, w=w, b=b))
         return Plan(ops=script.ops, facts=XavierFacts(draws=tuple(draws)), use_reference=False)
 

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from grader.assignments import AssignmentSpec, CheckSpec
+from grader.harness.op_messages import (
+    CallOp,
+    EvalOp,
+    GetattrOp,
+    ImportOp,
+    KnownNetOp,
+    LoadStateDictOp,
+    NewOp,
+    OpRequest,
+    PredictOp,
+    StateKeysOp,
+    TensorOp,
+    TorchLoadOp,
+    TorchProbeOp,
+)
 from grader.judge import diagnose
 from grader.judge.compare import fmt_shape, kind_of, unwrap
 from grader.judge.context import GroupRun, Inputs, Plan, Verdict
@@ -26,19 +41,19 @@ NETWORK_WORDS = ("urlopen", "name resolution", "name or service", "network is un
                  "connection refused", "urlerror", "gaierror", "hub")
 
 
-def _build_ops(p: TorchModelParams) -> list[dict[str, Any]]:
+def _build_ops(p: TorchModelParams) -> list[OpRequest]:
     module, cls = p.module, p.class_
-    ops: list[dict[str, Any]] = [
-        {"op": "import", "module": module, "what": f"importing {module}.py"},
-        {"op": "new", "module": module, "name": cls, "kwargs": p.kwargs, "as": "net", "report": False, "what": f"{cls}()"}]
+    ops: list[OpRequest] = [
+        ImportOp(module=module, what=f"importing {module}.py"),
+        NewOp(module=module, name=cls, kwargs=p.kwargs, as_="net", report=False, what=f"{cls}()")]
     return ops
 
 
-def _load_ops(p: TorchCheckpointParams) -> list[dict[str, Any]]:
-    return [{"op": "torch_load", "file": p.file, "as_state": "state",
-              "what": f"torch.load('{p.file}', weights_only=True)"},
-             {"op": "load_state_dict", "ref": "net", "state": "state",
-              "what": f"{p.class_}().load_state_dict(<{p.file}>, strict=True)"}]
+def _load_ops(p: TorchCheckpointParams) -> list[OpRequest]:
+    return [TorchLoadOp(file=p.file, as_state="state",
+              what=f"torch.load('{p.file}', weights_only=True)"),
+             LoadStateDictOp(ref="net", state="state",
+                             what=f"{p.class_}().load_state_dict(<{p.file}>, strict=True)")]
 
 
 def torch_failure(run: GroupRun, plan: Plan) -> str | None:
@@ -47,11 +62,12 @@ def torch_failure(run: GroupRun, plan: Plan) -> str | None:
     if msg and err and not err.sandbox:
         op = plan.ops[len(run.results) - 1]
         text = f"{err.type} {err.message}".lower()
-        if op["op"] in ("new", "import") and any(w in text for w in NETWORK_WORDS):
-            msg += (f". The grader has no network: {op.get('name', 'the model')}() with default arguments must not "
+        if isinstance(op, NewOp | ImportOp) and any(w in text for w in NETWORK_WORDS):
+            name = op.name if isinstance(op, NewOp) and op.name is not None else "the model"
+            msg += (f". The grader has no network: {name}() with default arguments must not "
                     "download or load pretrained weights (build the model with weights=None in the default branch; "
                     "your trained weights come from the checkpoint)")
-        if op["op"] == "torch_load" and "weights_only" in text:
+        if isinstance(op, TorchLoadOp) and "weights_only" in text:
             msg += (". Checkpoints are loaded with torch.load(weights_only=True): save model.state_dict(), "
                     "not the whole model or other Python objects")
     return msg
@@ -112,8 +128,8 @@ class TorchBuild:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = params_as(check.params, TorchBuildParams)
         ops = _build_ops(p)
-        ops.append({"op": "torch_probe", "ref": "net", "shape": p.input_shape, "seed": int(rng.integers(1 << 30)),
-                    "what": f"{p.class_}.forward on an input of shape {fmt_shape(p.input_shape)}"})
+        ops.append(TorchProbeOp(ref="net", shape=p.input_shape, seed=int(rng.integers(1 << 30)),
+                                what=f"{p.class_}.forward on an input of shape {fmt_shape(p.input_shape)}"))
         return Plan(ops=ops, use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
@@ -146,7 +162,7 @@ class TorchCheckpoint:
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         p = params_as(check.params, TorchCheckpointParams)
         ops = _build_ops(p)
-        ops.append({"op": "state_keys", "ref": "net", "what": f"{p.class_}().state_dict()"})
+        ops.append(StateKeysOp(ref="net", what=f"{p.class_}().state_dict()"))
         return Plan(ops=ops + _load_ops(p), use_reference=False)
 
     def judge(self, check: CheckSpec, assignment: AssignmentSpec, plan: Plan, run: GroupRun,
@@ -209,25 +225,25 @@ class TorchClassify:
         name = f"d{len(inputs.datasets)}"
         inputs.add_dataset(name, images)
         x = inputs.add(np.asarray(images, dtype=np.float32) / 255.0)  # the predict op's own conversion, bit for bit
-        model_x = {"op": "call", "ref": "net", "args": [{"$ref": "x"}],
-                   "what": f"{cls}.forward in eval mode on an input of shape {fmt_shape(shape)}"}
+        model_x = CallOp(ref="net", args=[{"$ref": "x"}],
+                         what=f"{cls}.forward in eval mode on an input of shape {fmt_shape(shape)}")
         ops = [*_build_ops(p),
-               {"op": "eval", "ref": "net", "what": f"{cls}().eval()"},
-               {"op": "predict", "ref": "net", "fn_module": p.fn_module, "fn": fn, "data": name,
-                "batch": shape[0], "scale": 255.0,
-                "what": f"{fn}(model, x) in eval mode under torch.no_grad() with x of shape {fmt_shape(shape)}"},
-               {"op": "getattr", "ref": "net", "attr": "training", "what": f"reading model.training after {fn}"},
-               {"op": "eval", "ref": "net", "what": f"{cls}().eval()"},
-               {"op": "tensor", "value": x, "as": "x", "report": False, "what": "preparing the input"},
-               model_x, {**model_x, "what": f"{model_x['what']} (a second time)"},
-               {"op": "known_net", "classes": classes, "as": "known", "report": False,
-                "what": "building a model whose outputs are known"},
-               {"op": "predict", "ref": "known", "fn_module": p.fn_module, "fn": fn, "data": name,
-                "batch": shape[0], "scale": 255.0,
-                "what": f"{fn}(model, x) with a model whose {classes} outputs are the first {classes} pixels of "
-                        "each image"},
-               {"op": "call", "module": p.fn_module, "name": fn, "args": [{"$ref": "net"}, {"$ref": "x"}],
-                "what": f"{fn}(model, x) with x of shape {fmt_shape(shape)}"}]
+               EvalOp(ref="net", what=f"{cls}().eval()"),
+               PredictOp(ref="net", fn_module=p.fn_module, fn=fn, data=name,
+                         batch=shape[0], scale=255.0,
+                         what=f"{fn}(model, x) in eval mode under torch.no_grad() with x of shape {fmt_shape(shape)}"),
+               GetattrOp(ref="net", attr="training", what=f"reading model.training after {fn}"),
+               EvalOp(ref="net", what=f"{cls}().eval()"),
+               TensorOp(value=x, as_="x", report=False, what="preparing the input"),
+               model_x, replace(model_x, what=f"{model_x.what} (a second time)"),
+               KnownNetOp(classes=classes, as_="known", report=False,
+                          what="building a model whose outputs are known"),
+               PredictOp(ref="known", fn_module=p.fn_module, fn=fn, data=name,
+                         batch=shape[0], scale=255.0,
+                         what=f"{fn}(model, x) with a model whose {classes} outputs are the first {classes} pixels of "
+                              "each image"),
+               CallOp(module=p.fn_module, name=fn, args=[{"$ref": "net"}, {"$ref": "x"}],
+                      what=f"{fn}(model, x) with x of shape {fmt_shape(shape)}")]
         n = len(ops)
         known = flat[:, :classes].argmax(axis=1)
         return Plan(ops=ops, facts=ClassifyFacts(ops={"preds": n - 9, "training": n - 8, "scores": n - 5,
@@ -318,7 +334,7 @@ class TorchAccuracy:
 
         p = params_as(check.params, TorchAccuracyParams)
         ops = _build_ops(p)
-        ops += _load_ops(p) + [{"op": "eval", "ref": "net", "what": f"{p.class_}().eval()"}]
+        ops += _load_ops(p) + [EvalOp(ref="net", what=f"{p.class_}().eval()")]
         parts = []
         for d in p.datasets:
             hidden = load_hidden(inputs.settings, d.hidden, **d.load)
@@ -326,9 +342,9 @@ class TorchAccuracy:
             images, labels = hidden.for_sandbox(dither=d.dither)
             name = f"d{len(inputs.datasets)}"
             inputs.add_dataset(name, images)
-            ops.append({"op": "predict", "ref": "net", "fn_module": p.fn_module, "fn": p.fn, "data": name,
-                        "batch": p.batch, "scale": 255.0,
-                        "what": f"{p.fn}(model, x) on the hidden {d.label} test set ({len(labels)} images)"})
+            ops.append(PredictOp(ref="net", fn_module=p.fn_module, fn=p.fn, data=name,
+                                 batch=p.batch, scale=255.0,
+                                 what=f"{p.fn}(model, x) on the hidden {d.label} test set ({len(labels)} images)"))
             parts.append(AccuracyPart(metric=d.metric, label=d.label, weight=d.weight, labels=labels,
                                       classes=len(hidden.classes), names=hidden.classes, images=images))
         return Plan(ops=ops, facts=AccuracyFacts(parts=tuple(parts)), use_reference=False)
@@ -379,7 +395,7 @@ class TorchAccuracy:
         if verdict.status is not CheckStatus.FAILED or "another order" in verdict.message or run.error is not None \
                 or len(run.results) < len(plan.ops):
             return None
-        ops = [*_build_ops(p), *_load_ops(p), {"op": "eval", "ref": "net", "what": f"{p.class_}().eval()"}]
+        ops = [*_build_ops(p), *_load_ops(p), EvalOp(ref="net", what=f"{p.class_}().eval()")]
         asked = []
         for part in parts:
             accuracy = verdict.metrics.get(part.metric)
@@ -392,9 +408,9 @@ class TorchAccuracy:
                 name = f"d{len(inputs.datasets)}"
                 inputs.add_dataset(name, v.images(shown))
                 tried[v.name] = (len(ops), v.words)
-                ops.append({"op": "predict", "ref": "net", "fn_module": p.fn_module, "fn": p.fn, "data": name,
-                            "batch": p.batch, "scale": v.scale(255.0),
-                            "what": f"{p.fn}(model, x) on {len(pick)} hidden {part.label} images ({v.name})"})
+                ops.append(PredictOp(ref="net", fn_module=p.fn_module, fn=p.fn, data=name,
+                                     batch=p.batch, scale=v.scale(255.0),
+                                     what=f"{p.fn}(model, x) on {len(pick)} hidden {part.label} images ({v.name})"))
             asked.append(Asked(part=part, labels=part.labels[pick], tried=tried, accuracy=accuracy))
         if not asked:
             return None

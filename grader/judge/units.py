@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FunctionType, ModuleType
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.harness.op_messages import CallOp, OpRequest
 from grader.harness.ops import Interpreter
 from grader.judge.context import Inputs
 from grader.judge.reference import private_module
@@ -83,7 +84,7 @@ def replaced(module: ModuleType, helpers: dict[str, Callable[..., Any]]) -> Iter
             fn.__defaults__ = saved
 
 
-def _run(ops: list[dict[str, Any]], module: ModuleType, arrays: Mapping[str, np.ndarray]) -> list[Any]:
+def _run(ops: Sequence[OpRequest], module: ModuleType, arrays: Mapping[str, np.ndarray]) -> list[Any]:
     """Run ops against the (private) reference module; raw values as the harness describes them, None after a
     failure."""
     interp = Interpreter(load_module=lambda name: module, inputs=arrays)
@@ -99,7 +100,7 @@ def _run(ops: list[dict[str, Any]], module: ModuleType, arrays: Mapping[str, np.
     return out
 
 
-def record(ops: list[dict[str, Any]], *, reference_dir: Path, module: str, units: list[str],
+def record(ops: Sequence[OpRequest], *, reference_dir: Path, module: str, units: list[str],
            arrays: Mapping[str, np.ndarray]) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]] | None:
     """The reference's helper calls while it runs `ops`: (helper, args, kwargs), in order; None when a call takes
     something else than numbers and arrays (the student's helper cannot then be asked about it)."""
@@ -119,17 +120,17 @@ def record(ops: list[dict[str, Any]], *, reference_dir: Path, module: str, units
 
 
 def probe_ops(calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], *, module: str, inputs: Inputs,
-              subject: str) -> list[dict[str, Any]]:
+              subject: str) -> list[OpRequest]:
     """Ops asking the student's helpers for their outputs on the recorded inputs."""
     def value(v: Any) -> Any:
         return inputs.add(v) if isinstance(v, np.ndarray) else v
 
-    return [{"op": "call", "module": module, "name": name, "args": [value(a) for a in args],
-             "kwargs": {k: value(v) for k, v in kwargs.items()},
-             "what": f"{name} on an input {subject} gives it"} for name, args, kwargs in calls]
+    return [CallOp(module=module, name=name, args=[value(a) for a in args],
+                   kwargs={k: value(v) for k, v in kwargs.items()},
+                   what=f"{name} on an input {subject} gives it") for name, args, kwargs in calls]
 
 
-def counterfactual(ops: list[dict[str, Any]], *, reference_dir: Path, module: str,
+def counterfactual(ops: Sequence[OpRequest], *, reference_dir: Path, module: str,
                    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], outputs: list[Any],
                    arrays: Mapping[str, np.ndarray]) -> list[Any] | None:
     """The reference's raw values for `ops` with the student's helper outputs (`outputs[k]` for `calls[k]`) in
