@@ -161,7 +161,7 @@ def test_nginx_config_is_valid(tmp_path):
     text = attacks.NGINX_CONF.read_text()
     from server.settings import ServerSettings
 
-    limit = ServerSettings.__dataclass_fields__["max_content_length"].default
+    limit = ServerSettings.model_fields["max_content_length"].default
     assert f"client_max_body_size {limit // 2**20}m;" in text, "nginx's body limit is the web app's"
     for directive in ("client_header_timeout", "client_body_timeout", "send_timeout", "proxy_request_buffering on"):
         assert directive in text
