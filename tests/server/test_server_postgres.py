@@ -63,7 +63,7 @@ def test_postgres_migrations_upload_grade_leaderboard(pg_url, tmp_path, h):
         assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
     settings = h.make_settings(tmp_path / "instance", database_url=pg_url)
     sent: list[int] = []
-    app = create_app(settings=settings, dispatch=lambda sid, d: sent.append(sid))
+    app = create_app(settings=settings, dispatch=lambda sid, d=0.0, lane="quick": sent.append(sid))
     with Session(engine, expire_on_commit=False) as s:
         alice, _ = accounts.add_user(s, "alice", password="alice-pass-1")
         s.commit()
