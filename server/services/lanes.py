@@ -106,11 +106,12 @@ def fair_sequence(waiting: list[Waiting], busy_users: set[int], last_verdict: di
         for w in sorted((w for w in waiting if w.lane is lane), key=lambda w: (w.queued_at, w.id)):
             per_user.setdefault(w.user_id, []).append(w)
 
-        def key(uid: int, lane: Lane = lane) -> tuple[int, datetime, datetime, int]:
+        def key(uid: int, lane: Lane = lane, per_user: dict[int, list[Waiting]] = per_user) \
+                -> tuple[int, datetime, datetime, int]:
             first = per_user[uid][0]
             lv = last_verdict.get((uid, lane))
-            return (1 if uid in busy_users else 0, lv if lv is not None and lv > first.queued_at else first.queued_at,
-                    first.queued_at, first.id)
+            since = lv if lv is not None and lv > first.queued_at else first.queued_at
+            return (1 if uid in busy_users else 0, since, first.queued_at, first.id)
 
         users = sorted(per_user, key=key)
         rounds = max((len(v) for v in per_user.values()), default=0)

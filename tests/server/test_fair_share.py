@@ -177,3 +177,18 @@ def test_position_is_fair_share_and_the_json_shows_position_and_eta(db, settings
     assert cb.get(f"/submissions/{b}.json").json["eta_s"] == 10.0
     c = claims.claim_next(db, settings, hostname="w9")
     assert cb.get(f"/submissions/{c.submission.id}.json").json["queue_position"] is None
+
+
+def test_which_queues_a_worker_serves_is_a_setting(tmp_path):
+    from grader.settings import SettingsError
+    from server.celery_app import QUEUES
+    from server.settings import ServerSettings
+    from server.worker import worker_argv
+
+    env = {"AUTOGRADER_INSTANCE_DIR": str(tmp_path)}
+    assert ServerSettings.from_env(env).worker_queues == "quick,rerun" == ",".join(QUEUES)
+    only = ServerSettings.from_env({**env, "AUTOGRADER_WORKER_QUEUES": " rerun "})
+    argv = worker_argv(None, None, "info", only.worker_queues)
+    assert argv[argv.index("-Q") + 1] == "rerun"
+    with pytest.raises(SettingsError, match="AUTOGRADER_WORKER_QUEUES"):
+        ServerSettings.from_env({**env, "AUTOGRADER_WORKER_QUEUES": "quick,slowest"})
