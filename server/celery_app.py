@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from server.settings import ServerSettings
 
 TASK_NAME = "autograder.grade"
-QUEUE = "grading"
+QUEUE = "quick"
+"""The default queue: students' uploads. The lanes (server.services.lanes) are queues of the same names."""
+QUEUES = ("quick", "rerun")
 HARD_AFTER_SOFT_SECONDS = 120.0
 """The hard time limit of the grading task comes this long after the soft one (time to report the failure)."""
 
@@ -91,9 +93,10 @@ def make_celery(settings: ServerSettings) -> Celery:
 
 
 def dispatcher(celery: Celery):  # type: ignore[no-untyped-def]
-    """A `Dispatch` callable sending "grade submission N" through `celery`."""
+    """A `Dispatch` callable sending a wake-up (sent for submission N, in its lane's queue) through `celery`."""
 
-    def dispatch(submission_id: int, delay: float = 0.0) -> None:
-        celery.send_task(TASK_NAME, args=[submission_id], queue=QUEUE, countdown=delay or None)
+    def dispatch(submission_id: int, delay: float = 0.0, lane: str = QUEUE) -> None:
+        lane = lane if lane in QUEUES else QUEUE
+        celery.send_task(TASK_NAME, args=[submission_id, lane], queue=lane, countdown=delay or None)
 
     return dispatch

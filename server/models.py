@@ -204,6 +204,7 @@ class Submission(Base):
         Index("ix_submissions_status_queued_at", "status", "queued_at"),
         Index("ix_submissions_assignment_user", "assignment_id", "user_id"),
         Index("ix_submissions_assignment_lb_changed", "assignment_id", "lb_changed"),
+        Index("ix_submissions_user_status", "user_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -224,6 +225,9 @@ class Submission(Base):
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     """When the grading message was last handed to the broker (None: to be sent by the sweeper)."""
+    lane: Mapped[str] = mapped_column(String(10), default="quick", server_default="quick")
+    """Which lane grades it (server.services.lanes): "quick" (students' uploads), "rerun" (an instructor's
+    regrade of many); a wake-up of any lane claims quick rows first."""
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     """A queued retry is not sent (nor claimed) before this time: the backoff after a failed attempt."""
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -45,7 +45,11 @@ class Submission(_Body):
     uploaded_at: str = _timestamp()
     status: Status
     filename: str = Field(description="the uploaded file's name as sent")
-    queue_position: int | None = Field(description="1 = next to be graded; null unless queued")
+    queue_position: int | None = Field(description="1 = next to be graded, in fair-share order (each student's "
+                                        "oldest waiting upload first, by how long they have waited for a "
+                                        "verdict); null unless queued")
+    eta_s: float | None = Field(default=None, description="seconds until the verdict: median of the assignment's "
+                                "recent grading times x position / active workers; null unless queued")
     current_check: str = Field(description="the check running now; empty unless running")
     checks_done: int
     checks_total: int

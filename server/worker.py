@@ -13,7 +13,6 @@ from celery import Celery, signals
 
 app = Celery("autograder", include=["server.tasks"])
 
-QUEUES = "grading"
 HEARTBEAT_SECONDS = 15.0
 _stop_heartbeat = threading.Event()
 
@@ -26,9 +25,13 @@ def _configure(sender: Celery, **_kw: Any) -> None:
     sender.config_from_object(celery_config(settings()))
 
 
-def worker_argv(concurrency: int | None, hostname: str | None, loglevel: str) -> list[str]:
-    """`celery worker` arguments of `autograder worker`."""
-    argv = ["worker", f"--loglevel={loglevel}", "-Q", QUEUES, "--pool=prefork", "--without-gossip",
+def worker_argv(concurrency: int | None, hostname: str | None, loglevel: str, queues: str | None = None) -> list[str]:
+    """`celery worker` arguments of `autograder worker`: the lanes' queues of AUTOGRADER_WORKER_QUEUES."""
+    if queues is None:
+        from server.settings import settings
+
+        queues = settings().worker_queues
+    argv = ["worker", f"--loglevel={loglevel}", "-Q", queues, "--pool=prefork", "--without-gossip",
             "--without-mingle"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")

@@ -127,6 +127,10 @@ class InternalClient:
         return self._request("POST", f"/internal/submissions/{sid}/claim",
                              {"hostname": self.hostname, "task_id": task_id})
 
+    def claim_next(self, task_id: str = "") -> dict[str, Any]:
+        """A wake-up's claim: the web app picks the submission (lane, fair share); 409 (ClaimLost) if none waits."""
+        return self._request("POST", "/internal/claim", {"hostname": self.hostname, "task_id": task_id})
+
     def download(self, sid: int, claim: str, dest: Path) -> None:
         self._request("GET", f"/internal/submissions/{sid}/zip?claim={claim}", dest=dest)
 
@@ -166,16 +170,32 @@ class _Heartbeat(threading.Thread):
                 log.warning("heartbeat for submission %s failed: %s", self.sid, exc)
 
 
-def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: float, task_id: str = "") -> str:
-    """One grading attempt for submission `sid`; returns a short outcome for the worker log.
+def run_next_job(client: InternalClient, *, heartbeat_seconds: float, task_id: str = "", sent_for: int = 0,
+                 lane: str = "") -> str:
+    """A wake-up: one grading attempt of the submission the web app chooses (fair share, quick lane first)."""
+    try:
+        info = client.claim_next(task_id)
+    except ClaimLost as exc:
+        return f"wake-up for submission {sent_for} ({lane}): nothing to do ({exc})"
+    from server.worker_logging import now_grading
 
-    Progress has one channel: each check as it starts is posted to the web app, which stores it on the
-    submission (what the pages and the API show) and renews the lease.
-    """
+    now_grading(int(info["submission"]))
+    return _grade_claimed(client, int(info["submission"]), info, heartbeat_seconds)
+
+
+def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: float, task_id: str = "") -> str:
+    """One grading attempt for submission `sid` itself; returns a short outcome for the worker log."""
     try:
         info = client.claim(sid, task_id)
     except ClaimLost as exc:
         return f"submission {sid}: nothing to do ({exc})"
+    return _grade_claimed(client, sid, info, heartbeat_seconds)
+
+
+def _grade_claimed(client: InternalClient, sid: int, info: dict[str, Any], heartbeat_seconds: float) -> str:
+    """Grade a claimed submission. Progress has one channel: each check as it starts is posted to the web app,
+    which stores it on the submission (what the pages and the API show) and renews the lease.
+    """
     claim = info["claim"]
     beat = _Heartbeat(client, sid, claim, heartbeat_seconds)
     beat.start()

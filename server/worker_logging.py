@@ -64,6 +64,12 @@ def _submission_of(args: Any, kwargs: Any) -> int | None:
         return None
 
 
+def now_grading(submission_id: int) -> None:
+    """The wake-up's claim chose this submission: the log lines from now on name it."""
+    if _current["submission_id"] is not None:
+        _current["submission_id"] = submission_id
+
+
 def install() -> None:
     """Connect the Celery signals (the worker process and its pool children inherit them)."""
     from celery import signals

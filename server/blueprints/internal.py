@@ -52,6 +52,17 @@ def claim(sid: int) -> Any:
             "size": c.submission.size_bytes, "attempt": c.submission.attempts}
 
 
+@bp.post("/claim")
+def claim_next() -> Any:
+    """A wake-up: the best waiting submission by lane and fair share (409 when none waits)."""
+    d = _json()
+    c = claims.claim_next(web.db(), web.settings(), hostname=str(d.get("hostname", "")),
+                          task_id=str(d.get("task_id") or ""))
+    return {"submission": c.submission.id, "claim": c.token, "assignment": c.submission.assignment.name,
+            "sha256": c.submission.sha256, "size": c.submission.size_bytes, "attempt": c.submission.attempts,
+            "lane": c.submission.lane}
+
+
 @bp.get("/submissions/<int:sid>/zip")
 def zip_file(sid: int) -> Any:
     path = claims.zip_path_for_claim(web.db(), web.settings(), sid, request.args.get("claim", ""))

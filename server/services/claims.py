@@ -82,6 +82,44 @@ def claim(session: Session, settings: ServerSettings, submission_id: int, *, hos
     return Claim(token, sub)
 
 
+def claim_next(session: Session, settings: ServerSettings, *, hostname: str, task_id: str = "",
+               tries: int = 5) -> Claim:
+    """A wake-up: start an attempt of the best claimable submission by lane and fair share (services.lanes);
+    Conflict("nothing to do") when none waits. Each try is the same compare-and-swap as `claim`, so two workers
+    never hold one row; losing a race moves on to the next candidate."""
+    from server.services.finishing import give_up
+    from server.services.lanes import claim_order, claimable
+
+    for _ in range(tries):
+        now = utcnow()
+        candidates = claim_order(session, now=now)
+        if not candidates:
+            break
+        for sid in candidates:
+            sub = session.get(Submission, sid)
+            if sub is None or sub.status != SubmissionStatus.QUEUED:
+                continue
+            if sub.attempts >= settings.max_attempts:
+                give_up(session, sub, "")
+                session.commit()
+                continue
+            token = new_token()
+            moved = move_where(session, R, reason=Why.CLAIMED, now=now,
+                               where=[Submission.id == sid, Submission.attempts == sub.attempts,
+                                      Submission.claim.is_(None), claimable(now)],
+                               claim=token, attempts=sub.attempts + 1, worker=hostname[:200], task_id=task_id[:64],
+                               lease_expires_at=now + timedelta(seconds=settings.lease_seconds))
+            if moved != 1:
+                session.rollback()
+                continue
+            touch_worker(session, hostname, sid)
+            session.commit()
+            session.refresh(sub)
+            return Claim(token, sub)
+        session.expire_all()
+    raise Conflict("nothing to do")
+
+
 def held(session: Session, submission_id: int, token: str) -> Submission:
     """The submission if `token` is the claim of its running attempt; Conflict otherwise."""
     sub = session.get(Submission, submission_id)

@@ -6,23 +6,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from server.models import Assignment, Submission, SubmissionStatus, User, WorkerSeen, utcnow
+from server.services import lanes
 
 Q, R = SubmissionStatus.QUEUED, SubmissionStatus.RUNNING
 
 
 def queue_position(session: Session, sub: Submission) -> int | None:
-    """1 for the next submission to be graded; None unless queued."""
+    """1 for the next submission to be graded, in fair-share order (services.lanes), not FIFO; None unless queued."""
     if sub.status != Q:
         return None
-    ahead = session.scalar(select(func.count(Submission.id)).where(
-        Submission.status == Q,
-        or_(Submission.queued_at < sub.queued_at, and_(Submission.queued_at == sub.queued_at, Submission.id < sub.id)),
-    )) or 0
-    return ahead + 1
+    return lanes.positions(session).get(sub.id)
+
+
+def queue_eta(session: Session, sub: Submission, position: int | None) -> float | None:
+    """Seconds until a queued submission's verdict, learned from the assignment's recent gradings."""
+    return lanes.eta_seconds(session, sub, position)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from server.models import Assignment, Regrade, Submission, SubmissionStatus, User, utcnow
 from server.services.dispatch import Dispatch, send
+from server.services.lanes import Lane
 from server.services.lifecycle import Why, move_where
 
 INLINE_SENDS = 50
@@ -16,8 +17,10 @@ INLINE_SENDS = 50
 
 
 def regrade(session: Session, dispatch: Dispatch, *, assignment: Assignment, requested_by: User,
-            submission_ids: list[int], scope: str) -> Regrade:
-    """Queue the given submissions again (results are kept until the new ones arrive)."""
+            submission_ids: list[int], scope: str, lane: Lane | None = None) -> Regrade:
+    """Queue the given submissions again (results are kept until the new ones arrive), in `lane`: by default the
+    quick lane for one submission (an instructor waits for it), the rerun lane for more (never delays students)."""
+    lane = lane or (Lane.QUICK if len(submission_ids) == 1 else Lane.RERUN)
     rg = Regrade(assignment_id=assignment.id, requested_by=requested_by.id, scope=scope[:200],
                  total=len(submission_ids))
     session.add(rg)
@@ -26,10 +29,10 @@ def regrade(session: Session, dispatch: Dispatch, *, assignment: Assignment, req
     for i in range(0, len(submission_ids), 500):
         chunk = submission_ids[i:i + 500]
         move_where(session, SubmissionStatus.QUEUED, reason=Why.REGRADE, now=now,
-                   where=[Submission.id.in_(chunk)], regrade_id=rg.id)
+                   where=[Submission.id.in_(chunk)], regrade_id=rg.id, lane=lane.value)
     session.commit()
     for sid in submission_ids[:INLINE_SENDS]:
-        send(session, dispatch, sid)
+        send(session, dispatch, sid, lane=lane.value)
     # The rest (a whole course) is sent by the sweeper in the background: enqueued_at is NULL.
     return rg
 

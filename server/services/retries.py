@@ -63,14 +63,15 @@ def sweep(session: Session, settings: ServerSettings, dispatch: Dispatch, *, now
         counts["requeued"] += moved
     cutoff = now - timedelta(seconds=settings.requeue_after_seconds)
     send_cond = and_(due(now), or_(Submission.enqueued_at.is_(None), Submission.enqueued_at < cutoff))
-    for sid in list(session.scalars(select(Submission.id).where(send_cond).order_by(Submission.queued_at))):
+    for sid, lane in list(session.execute(select(Submission.id, Submission.lane).where(send_cond)
+                                          .order_by(Submission.queued_at, Submission.id))):
         # Take the send first, so that the sweepers of several web processes never send it twice.
         res = session.execute(update(Submission).where(Submission.id == sid, send_cond).values(enqueued_at=utcnow()))
         session.commit()
         if res.rowcount != 1:  # type: ignore[attr-defined]
             continue
         try:
-            dispatch(sid, 0.0)
+            dispatch(sid, 0.0, lane)
         except Exception:
             log.exception("could not queue submission %s; will retry", sid)
             session.execute(update(Submission).where(Submission.id == sid).values(enqueued_at=None))

@@ -12,6 +12,7 @@ from server.services.claims import (
     Claim,
     Conflict,
     claim,
+    claim_next,
     held,
     progress,
     worker_heartbeat,
@@ -35,7 +36,7 @@ from server.services.visibility import Forbidden, get_submission, history, state
 
 __all__ = [
     "INLINE_SENDS", "Claim", "Conflict", "Dispatch", "Forbidden", "SubmissionFilter", "UploadRefused",
-    "bump_leaderboard", "check_can_upload", "claim", "fail", "finish", "fmt_bytes", "get_submission", "give_up",
+    "bump_leaderboard", "check_can_upload", "claim", "claim_next", "fail", "finish", "fmt_bytes", "get_submission", "give_up",
     "held", "history", "latest_regrades", "progress", "queue_overview", "queue_position", "regrade", "regrade_ids",
     "regrade_progress", "search", "send", "state_dict", "status_counts", "submit_upload", "sweep",
     "too_large_message", "uploads_used", "visible_submission", "worker_heartbeat", "zip_path_for_claim",

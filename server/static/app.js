@@ -77,6 +77,11 @@ function renderReport(box, s) {
   for (const n of r.notices || []) box.append(el("p", {class: "notice"}, n));
 }
 
+function eta(seconds) {
+  if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
+  return `${Math.round(seconds / 60)} min`;
+}
+
 function initSubmission() {
   const live = document.getElementById("live");
   if (!live) return;
@@ -86,7 +91,7 @@ function initSubmission() {
     status.textContent = s.status;
     status.className = "status status-" + s.status;
     let d = "";
-    if (s.status === "queued" && s.queue_position) d = `position ${s.queue_position} in the queue`;
+    if (s.status === "queued" && s.queue_position) d = `position ${s.queue_position} in the queue` + (s.eta_s != null ? ` · about ${eta(s.eta_s)} to go` : "");
     if (s.status === "running") d = `running ${s.current_check || "(starting)"}` + (s.checks_total ? ` · check ${Math.min(s.checks_done, s.checks_total)} of ${s.checks_total}` : "");
     if (s.status === "graded") d = `score ${s.score} of ${s.max_score}`;
     detail.textContent = d;

@@ -82,7 +82,7 @@ def test_inspect_ping_and_task_events_from_a_real_worker(tmp_path, h, procs):
     mine = [e["type"] for e in events if e.get("uuid") == task_id]
     assert [t for t in wanted if t in mine] == wanted, (mine, [e["type"] for e in events][:30])
     sent = next(e for e in events if e["type"] == "task-sent" and e.get("uuid") == task_id)
-    assert sent["name"] == "autograder.grade" and sent["queue"] == "grading"
+    assert sent["name"] == "autograder.grade" and sent["queue"] == "quick"
 
 
 @pytest.mark.integration

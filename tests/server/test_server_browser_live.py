@@ -39,7 +39,7 @@ def test_submission_and_leaderboard_update_without_reload(live_server, browser, 
 
     base = live_server
     alice, bob, a = h.get_user(db, "alice"), h.get_user(db, "bob"), h.get_assignment(db)
-    noop = lambda sid, d: None  # noqa: E731
+    noop = lambda sid, d, lane="quick": None  # noqa: E731
     ahead = svc.submit_upload(db, settings, noop, user=bob, assignment=a, stream=io.BytesIO(h.tiny_zip()),
                               filename="b.zip")
     mine = svc.submit_upload(db, settings, noop, user=alice, assignment=a, stream=io.BytesIO(h.tiny_zip()),
@@ -53,9 +53,9 @@ def test_submission_and_leaderboard_update_without_reload(live_server, browser, 
 
     page.goto(f"{base}/submissions/{mine.id}")
     expect(page.locator("#status")).to_have_text("queued")
-    expect(page.locator("#status-detail")).to_have_text("position 2 in the queue")
+    expect(page.locator("#status-detail")).to_have_text(re.compile(r"^position 2 in the queue · about .+ to go$"))
     c_bob = svc.claim(db, settings, ahead.id, hostname="w1")
-    expect(page.locator("#status-detail")).to_have_text("position 1 in the queue", timeout=10_000)
+    expect(page.locator("#status-detail")).to_have_text(re.compile(r"^position 1 in the queue · about .+ to go$"), timeout=10_000)
     c = svc.claim(db, settings, mine.id, hostname="w2")
     svc.progress(db, settings, mine.id, c.token, check="numpy_nn.Linear.forward")
     expect(page.locator("#status")).to_have_text("running", timeout=10_000)

@@ -142,7 +142,7 @@ def test_deterministic_engine_error_ends_at_once(worker, db, sub_id, as_user, se
     assert "attempt 1: grader error (not retried)" in s.error_reason and "params.treshold" in s.error_reason
     sent: list[int] = []  # the retry layer leaves it alone, however long it waits
     for hours in (0, 1, 2, 24):
-        assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=utcnow() + timedelta(hours=hours)) \
+        assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid), now=utcnow() + timedelta(hours=hours)) \
             == {"requeued": 0, "resent": 0, "errored": 0}
     assert sent == [] and row(db, sub_id).attempts == 1
     student = as_user("alice").get(f"/submissions/{sub_id}.json").json
@@ -183,12 +183,12 @@ def test_sweeper_requeues_a_silent_worker_then_gives_up(worker, db, sub_id, sett
         s = row(db, sub_id)
         s.lease_expires_at = utcnow() - timedelta(seconds=1)  # the worker went silent (kill -9)
         db.commit()
-        counts = svc.sweep(db, settings, lambda sid, d: sent.append(sid))
+        counts = svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid))
         if attempt < settings.max_attempts:
             assert counts == {"requeued": 1, "resent": 0, "errored": 0} and row(db, sub_id).status == "queued"
             assert worker.claim(sub_id).status_code == 409  # the backoff
             later = row(db, sub_id).retry_at + timedelta(seconds=1)
-            assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=later)["resent"] == 1
+            assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid), now=later)["resent"] == 1
             backoff_over(db, sub_id)
         else:
             assert counts["errored"] == 1
@@ -203,7 +203,7 @@ def test_heartbeat_keeps_the_lease(worker, db, sub_id, settings):
     time.sleep(0.05)
     assert worker.progress(sub_id, claim, None).status_code == 200
     assert row(db, sub_id).lease_expires_at > before
-    assert svc.sweep(db, settings, lambda sid, d: None) == {"requeued": 0, "resent": 0, "errored": 0}
+    assert svc.sweep(db, settings, lambda sid, d, lane="quick": None) == {"requeued": 0, "resent": 0, "errored": 0}
 
 
 def test_regrade_makes_a_running_claim_stale(worker, db, sub_id, as_user, h):
@@ -259,9 +259,9 @@ def test_a_running_submission_is_claimed_by_no_one_until_the_sweeper_requeues_it
     db.commit()
     assert worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w2@x"}).status_code == 409
     sent: list[int] = []
-    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid))["requeued"] == 1
+    assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid))["requeued"] == 1
     later = row(db, sub_id).retry_at + timedelta(seconds=1)
-    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=later)["resent"] == 1 and sent == [sub_id]
+    assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid), now=later)["resent"] == 1 and sent == [sub_id]
     backoff_over(db, sub_id)
     again = worker.call("POST", f"/internal/submissions/{sub_id}/claim", {"hostname": "w2@x"})
     assert again.status_code == 200 and again.json["attempt"] == 2
@@ -280,9 +280,9 @@ def test_a_failed_attempt_is_sent_again_by_the_sweeper_only_after_its_backoff(wo
     assert s.enqueued_at is None, "the failure request itself sent it again"
     assert s.retry_at is not None and s.retry_at - utcnow() <= backoff(1)
     sent: list[int] = []
-    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid))["resent"] == 0 and sent == []
-    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=s.retry_at)["resent"] == 1
-    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid), now=s.retry_at)["resent"] == 0  # once
+    assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid))["resent"] == 0 and sent == []
+    assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid), now=s.retry_at)["resent"] == 1
+    assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid), now=s.retry_at)["resent"] == 0  # once
     assert sent == [sub_id]
     assert [backoff(n).total_seconds() for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
 
@@ -295,9 +295,9 @@ def test_big_regrade_is_sent_by_the_sweeper_once(db, h, settings):
         db.add(S(user_id=alice.id, assignment_id=a.id, upload_number=n, stored_name=f"00/{n}.zip", status="graded"))
     db.commit()
     sent: list[int] = []
-    rg = svc.regrade(db, lambda sid, d: sent.append(sid), assignment=a, requested_by=teacher,
+    rg = svc.regrade(db, lambda sid, d, lane="quick": sent.append(sid), assignment=a, requested_by=teacher,
                      submission_ids=svc.regrade_ids(db, a), scope="all")
     assert rg.total == 70 and len(sent) == svc.INLINE_SENDS
-    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid))["resent"] == 70 - svc.INLINE_SENDS
-    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid))["resent"] == 0  # never twice
+    assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid))["resent"] == 70 - svc.INLINE_SENDS
+    assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid))["resent"] == 0  # never twice
     assert sorted(sent) == sorted(svc.regrade_ids(db, a))

@@ -63,7 +63,7 @@ def test_postgres_migrations_upload_grade_leaderboard(pg_url, tmp_path, h):
         assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
     settings = h.make_settings(tmp_path / "instance", database_url=pg_url)
     sent: list[int] = []
-    app = create_app(settings=settings, dispatch=lambda sid, d: sent.append(sid))
+    app = create_app(settings=settings, dispatch=lambda sid, d=0.0, lane="quick": sent.append(sid))
     with Session(engine, expire_on_commit=False) as s:
         alice, _ = accounts.add_user(s, "alice", password="alice-pass-1")
         s.commit()
@@ -89,6 +89,22 @@ def test_postgres_migrations_upload_grade_leaderboard(pg_url, tmp_path, h):
         assert rep[0].passed and rep[0].points == 6.0
     board = c.get("/assignments/rpz-cnn/leaderboard.json").json
     assert board["rows"][0]["me"] and board["rows"][0]["metrics"]["finetune.orig"] == 0.8
+    # The fair-share claim and positions (window function, correlated subqueries) on PostgreSQL.
+    import io
+
+    from server.services import lanes
+
+    wake = lambda sid, d=0.0, lane="quick": None  # noqa: E731
+    with Session(engine, expire_on_commit=False) as s:
+        bob, _ = accounts.add_user(s, "bob", password="bob-pass-1")
+        s.commit()
+        a, alice = s.merge(a), s.merge(alice)
+        up = [svc.submit_upload(s, settings, wake, user=u, assignment=a, stream=io.BytesIO(h.tiny_zip()),
+                                filename="x.zip").id for u in (alice, alice, bob)]
+        assert lanes.positions(s) == {up[0]: 1, up[2]: 2, up[1]: 3}
+        first = svc.claim_next(s, settings, hostname="w1")
+        second = svc.claim_next(s, settings, hostname="w2")
+        assert (first.submission.id, second.submission.id) == (up[0], up[2])  # alice is busy: bob before her 2nd
     engine.dispose()
     from server.web import runtime
 

@@ -127,7 +127,7 @@ class _Breaks(io.RawIOBase):
 def test_failed_upload_leaves_no_row_and_no_file(db, h, settings):
     alice, a = h.get_user(db, "alice"), h.get_assignment(db)
     with pytest.raises(OSError):
-        svc.submit_upload(db, settings, lambda sid, d: None, user=alice, assignment=a, stream=_Breaks(),
+        svc.submit_upload(db, settings, lambda sid, d, lane="quick": None, user=alice, assignment=a, stream=_Breaks(),
                           filename="a.zip")
     assert count(db) == 0 and h.files_under(settings.upload_dir) == []
 
@@ -141,7 +141,7 @@ def test_failed_commit_leaves_no_file(db, h, settings):
     db.add(Submission(user_id=alice.id, assignment_id=a.id, upload_number=3, stored_name="x/other2.zip"))
     db.commit()  # two rows: used == 2, next number 3 is taken -> IntegrityError
     with pytest.raises(svc.UploadRefused) as exc:
-        svc.submit_upload(db, settings, lambda sid, d: None, user=alice, assignment=a,
+        svc.submit_upload(db, settings, lambda sid, d, lane="quick": None, user=alice, assignment=a,
                           stream=io.BytesIO(h.tiny_zip()), filename="a.zip")
     assert exc.value.status == 409
     assert count(db) == 2 and h.files_under(settings.upload_dir) == []
@@ -150,14 +150,14 @@ def test_failed_commit_leaves_no_file(db, h, settings):
 def test_broker_down_keeps_submission_queued_for_the_sweeper(db, h, settings):
     alice, a = h.get_user(db, "alice"), h.get_assignment(db)
 
-    def down(sid: int, delay: float) -> None:
+    def down(sid: int, delay: float, lane: str = "quick") -> None:
         raise ConnectionError("broker down")
 
     sub = svc.submit_upload(db, settings, down, user=alice, assignment=a, stream=io.BytesIO(h.tiny_zip()),
                             filename="a.zip")
     assert sub.status == "queued" and sub.enqueued_at is None
     sent: list[int] = []
-    assert svc.sweep(db, settings, lambda sid, d: sent.append(sid))["resent"] == 1
+    assert svc.sweep(db, settings, lambda sid, d, lane="quick": sent.append(sid))["resent"] == 1
     assert sent == [sub.id]
 
 
