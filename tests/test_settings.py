@@ -52,6 +52,7 @@ SERVER_VARS: dict[str, tuple[str, str, Any]] = {
     "AUTOGRADER_TRUSTED_PROXIES": ("1", "trusted_proxies", 1),
     "AUTOGRADER_METRICS_TOKEN": ("scrape", "metrics_token", "scrape"),
     "AUTOGRADER_FLAG_MIN_UPLOADS": ("30", "flag_min_uploads", 30),
+    "AUTOGRADER_WORKER_QUEUES": ("rerun", "worker_queues", "rerun"),
     "AUTOGRADER_BIND": ("0.0.0.0:9000", "bind", "0.0.0.0:9000"),
     "AUTOGRADER_WEB_WORKERS": ("5", "web_workers", 5),
 }
