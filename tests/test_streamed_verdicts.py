@@ -55,3 +55,19 @@ def test_missing_file_verdicts_come_first_and_a_failing_callback_changes_nothing
     assert told[0].id == "pytorch_cnn.MyNet.build" and told[0].status is CheckStatus.FAILED
     assert "missing" in told[0].message
     assert {c.id: c for c in told} == {c.id: c for c in result.checks} and len(told) == 3
+
+
+def test_verdicts_of_checks_that_crash_or_restart_the_sandbox_stream_once_each(tmp_path: Path,
+                                                                             fast_settings: GraderSettings) -> None:
+    """A check that exits the sandbox (blamed, then a restart for the rest) and a loop that hangs one op: each
+    check is told once, as the final result has it."""
+    src = reference_file("numpy_nn.py").decode()
+    src = src.replace("return dL_wrt_output @ self.W.T", "import os; os._exit(3)\n        return 0", 1)
+    assert "os._exit" in src
+    told: list[CheckResult] = []
+    z = make_zip(tmp_path / "exits.zip", {"numpy_nn.py": src})
+    result = grade_submission(zip_path=z, assignment="rpz-cnn", settings=fast_settings, on_verdict=told.append)
+    by_id = {c.id: c for c in result.checks}
+    assert by_id["numpy_nn.Linear.backward"].status is CheckStatus.FAILED
+    assert by_id["numpy_nn.Sigmoid.backward"].status is CheckStatus.PASSED  # run by a later sandbox process
+    assert sorted(c.id for c in told) == sorted(by_id) and {c.id: c for c in told} == by_id
