@@ -71,3 +71,22 @@ def test_verdicts_of_checks_that_crash_or_restart_the_sandbox_stream_once_each(t
     assert by_id["numpy_nn.Linear.backward"].status is CheckStatus.FAILED
     assert by_id["numpy_nn.Sigmoid.backward"].status is CheckStatus.PASSED  # run by a later sandbox process
     assert sorted(c.id for c in told) == sorted(by_id) and {c.id: c for c in told} == by_id
+
+
+@pytest.mark.slow
+def test_the_follow_up_round_amends_a_streamed_verdict_and_the_final_result_wins(tmp_path: Path,
+                                                                               fast_settings: GraderSettings) -> None:
+    """A MyNet trained on transposed images (near chance): its verdict is streamed as soon as it is judged; the
+    follow-up round then adds the hint to the message of the final result, the only difference."""
+    source = reference_file("pytorch_cnn.py").decode().replace(
+        "return model(x).argmax(dim=1)", "return model(x.transpose(2, 3)).argmax(dim=1)")
+    files = {"numpy_nn.py": reference_file("numpy_nn.py"), "pytorch_cnn.py": source.encode(),
+             "model.pt": reference_file("model.pt")}
+    told: list[CheckResult] = []
+    z = make_zip(tmp_path / "transposed.zip", files)
+    result = grade_submission(zip_path=z, assignment="rpz-cnn", settings=fast_settings.with_(limit_overrides={}),
+                              only=["pytorch_cnn.MyNet.accuracy"], on_verdict=told.append)
+    (streamed,), (final,) = told, result.checks
+    assert "follow_up_s" in result.timings and "transposed images" in final.message
+    assert "transposed images" not in streamed.message and streamed.message in final.message
+    assert streamed.model_copy(update={"message": final.message}) == final
