@@ -32,12 +32,24 @@ from grader.settings import GraderSettings
 from grader.settings import settings as default_settings
 
 log = logging.getLogger(__name__)
+VerdictCallback = Callable[[CheckResult], None]
+"""Told each check's result as soon as it is judged (see run_grading)."""
 MESSAGE_CHARS = 3000
 """A check's message is cut here (it may quote values the student's code returned)."""
 
 
 def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | None = None,
-                progress: Callable[[str], None] | None = None, only: Collection[str] | None = None) -> GradeResult:
+                progress: Callable[[str], None] | None = None, only: Collection[str] | None = None,
+                on_verdict: VerdictCallback | None = None) -> GradeResult:
+    """Grade one zip (see grader.api.grade_submission).
+
+    `on_verdict` is called once per check of the final result, as soon as that check is judged: a check whose
+    files are missing right after planning, a sandboxed check as soon as its own ops have answered (while the
+    sandbox goes on with the others; the reference ran before the sandbox, as the op budgets need its times).
+    What it is told equals the final result's check, except that the follow-up round may still add a hint to a
+    failed check's message later: the final result wins. A grading that ends as "rejected" or "error" may have
+    streamed nothing, or (an error after the sandbox, e.g. the judge's memory bound) verdicts the final result
+    no longer shows. What the callback raises (Exception) is logged and ignored."""
     t0 = time.perf_counter()
     cfg = settings or default_settings()
     try:
@@ -68,7 +80,7 @@ def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | N
     lim = make_limits(cfg.limit_overrides, base=spec.limits) if cfg.limit_overrides else spec.limits
     try:
         with judge_memory(lim.judge_bytes):
-            return _grade(zip_path, spec, cfg, backend, job_dir, t0, progress)
+            return _grade(zip_path, spec, cfg, backend, job_dir, t0, progress, on_verdict)
     except GraderFault as exc:
         log.exception("grader fault")
         return GradeResult.error(assignment=spec.name, max_score=spec.max_score, message=str(exc))
@@ -82,7 +94,7 @@ def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | N
 
 
 def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: CgroupBackend, job_dir: Path,
-           t0: float, progress: Callable[[str], None] | None) -> GradeResult:
+           t0: float, progress: Callable[[str], None] | None, on_verdict: VerdictCallback | None) -> GradeResult:
     lim = make_limits(cfg.limit_overrides, base=spec.limits) if cfg.limit_overrides else spec.limits
     try:
         unpacked = unpack_submission(zip_path, job_dir / "submission", expected=spec.files, aliases=spec.aliases,
@@ -123,6 +135,18 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
                 f"spec or the grader needs fixing (not the student's fault): {exc!r}"))
         tasks.append(Task(index=index, check_id=check.id, plan=plan))
 
+    def tell(check: CheckSpec, seconds: float | None) -> None:
+        if on_verdict is None:
+            return
+        try:
+            on_verdict(_check_result(check, verdicts[check.id], notebooks, seconds))
+        except Exception:  # the callback's problem (a worker's post): the grading goes on
+            log.exception("on_verdict for %s failed", check.id)
+
+    for check in spec.checks:  # planned every check: these verdicts stand
+        if check.id in verdicts:
+            tell(check, None)
+
     limits = RunLimits(memory_bytes=lim.memory_bytes, pids=lim.pids, cpus=lim.cpus, wall_s=lim.wall_s,
                        output_bytes=lim.output_bytes, tmpfs_bytes=lim.tmpfs_bytes, import_s=lim.import_s,
                        build_s=lim.build_s, op_s=lim.op_s, predict_s=lim.predict_s,
@@ -134,25 +158,31 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
     tasks = [replace(t, budgets=op_budgets(t.plan.ops, limits, refs.get(t.index), reference_predict_seconds(
         key=(spec.name, t.check_id), ops=t.plan.ops, reference_dir=reference_dir,
         data_dir=hidden.staged, inputs=inputs.arrays, counts=counts))) for t in tasks]
+    plans = {t.index: t.plan for t in tasks}
+
+    def judge(index: int, run: GroupRun) -> None:  # as soon as the check's ops have answered
+        check = spec.checks[index]
+        try:
+            verdicts[check.id] = KINDS[check.kind].judge(check, spec, plans[index], run, refs.get(index))
+        except Exception as exc:  # a bug of ours must not cost the student the whole report
+            log.exception("judging %s failed", check.id)
+            verdicts[check.id] = Verdict.err(f"the grader failed on this check (not your fault): {exc!r}")
+        tell(check, _seconds(run))
+
     runs, stats = run_in_sandbox(tasks, inputs=inputs, job_dir=job_dir, submission=unpacked.root, limits=limits,
                                  backend=backend, bwrap=cfg.bwrap, python=cfg.python, hidden=hidden,
-                                 progress=progress) if tasks else ({}, None)
+                                 progress=progress, on_done=judge) if tasks else ({}, None)
 
     metrics: dict[str, float] = {}
     for t in tasks:
         check = spec.checks[t.index]
-        try:
-            verdicts[check.id] = KINDS[check.kind].judge(check, spec, t.plan, runs.get(t.index, GroupRun()),
-                                                         refs.get(t.index))
-        except Exception as exc:  # a bug of ours must not cost the student the whole report
-            log.exception("judging %s failed", check.id)
-            verdicts[check.id] = Verdict.err(f"the grader failed on this check (not your fault): {exc!r}")
+        if check.id not in verdicts:  # run_in_sandbox tells every task; should one be missed, judge it now
+            judge(t.index, runs.get(t.index, GroupRun()))
         metrics.update(verdicts[check.id].metrics)
     follow_up_s = _follow_up(spec, tasks, runs, verdicts, inputs=Inputs(cfg), rng=rng, job_dir=job_dir,
                              submission=unpacked.root, limits=limits, backend=backend, cfg=cfg)
 
-    seconds = {spec.checks[t.index].id: round(sum(r.seconds for r in runs[t.index].results), 3)
-               for t in tasks if t.index in runs and runs[t.index].results}
+    seconds = {spec.checks[t.index].id: _seconds(runs[t.index]) for t in tasks if t.index in runs}
     results = [_check_result(c, verdicts[c.id], notebooks, seconds.get(c.id)) for c in spec.checks]
     t_end = time.perf_counter()
     timings = {"unpack_s": round(t_unpacked - t0, 3), "sandbox_s": round(stats.seconds, 3) if stats else 0.0,
@@ -217,6 +247,11 @@ def _follow_up(spec: AssignmentSpec, tasks: list[Task], runs: dict[int, GroupRun
             continue
         verdicts[check.id] = replace(before, message=after.message)  # only the words change
     return time.perf_counter() - t0
+
+
+def _seconds(run: GroupRun) -> float | None:
+    """What a check's student code ran for in the sandbox (None when nothing ran)."""
+    return round(sum(r.seconds for r in run.results), 3) if run.results else None
 
 
 def _files_needed(check: CheckSpec, files: Collection[str] = ()) -> list[str]:

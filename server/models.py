@@ -245,6 +245,9 @@ class Submission(Base):
     current_check: Mapped[str] = mapped_column(String(200), default="")
     checks_done: Mapped[int] = mapped_column(Integer, default=0)
     checks_total: Mapped[int] = mapped_column(Integer, default=0)
+    partial_checks: Mapped[str | None] = mapped_column(Text, default=None)
+    """JSON list of the running attempt's verdicts so far (grader.result.CheckResult), as the worker streams them;
+    cleared when an attempt starts or ends (the final result is the truth)."""
 
     score: Mapped[float | None] = mapped_column(Float, default=None)
     max_score: Mapped[float | None] = mapped_column(Float, default=None)
@@ -270,6 +273,11 @@ class Submission(Base):
     @property
     def result(self) -> dict[str, Any] | None:
         return json.loads(self.result_json) if self.result_json else None
+
+    @property
+    def partial(self) -> list[dict[str, Any]]:
+        """The running attempt's verdicts so far, in the order they came."""
+        return json.loads(self.partial_checks) if self.partial_checks else []
 
     @property
     def metrics(self) -> dict[str, float]:

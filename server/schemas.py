@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from grader.result import GradeResult
+from grader.result import CheckResult, GradeResult
 
 Status = Literal["queued", "running", "graded", "rejected", "error"]
 
@@ -53,6 +53,10 @@ class Submission(_Body):
     current_check: str = Field(description="the check running now; empty unless running")
     checks_done: int
     checks_total: int
+    partial_checks: list[CheckResult] = Field(default_factory=list, description=(
+        "while running: the verdicts judged so far, in the order they came (the final result may still add to a "
+        "message); empty otherwise"))
+    partial_score: float | None = Field(default=None, description="while running: the points of partial_checks")
     score: float | None
     max_score: float | None
     passed: bool | None

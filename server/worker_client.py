@@ -24,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from grader.result import CheckResult
 from server.security import MAX_SKEW_SECONDS, signed_headers
 
 log = logging.getLogger(__name__)
@@ -134,9 +135,12 @@ class InternalClient:
     def download(self, sid: int, claim: str, dest: Path) -> None:
         self._request("GET", f"/internal/submissions/{sid}/zip?claim={claim}", dest=dest)
 
-    def progress(self, sid: int, claim: str, check: str | None) -> None:
-        self._request("POST", f"/internal/submissions/{sid}/progress",
-                      {"claim": claim, "check": check, "hostname": self.hostname}, retry=False)
+    def progress(self, sid: int, claim: str, check: str | None, verdict: CheckResult | None = None) -> None:
+        """The check now running (None: only renew the lease), and/or a check's verdict as soon as it is judged."""
+        payload: dict[str, Any] = {"claim": claim, "check": check, "hostname": self.hostname}
+        if verdict is not None:
+            payload["verdict"] = verdict.model_dump(mode="json")
+        self._request("POST", f"/internal/submissions/{sid}/progress", payload, retry=False)
 
     def result(self, sid: int, claim: str, result: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", f"/internal/submissions/{sid}/result",
@@ -193,8 +197,10 @@ def run_grading_job(client: InternalClient, sid: int, *, heartbeat_seconds: floa
 
 
 def _grade_claimed(client: InternalClient, sid: int, info: dict[str, Any], heartbeat_seconds: float) -> str:
-    """Grade a claimed submission. Progress has one channel: each check as it starts is posted to the web app,
-    which stores it on the submission (what the pages and the API show) and renews the lease.
+    """Grade a claimed submission. Progress has one channel: each check as it starts, and each check's verdict as
+    soon as it is judged (every one: the engine does not rate-limit verdicts), is posted to the web app, which
+    stores it on the submission (what the pages and the API show) and renews the lease. Both are best effort
+    (not retried, so a web app that is down never holds up the grading): the final result is the truth.
     """
     claim = info["claim"]
     beat = _Heartbeat(client, sid, claim, heartbeat_seconds)
@@ -214,10 +220,17 @@ def _grade_claimed(client: InternalClient, sid: int, info: dict[str, Any], heart
                 except Exception as exc:  # progress is best effort; the result is what counts
                     log.warning("progress for submission %s: %s", sid, exc)
 
+            def on_verdict(verdict: CheckResult) -> None:
+                try:
+                    client.progress(sid, claim, None, verdict)
+                except Exception as exc:
+                    log.warning("verdict of %s for submission %s: %s", verdict.id, sid, exc)
+
             from grader.api import grade_submission
 
             try:
-                result = grade_submission(zip_path=zip_path, assignment=info["assignment"], progress=on_progress)
+                result = grade_submission(zip_path=zip_path, assignment=info["assignment"], progress=on_progress,
+                                          on_verdict=on_verdict)
             except Exception:
                 client.fail(sid, claim, "engine raised:\n" + traceback.format_exc())
                 return f"submission {sid}: engine raised"

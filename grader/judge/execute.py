@@ -95,12 +95,15 @@ class _Grading:
     hidden: HiddenFiles
     stats: SandboxStats
     progress: Callable[[str], None] | None
+    on_done: Callable[[int, GroupRun], None] | None = None
     text: TextBudget = field(default_factory=TextBudget)
     poisoned: dict[str, Failure] = field(default_factory=dict)
     """module -> the failure of its import (hang, crash)."""
     hung: dict[Call, str] = field(default_factory=dict)
     """student call -> why later ops making it are not run."""
     reported: set[int] = field(default_factory=set)
+    finished: set[int] = field(default_factory=set)
+    """Tasks whose run is final (told to `on_done`)."""
     last_progress: float = 0.0
     pending_progress: str | None = None
 
@@ -111,6 +114,14 @@ class _Grading:
         self.reported.add(t.index)
         self.pending_progress = t.check_id
         self.flush_progress()
+
+    def finish(self, index: int, run: GroupRun) -> None:
+        """A task's run is final (no restart clears it): tell `on_done`, once per task."""
+        if index in self.finished:
+            return
+        self.finished.add(index)
+        if self.on_done is not None:
+            self.on_done(index, run)
 
     def flush_progress(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -132,10 +143,13 @@ def run_in_sandbox(
     python: Path,
     hidden: HiddenFiles,
     progress: Callable[[str], None] | None = None,
+    on_done: Callable[[int, GroupRun], None] | None = None,
 ) -> tuple[dict[int, GroupRun], SandboxStats]:
     """Run every task's ops against the student's code; each task gets a `GroupRun`, never an exception.
 
-    Tasks that read hidden sets run after all others (a stable order otherwise)."""
+    Tasks that read hidden sets run after all others (a stable order otherwise). `on_done(index, run)` is called
+    once per task as soon as its run is final (its last op answered, it failed, or it was not run), while the
+    sandbox goes on with the others; what it raises ends the grading."""
     import numpy as np
 
     in_dir = job_dir / "in"
@@ -145,7 +159,8 @@ def run_in_sandbox(
     t_start = time.monotonic()
     g = _Grading(job=Job(harness=HARNESS_DIR, submission=submission, inputs=in_dir, data=hidden.shown),
                  limits=limits, backend=backend, bwrap=bwrap, python=python,
-                 wall_deadline=t_start + limits.wall_s, hidden=hidden, stats=SandboxStats(), progress=progress)
+                 wall_deadline=t_start + limits.wall_s, hidden=hidden, stats=SandboxStats(), progress=progress,
+                 on_done=on_done)
     pending = sorted(tasks, key=lambda t: t.hidden)
     while pending:
         pending = [t for t in pending if not _fail_fast(t, runs[t.index], g)]
@@ -157,6 +172,7 @@ def run_in_sandbox(
                    f"was not run: your code crashed or hung the sandbox {g.stats.starts} times")
             for t in pending:
                 runs[t.index].results.append(OpResult(error=Failure(Outcome.NOT_RUN, why)))
+                g.finish(t.index, runs[t.index])
             break
         (in_dir / "request.json").write_text(json.dumps(
             Request(groups=tuple(Group(index=t.index, ops=tuple(t.plan.ops)) for t in pending)).to_wire()))
@@ -178,6 +194,7 @@ def _fail_fast(t: Task, run: GroupRun, g: _Grading) -> bool:
             error = Failure(Outcome.NOT_RUN, hung)
         if error is not None:
             run.results = [OpResult(value=None) for _ in range(i)] + [OpResult(error=error)]
+            g.finish(t.index, run)
             return True
     return False
 
@@ -247,6 +264,7 @@ class _Follow:
         if result.error or self.op_index == len(t.plan.ops) - 1:
             self.done.add(t.index)
             self.position, self.op_index = self.position + 1, 0
+            g.finish(t.index, self.runs[t.index])
         else:
             self.op_index += 1
         self.op_deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -260,7 +278,11 @@ class _Follow:
         g, t, i = self.g, self.pending[at[0]], at[1]
         self.runs[t.index].results.append(OpResult(error=failure))
         self.done.add(t.index)
-        op = t.plan.ops[i]
+        self._learn(failure, t, i)
+        g.finish(t.index, self.runs[t.index])
+
+    def _learn(self, failure: Failure, t: Task, i: int) -> None:
+        g, op = self.g, t.plan.ops[i]
         if self.current is None:  # the op never started: nothing to learn about the student's code
             pass
         elif isinstance(op, ImportOp):

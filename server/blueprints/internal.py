@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, request, send_file
+from pydantic import ValidationError
 
 from server import web
 from server.security import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -75,8 +76,12 @@ def zip_file(sid: int) -> Any:
 def progress(sid: int) -> Any:
     d = _json()
     check = d.get("check")
+    try:
+        verdict = claims.verdict_of(d["verdict"]) if d.get("verdict") is not None else None
+    except (ValueError, ValidationError):
+        abort(400)
     claims.progress(web.db(), web.settings(), sid, str(d.get("claim", "")),
-                 check=str(check) if check else None, hostname=str(d.get("hostname", "")))
+                    check=str(check) if check else None, hostname=str(d.get("hostname", "")), verdict=verdict)
     return {"ok": True}
 
 

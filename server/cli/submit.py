@@ -103,6 +103,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 0
     deadline = time.monotonic() + args.timeout
     last = ""
+    told: set[str] = set()
     while True:
         try:
             resp = http.get(f"{base}/api/v1/submissions/{sid}", timeout=TIMEOUT)
@@ -116,12 +117,31 @@ def cmd_submit(args: argparse.Namespace) -> int:
             if note != last:
                 print(visible(note), file=sys.stderr)
                 last = note
+            if status == "running":
+                for line in _new_verdicts(data, told):
+                    print(line, file=sys.stderr)
             if status in FINAL:
                 break
         if time.monotonic() > deadline:
             return err(f"gave up waiting for submission {sid}")
         time.sleep(POLL_SECONDS)
     return print_report(data, as_json=args.json)
+
+
+def _new_verdicts(data: dict[str, Any], told: set[str]) -> list[str]:
+    """One line per streamed verdict not shown yet (status, check, points, the start of a failure's message) with
+    the score so far; student text made safe for the terminal."""
+    out = []
+    for c in data.get("partial_checks") or []:
+        cid = str(c.get("id", ""))
+        if cid in told:
+            continue
+        told.add(cid)
+        message = str(c.get("message") or "")
+        why = f": {message[:200]}{'...' if len(message) > 200 else ''}" if message and c.get("status") != "passed" else ""
+        out.append(visible(f"  {c.get('status')} {cid} {c.get('points')}/{c.get('max_points')}{why} "
+                           f"(score so far {data.get('partial_score')})"))
+    return out
 
 
 def print_report(data: dict[str, Any], *, as_json: bool) -> int:

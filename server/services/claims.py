@@ -6,12 +6,15 @@ are harmless, and requests of a superseded attempt are refused (`Conflict`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from grader.result import CheckResult
 from server import storage
 from server.models import Submission, SubmissionStatus, WorkerSeen, utcnow
 from server.security import new_token
@@ -133,13 +136,30 @@ def zip_path_for_claim(session: Session, settings: ServerSettings, submission_id
     return storage.path_of(settings.upload_dir, sub.stored_name)
 
 
+MAX_PARTIAL_CHECKS = 500
+"""Verdicts kept of one attempt (an assignment has a few dozen checks; a worker cannot grow the row further)."""
+
+
+def verdict_of(payload: Any) -> CheckResult:
+    """A streamed verdict as the grader's CheckResult model; ValueError (pydantic's) if it is none."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"a verdict is a JSON object, not {type(payload).__name__}")
+    return CheckResult.model_validate(payload)
+
+
 def progress(session: Session, settings: ServerSettings, submission_id: int, token: str, *,
-             check: str | None, hostname: str = "") -> None:
-    """Record the check being run (or just renew the lease when `check` is None): the one progress channel."""
+             check: str | None, hostname: str = "", verdict: CheckResult | None = None) -> None:
+    """Record the check being run (or just renew the lease when `check` is None) and a check's verdict as soon as
+    it is judged (kept on the row until the attempt ends, one per check id, the latest wins): the one progress
+    channel."""
     sub = held(session, submission_id, token)
     sub.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_seconds)
     if check and check != sub.current_check:
         sub.current_check = check[:200]
         sub.checks_done += 1
+    if verdict is not None:
+        kept = [c for c in sub.partial if c.get("id") != verdict.id]
+        if len(kept) < MAX_PARTIAL_CHECKS:
+            sub.partial_checks = json.dumps([*kept, verdict.model_dump(mode="json")])
     touch_worker(session, hostname, sub.id)
     session.commit()

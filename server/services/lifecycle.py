@@ -80,8 +80,9 @@ def sources(to: SubmissionStatus, reason: Why) -> frozenset[SubmissionStatus]:
 def stamps(to: SubmissionStatus, reason: Why, now: datetime) -> dict[str, Any]:
     """The fields every transition to `to` for `reason` sets, besides the status."""
     if to is S.RUNNING:
-        return {"started_at": now, "current_check": "", "checks_done": 0, "retry_at": None}
-    out: dict[str, Any] = {"claim": None, "lease_expires_at": None, "current_check": "", "retry_at": None}
+        return {"started_at": now, "current_check": "", "checks_done": 0, "retry_at": None, "partial_checks": None}
+    out: dict[str, Any] = {"claim": None, "lease_expires_at": None, "current_check": "", "retry_at": None,
+                           "partial_checks": None}
     if to.final:
         out["finished_at"] = now
     elif to is S.QUEUED:

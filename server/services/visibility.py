@@ -39,12 +39,15 @@ def history(session: Session, user: User, assignment: Assignment | None = None) 
 def state_dict(session: Session, sub: Submission, *, for_instructor: bool = False) -> dict[str, Any]:
     """What the submission page and the API show (students never see the instructor-only reason)."""
     running = sub.status == SubmissionStatus.RUNNING
+    partial = sub.partial if running else []
     position = queue_position(session, sub)
     d: dict[str, Any] = {
         "id": sub.id, "assignment": sub.assignment.name, "upload_number": sub.upload_number,
         "uploaded_at": sub.created_at.isoformat(), "status": str(sub.status), "filename": sub.original_filename,
         "queue_position": position, "eta_s": queue_eta(session, sub, position), "current_check": sub.current_check if running else "",
         "checks_done": sub.checks_done, "checks_total": sub.checks_total, "score": sub.score,
+        "partial_checks": partial, "partial_score": round(sum(float(c.get("points", 0)) for c in partial), 4)
+        if running else None,
         "max_score": sub.max_score, "passed": sub.passed, "message": sub.message, "result": sub.result,
         "finished_at": sub.finished_at.isoformat() if sub.finished_at else None,
     }

@@ -77,6 +77,46 @@ function renderReport(box, s) {
   for (const n of r.notices || []) box.append(el("p", {class: "notice"}, n));
 }
 
+// While running: the verdicts judged so far (partial_checks), the check running now and how many still wait.
+// Everything goes in through textContent (el), as in the final report.
+function renderPartial(box, s) {
+  box.replaceChildren();
+  const done = s.partial_checks || [];
+  const max = done.reduce((a, c) => a + c.max_points, 0);
+  box.append(el("p", {id: "score-so-far"}, `Score so far ${s.partial_score ?? 0} of ${Math.round(max * 1e4) / 1e4}` +
+    ` · ${done.length}${s.checks_total ? " of " + s.checks_total : ""} checks judged`));
+  const t = el("table", {id: "live-checks"});
+  const head = el("tr");
+  for (const h of ["Check", "Target", "Result", "Points", "Time", "Message"]) head.append(el("th", {}, h));
+  const thead = el("thead");
+  thead.append(head);
+  t.append(thead);
+  const body = el("tbody");
+  for (const c of done) {
+    const tr = el("tr", {class: "check-" + c.status + " live-row"});
+    tr.append(el("td", {}, c.id), el("td", {}, c.target), el("td", {}, c.status),
+              el("td", {}, `${c.points} / ${c.max_points}`),
+              el("td", {class: "secs"}, c.seconds === undefined || c.seconds === null ? "" : `${c.seconds.toFixed(2)} s`),
+              el("td", {class: "msg"}, c.message));
+    body.append(tr);
+  }
+  const running = s.current_check && !done.some((c) => c.id === s.current_check) ? s.current_check : "";
+  if (running) {
+    const tr = el("tr", {class: "check-running live-row"});
+    tr.append(el("td", {}, running), el("td", {}), el("td", {}, "running"), el("td", {}), el("td", {}), el("td", {}));
+    body.append(tr);
+  }
+  const waiting = Math.max(0, (s.checks_total || 0) - done.length - (running ? 1 : 0));
+  if (waiting) {
+    const tr = el("tr", {class: "check-waiting live-row"});
+    tr.append(el("td", {}, `${waiting} more check${waiting === 1 ? "" : "s"}`), el("td", {}), el("td", {}, "waiting"),
+              el("td", {}), el("td", {}), el("td", {}));
+    body.append(tr);
+  }
+  t.append(body);
+  box.append(t);
+}
+
 function eta(seconds) {
   if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
   return `${Math.round(seconds / 60)} min`;
@@ -95,7 +135,8 @@ function initSubmission() {
     if (s.status === "running") d = `running ${s.current_check || "(starting)"}` + (s.checks_total ? ` · check ${Math.min(s.checks_done, s.checks_total)} of ${s.checks_total}` : "");
     if (s.status === "graded") d = `score ${s.score} of ${s.max_score}`;
     detail.textContent = d;
-    renderReport(report, s);
+    if (s.status === "running" && (s.partial_checks || []).length) renderPartial(report, s);
+    else renderReport(report, s);
   }, 1500, (s) => ["graded", "rejected", "error"].includes(s.status));
 }
 

@@ -142,3 +142,19 @@ def test_submit_to_nothing_names_the_reason(h, tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip().endswith("[Errno 111] Connection refused"), out.stderr
     assert time.monotonic() - started >= 7  # the retries' backoff (0, 1, 2, 4, 8 s) before giving up
+
+
+def test_submit_shows_each_streamed_verdict_once_as_it_comes(h, tmp_path, serve_later):
+    ok = {"id": "numpy_nn.Linear.forward", "target": "Linear", "status": "passed", "points": 1.0, "max_points": 1.0}
+    bad = {"id": "numpy_nn.ReLU.forward", "target": "ReLU", "status": "failed", "points": 0.0, "max_points": 2.0,
+           "message": "wrong values\x1b[2J"}
+    port, servers = serve_later(0, statuses=[
+        {"status": "running", "current_check": "numpy_nn.Linear.forward", "partial_checks": [ok], "partial_score": 1.0},
+        {"status": "running", "current_check": "numpy_nn.ReLU.forward", "partial_checks": [ok, bad],
+         "partial_score": 1.0},
+        {"status": "error", "message": "the grader broke"}])
+    out = submit(h, tmp_path, port, "--token", "tok-1")
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.count("passed numpy_nn.Linear.forward 1.0/1.0 (score so far 1.0)") == 1, out.stderr
+    assert "failed numpy_nn.ReLU.forward 0.0/2.0: wrong values" in out.stderr
+    assert "\x1b" not in out.stderr  # student text made safe for the terminal
