@@ -49,23 +49,7 @@ function renderReport(box, s) {
   if (s.status !== "graded") box.append(el("p", {class: "muted"}, "Previous report:"));
   const sum = el("p", {id: "score"}, `Score ${r.score} of ${r.max_score} · lab ${r.passed ? "passed" : "not passed"}`);
   box.append(sum);
-  const t = el("table", {id: "checks"});
-  const head = el("tr");
-  for (const h of ["Check", "Target", "Result", "Points", "Time", "Message"]) head.append(el("th", {}, h));
-  const thead = el("thead");
-  thead.append(head);
-  t.append(thead);
-  const body = el("tbody");
-  for (const c of r.checks) {
-    const tr = el("tr", {class: "check-" + c.status});
-    tr.append(el("td", {}, c.id), el("td", {}, c.target), el("td", {}, c.status),
-              el("td", {}, `${c.points} / ${c.max_points}`),
-              el("td", {class: "secs"}, c.seconds === undefined || c.seconds === null ? "" : `${c.seconds.toFixed(2)} s`),
-              el("td", {class: "msg"}, c.message));
-    body.append(tr);
-  }
-  t.append(body);
-  box.append(t);
+  box.append(checksTable("checks", r.checks, "").table);
   const metrics = Object.entries(r.metrics || {});
   if (metrics.length) {
     const dl = el("table", {id: "metrics"});
@@ -85,21 +69,7 @@ function renderPartial(box, s) {
   const max = done.reduce((a, c) => a + c.max_points, 0);
   box.append(el("p", {id: "score-so-far"}, `Score so far ${s.partial_score ?? 0} of ${Math.round(max * 1e4) / 1e4}` +
     ` · ${done.length}${s.checks_total ? " of " + s.checks_total : ""} checks judged`));
-  const t = el("table", {id: "live-checks"});
-  const head = el("tr");
-  for (const h of ["Check", "Target", "Result", "Points", "Time", "Message"]) head.append(el("th", {}, h));
-  const thead = el("thead");
-  thead.append(head);
-  t.append(thead);
-  const body = el("tbody");
-  for (const c of done) {
-    const tr = el("tr", {class: "check-" + c.status + " live-row"});
-    tr.append(el("td", {}, c.id), el("td", {}, c.target), el("td", {}, c.status),
-              el("td", {}, `${c.points} / ${c.max_points}`),
-              el("td", {class: "secs"}, c.seconds === undefined || c.seconds === null ? "" : `${c.seconds.toFixed(2)} s`),
-              el("td", {class: "msg"}, c.message));
-    body.append(tr);
-  }
+  const {table: t, body} = checksTable("live-checks", done, " live-row");
   const running = s.current_check && !done.some((c) => c.id === s.current_check) ? s.current_check : "";
   if (running) {
     const tr = el("tr", {class: "check-running live-row"});
@@ -113,8 +83,27 @@ function renderPartial(box, s) {
               el("td", {}), el("td", {}), el("td", {}));
     body.append(tr);
   }
-  t.append(body);
   box.append(t);
+}
+
+// The report's table of checks (id `id`), one row per check; `rowClass` is added to each row's class.
+function checksTable(id, checks, rowClass) {
+  const table = el("table", {id});
+  const head = el("tr");
+  for (const h of ["Check", "Target", "Result", "Points", "Time", "Message"]) head.append(el("th", {}, h));
+  const thead = el("thead");
+  thead.append(head);
+  const body = el("tbody");
+  table.append(thead, body);
+  for (const c of checks) {
+    const tr = el("tr", {class: "check-" + c.status + rowClass});
+    tr.append(el("td", {}, c.id), el("td", {}, c.target), el("td", {}, c.status),
+              el("td", {}, `${c.points} / ${c.max_points}`),
+              el("td", {class: "secs"}, c.seconds === undefined || c.seconds === null ? "" : `${c.seconds.toFixed(2)} s`),
+              el("td", {class: "msg"}, c.message));
+    body.append(tr);
+  }
+  return {table, body};
 }
 
 function eta(seconds) {
