@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -221,3 +222,18 @@ def browser() -> Iterator[Any]:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def live_server(app, h):
+    """The app served over HTTP on a free localhost port in a thread (for the browser tests)."""
+    from werkzeug.serving import make_server
+
+    app.config["SESSION_COOKIE_SECURE"] = False  # plain http on localhost in this test
+    port = h.free_port()
+    srv = make_server("127.0.0.1", port, app, threaded=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{port}"
+    srv.shutdown()
+    t.join(10)

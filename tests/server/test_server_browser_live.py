@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 
 import pytest
 
@@ -16,20 +15,6 @@ from grader.result import CheckResult, CheckStatus, GradeResult
 from tests.server.browser import log_in
 
 pytestmark = [pytest.mark.browser]
-
-
-@pytest.fixture
-def live_server(app, h):
-    from werkzeug.serving import make_server
-
-    app.config["SESSION_COOKIE_SECURE"] = False  # plain http on localhost in this test
-    port = h.free_port()
-    srv = make_server("127.0.0.1", port, app, threaded=True)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{port}"
-    srv.shutdown()
-    t.join(10)
 
 
 def test_submission_and_leaderboard_update_without_reload(live_server, browser, db, h, settings):

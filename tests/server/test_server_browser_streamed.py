@@ -7,7 +7,6 @@ the internal progress endpoint calls."""
 from __future__ import annotations
 
 import io
-import threading
 
 import pytest
 
@@ -17,20 +16,6 @@ from tests.server.browser import log_in
 pytestmark = [pytest.mark.browser]
 
 HOSTILE = '<img src=x onerror="document.title=\'pwned\'"><b>bold</b>'
-
-
-@pytest.fixture
-def live_server(app, h):
-    from werkzeug.serving import make_server
-
-    app.config["SESSION_COOKIE_SECURE"] = False  # plain http on localhost in this test
-    port = h.free_port()
-    srv = make_server("127.0.0.1", port, app, threaded=True)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{port}"
-    srv.shutdown()
-    t.join(10)
 
 
 def test_streamed_verdict_rows_appear_before_the_report_is_final(live_server, browser, db, h, settings):
