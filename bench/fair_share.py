@@ -73,17 +73,6 @@ def api(stack: Stack, token: str, path: str) -> dict:
         return json.loads(r.read())
 
 
-def wait_final(stack: Stack, ids: list[int], timeout: float) -> list[dict]:
-    end = time.monotonic() + timeout
-    while True:
-        rows = stack.rows(ids)
-        if sum(r["status"] in ("graded", "rejected", "error") for r in rows) == len(ids):
-            return rows
-        if time.monotonic() > end:
-            raise TimeoutError(f"not all of {len(ids)} submissions finished after {timeout:.0f} s; logs in {stack.tmp}")
-        time.sleep(0.5)
-
-
 def round_(stack: Stack, data: bytes, tokens: list[str], burst: int, timeout: float) -> dict:
     """The burster (tokens[0]) uploads `burst` times, then each other student once."""
     t0 = time.monotonic()
@@ -92,7 +81,7 @@ def round_(stack: Stack, data: bytes, tokens: list[str], burst: int, timeout: fl
     singles = [stack.upload(data, t) for t in tokens[1:]]
     t2 = time.monotonic()
     seen = [api(stack, t, f"/api/v1/submissions/{sid}") for t, sid in zip(tokens[1:], singles, strict=True)]
-    rows = {r["id"]: r for r in wait_final(stack, burster + singles, timeout)}
+    rows = {r["id"]: r for r in stack.wait_final(burster + singles, timeout, every=0.5)}
     wait = {sid: (rows[sid]["finished"] - rows[sid]["created"]).total_seconds() for sid in burster + singles}
     grading = [(r["finished"] - r["started"]).total_seconds() for r in rows.values()]
     # Fairness itself: burster gradings that started after a single was uploaded and before its grading started.
@@ -142,7 +131,7 @@ def main() -> int:
             print(f"stack up: {args.workers} worker(s); numpy part of rpz-cnn ({len(data) / 2**10:.0f} KiB); "
                   f"{args.singles} singles + 1 burster of {args.burst}", flush=True)
             # Warm up (the `bench` student, in no round): the first gradings build caches, start the sandbox tools.
-            wait_final(stack, [stack.upload(data) for _ in range(args.warmup)], args.timeout)
+            stack.wait_final([stack.upload(data) for _ in range(args.warmup)], args.timeout, every=0.5)
             a = round_(stack, data, calm, 1, args.timeout)
             b = round_(stack, data, busy, args.burst, args.timeout)
         finally:

@@ -185,7 +185,7 @@ def main() -> int:
             # Each viewer has one earlier submission of their own to look at (graded before the idle phase).
             for i, name in enumerate(course.viewer_names):
                 own[name] = stack.upload(data, course.tokens[i])
-            wait_final(stack, list(own.values()), args.timeout)
+            stack.wait_final(list(own.values()), args.timeout)
             browsers = [Browser(stack.base_url, name) for name in course.viewer_names]
 
             def pages_for(name: str) -> Callable[[], dict[str, str]]:
@@ -206,7 +206,7 @@ def main() -> int:
                 mine = [sid for sid, tok in ids if tok == course.tokens[i]]
                 if mine:
                     own[name] = mine[-1]
-            rows = wait_final(stack, [sid for sid, _ in ids], args.timeout)
+            rows = stack.wait_final([sid for sid, _ in ids], args.timeout)
             phase[0] = "after"
             stop.set()
             for t in threads:
@@ -269,17 +269,6 @@ def burst(stack: Stack, tokens: list[str], per_student: int, data: bytes) -> tup
     with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
         list(pool.map(student, tokens))
     return ids, refused, times
-
-
-def wait_final(stack: Stack, ids: list[int], timeout: float) -> list[dict]:
-    end = time.monotonic() + timeout
-    while True:
-        rows = stack.rows(ids)
-        if sum(r["status"] in ("graded", "rejected", "error") for r in rows) == len(ids):
-            return rows
-        if time.monotonic() > end:
-            raise TimeoutError(f"not all of {len(ids)} submissions finished after {timeout:.0f} s; logs in {stack.tmp}")
-        time.sleep(1.0)
 
 
 def count_rows(stack: Stack) -> int:

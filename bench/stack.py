@@ -142,6 +142,17 @@ class Stack:
         with urllib.request.urlopen(req, timeout=120) as r:
             return int(json.loads(r.read())["id"])
 
+    def wait_final(self, ids: list[int], timeout: float, *, every: float = 1.0) -> list[dict[str, Any]]:
+        """The rows of `ids` once every one is graded, rejected or error (polled every `every` s)."""
+        end = time.monotonic() + timeout
+        while True:
+            rows = self.rows(ids)
+            if sum(r["status"] in ("graded", "rejected", "error") for r in rows) == len(ids):
+                return rows
+            if time.monotonic() > end:
+                raise TimeoutError(f"not all of {len(ids)} submissions finished after {timeout:.0f} s; logs in {self.tmp}")
+            time.sleep(every)
+
     def rows(self, ids: list[int]) -> list[dict[str, Any]]:
         """The submissions' rows, read straight from the database (not through the app under test)."""
         from sqlalchemy import create_engine, select
