@@ -6,6 +6,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from grader.result import CheckResult, GradeResult
+from grader.reuse import ReuseStore
 from grader.settings import GraderSettings
 
 ProgressCallback = Callable[[str], None]
@@ -22,6 +23,7 @@ def grade_submission(
     progress: ProgressCallback | None = None,
     only: Collection[str] | None = None,
     on_verdict: VerdictCallback | None = None,
+    reuse: ReuseStore | None = None,
 ) -> GradeResult:
     """Grade one uploaded zip against an assignment spec and return the typed result.
 
@@ -31,9 +33,10 @@ def grade_submission(
     graded with (an unknown check kind, params that do not validate, a check its kind cannot plan),
     marked `deterministic` as grading again would fail the same way. `only` restricts grading to the
     checks with these ids (e.g. to regrade one check). `on_verdict` streams each check's result as soon as
-    it is judged (grader.engine.run_grading says what it may differ in from the final result).
+    it is judged (grader.engine.run_grading says what it may differ in from the final result). `reuse` serves
+    earlier verdicts of checks whose inputs are byte-identical (grader.reuse) and keeps this grading's.
     """
     from grader.engine import run_grading
 
     return run_grading(zip_path=zip_path, assignment=assignment, settings=settings, progress=progress, only=only,
-                       on_verdict=on_verdict)
+                       on_verdict=on_verdict, reuse=reuse)

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,14 +18,18 @@ from grader.archive import ArchiveLimits, ArchiveRejected, unpack_submission
 from grader.assignments import AssignmentSpec, CheckSpec, InvalidSpec, UnknownAssignment, load_assignment
 from grader.assignments.spec import make_limits
 from grader.data import DataUnavailable
+from grader.harness.protocol import Outcome
 from grader.judge.budgets import op_budgets, reference_predict_seconds
 from grader.judge.context import GroupRun, Inputs, Verdict
 from grader.judge.execute import GraderFault, Task, run_in_sandbox, run_reference
-from grader.judge.hidden_files import HiddenFiles
+from grader.judge.hidden_files import HiddenFiles, op_datasets
 from grader.judge.kinds import KINDS, FollowUpKind
 from grader.memory_bound import judge_memory
 from grader.notebook import SourceMap, with_notebook_modules
 from grader.result import CheckResult, CheckStatus, GradeResult
+from grader.reuse import Kept, Reused, ReuseStore
+from grader.reuse.isolation import isolate
+from grader.reuse.keys import check_key, data_fingerprint, submission_digests
 from grader.sandbox import RunLimits, SandboxUnavailable, host_backend
 from grader.sandbox.cgroups import CgroupBackend
 from grader.settings import GraderSettings
@@ -40,7 +44,7 @@ MESSAGE_CHARS = 3000
 
 def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | None = None,
                 progress: Callable[[str], None] | None = None, only: Collection[str] | None = None,
-                on_verdict: VerdictCallback | None = None) -> GradeResult:
+                on_verdict: VerdictCallback | None = None, reuse: ReuseStore | None = None) -> GradeResult:
     """Grade one zip (see grader.api.grade_submission).
 
     `on_verdict` is called once per check of the final result, as soon as that check is judged: a check whose
@@ -49,7 +53,11 @@ def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | N
     What it is told equals the final result's check, except that the follow-up round may still add a hint to a
     failed check's message later: the final result wins. A grading that ends as "rejected" or "error" may have
     streamed nothing, or (an error after the sandbox, e.g. the judge's memory bound) verdicts the final result
-    no longer shows. What the callback raises (Exception) is logged and ignored."""
+    no longer shows. What the callback raises (Exception) is logged and ignored.
+
+    With `reuse`, each sandboxed check's input key is looked up first: a check offered an earlier verdict is not
+    run (nor its reference), its verdict is streamed at once, marked `reused_from`; at the end the store is told
+    which verdicts of this grading may be kept (grader.reuse). A store that fails is logged and ignored."""
     t0 = time.perf_counter()
     cfg = settings or default_settings()
     try:
@@ -80,7 +88,7 @@ def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | N
     lim = make_limits(cfg.limit_overrides, base=spec.limits) if cfg.limit_overrides else spec.limits
     try:
         with judge_memory(lim.judge_bytes):
-            return _grade(zip_path, spec, cfg, backend, job_dir, t0, progress, on_verdict)
+            return _grade(zip_path, spec, cfg, backend, job_dir, t0, progress, on_verdict, reuse)
     except GraderFault as exc:
         log.exception("grader fault")
         return GradeResult.error(assignment=spec.name, max_score=spec.max_score, message=str(exc))
@@ -94,7 +102,8 @@ def run_grading(*, zip_path: Path, assignment: str, settings: GraderSettings | N
 
 
 def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: CgroupBackend, job_dir: Path,
-           t0: float, progress: Callable[[str], None] | None, on_verdict: VerdictCallback | None) -> GradeResult:
+           t0: float, progress: Callable[[str], None] | None, on_verdict: VerdictCallback | None,
+           reuse: ReuseStore | None) -> GradeResult:
     lim = make_limits(cfg.limit_overrides, base=spec.limits) if cfg.limit_overrides else spec.limits
     try:
         unpacked = unpack_submission(zip_path, job_dir / "submission", expected=spec.files, aliases=spec.aliases,
@@ -135,23 +144,38 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
                 f"spec or the grader needs fixing (not the student's fault): {exc!r}"))
         tasks.append(Task(index=index, check_id=check.id, plan=plan))
 
+    reused: dict[str, Reused] = {}
+    tasks, reads = isolate(tasks, spec, unpacked.root)
+    keys: dict[int, str] = {}
+    if reuse is not None and tasks:
+        digests, data = submission_digests(unpacked.root), data_fingerprint(cfg.hidden_data)
+        keys = {t.index: check_key(spec=spec, check=spec.checks[t.index], reads=reads[t.index], limits=lim,
+                                   data=data, assignment=spec.name, digests=digests) for t in tasks}
+        offered = _lookup(reuse, {spec.checks[i].id: k for i, k in keys.items()})
+        for t in tasks:
+            if (earlier := offered.get(t.check_id)) is not None and earlier.result.id == t.check_id:
+                reused[t.check_id] = replace(earlier, result=earlier.result.model_copy(
+                    update={"reused_from": earlier.origin or "an earlier upload", "seconds": None}))
+        tasks = [t for t in tasks if t.check_id not in reused]
+
     def tell(check: CheckSpec, seconds: float | None) -> None:
         if on_verdict is None:
             return
         try:
-            on_verdict(_check_result(check, verdicts[check.id], notebooks, seconds))
+            on_verdict(reused[check.id].result if check.id in reused else
+                       _check_result(check, verdicts[check.id], notebooks, seconds))
         except Exception:  # the callback's problem (a worker's post): the grading goes on
             log.exception("on_verdict for %s failed", check.id)
 
     for check in spec.checks:  # planned every check: these verdicts stand
-        if check.id in verdicts:
+        if check.id in verdicts or check.id in reused:
             tell(check, None)
 
     limits = RunLimits(memory_bytes=lim.memory_bytes, pids=lim.pids, cpus=lim.cpus, wall_s=lim.wall_s,
                        output_bytes=lim.output_bytes, tmpfs_bytes=lim.tmpfs_bytes, import_s=lim.import_s,
                        build_s=lim.build_s, op_s=lim.op_s, predict_s=lim.predict_s,
                        retained_bytes=lim.retained_bytes)
-    hidden = HiddenFiles(job_dir, inputs.datasets)
+    hidden = HiddenFiles(job_dir, _used_datasets(tasks, inputs.datasets))
     reference_dir = spec.reference_dir
     refs = run_reference(tasks, reference_dir=reference_dir, inputs=inputs, data_dir=hidden.staged)
     counts = {name: len(images) for name, images in inputs.datasets.items()}
@@ -173,7 +197,7 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
                                  backend=backend, bwrap=cfg.bwrap, python=cfg.python, hidden=hidden,
                                  progress=progress, on_done=judge) if tasks else ({}, None)
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = {k: v for r in reused.values() for k, v in r.metrics.items()}
     for t in tasks:
         check = spec.checks[t.index]
         if check.id not in verdicts:  # run_in_sandbox tells every task; should one be missed, judge it now
@@ -183,7 +207,10 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
                              submission=unpacked.root, limits=limits, backend=backend, cfg=cfg)
 
     seconds = {spec.checks[t.index].id: _seconds(runs[t.index]) for t in tasks if t.index in runs}
-    results = [_check_result(c, verdicts[c.id], notebooks, seconds.get(c.id)) for c in spec.checks]
+    results = [reused[c.id].result if c.id in reused else _check_result(c, verdicts[c.id], notebooks, seconds.get(c.id))
+               for c in spec.checks]
+    if reuse is not None:
+        _keep(reuse, spec, tasks, runs, verdicts, keys, results, reused)
     t_end = time.perf_counter()
     timings = {"unpack_s": round(t_unpacked - t0, 3), "sandbox_s": round(stats.seconds, 3) if stats else 0.0,
                "total_s": round(t_end - t0, 3)}
@@ -197,6 +224,41 @@ def _grade(zip_path: Path, spec: AssignmentSpec, cfg: GraderSettings, backend: C
             metrics[f"sandbox.kills.{cause}"] = float(n)
     return GradeResult.from_checks(assignment=spec.name, checks=results, metrics=metrics, timings=timings,
                                    notices=list(unpacked.notices), required=spec.required_checks)
+
+
+def _lookup(reuse: ReuseStore, keys: dict[str, str]) -> Mapping[str, Reused]:
+    try:
+        return reuse.lookup(keys)
+    except Exception:  # the store's problem (the web app is down): grade everything
+        log.exception("looking up earlier verdicts failed")
+        return {}
+
+
+KEPT_OUTCOMES = frozenset({Outcome.RAISED, Outcome.FAILED})
+"""Failures of student code that do not depend on the machine: a verdict that ended in one may be kept. A
+timeout, a kill over a limit, a crash or a check not run for lack of time is judged again next time."""
+
+
+def _keep(reuse: ReuseStore, spec: AssignmentSpec, tasks: list[Task], runs: dict[int, GroupRun],
+          verdicts: dict[str, Verdict], keys: dict[int, str], results: list[CheckResult],
+          reused: dict[str, Reused]) -> None:
+    by_id = {r.id: r for r in results}
+    kept = [Kept(key=keys[t.index], result=by_id[t.check_id], metrics=dict(verdicts[t.check_id].metrics))
+            for t in tasks
+            if t.index in keys and verdicts[t.check_id].status in (CheckStatus.PASSED, CheckStatus.FAILED)
+            and all(r.error is None or r.error.outcome in KEPT_OUTCOMES for r in runs.get(t.index, GroupRun()).results)]
+    kept += [Kept(key=keys[i], result=reused[c.id].result, metrics=dict(reused[c.id].metrics))
+             for i, c in enumerate(spec.checks) if c.id in reused and i in keys]
+    try:
+        reuse.keep(kept)
+    except Exception:
+        log.exception("keeping verdicts for reuse failed")
+
+
+def _used_datasets(tasks: list[Task], datasets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The hidden sets the tasks that run read (a reused check's set is not staged)."""
+    used = {name for t in tasks for op in t.plan.ops for name in op_datasets(op)}
+    return {name: images for name, images in datasets.items() if name in used}
 
 
 FOLLOW_UP_WALL_S = 120.0

@@ -24,7 +24,8 @@ def render_text(result: GradeResult) -> str:
     ids = [visible(c.id) for c in result.checks]
     width = max((len(i) for i in ids), default=10)
     for c, shown_id in zip(result.checks, ids, strict=True):
-        took = f"  {c.seconds:.2f} s" if c.seconds is not None else ""
+        took = (f"  reused from {visible(c.reused_from)}" if c.reused_from else
+                f"  {c.seconds:.2f} s" if c.seconds is not None else "")
         lines.append(f"  {MARK[c.status]:<5} {shown_id:<{width}}  {c.points:>5g} / {c.max_points:<5g} "
                      f"[{visible(c.target)}]{took}")
         if c.message:

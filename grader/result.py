@@ -15,7 +15,8 @@ made (in the engine, or from JSON a worker posted or an older grader stored):
   strings, statuses or flags of the wrong type are a validation error (a `ValueError`), as is a schema other
   than 1;
 - keys the schema does not know are ignored;
-- a check's ``seconds`` is in the JSON only when something ran, ``deterministic`` only when true; the key order
+- a check's ``seconds`` is in the JSON only when something ran, its ``reused_from`` only when its verdict was
+  reused, ``deterministic`` only when true; the key order
   is the fields' order below ("schema" first).
 """
 
@@ -64,6 +65,10 @@ class CheckResult(BaseModel):
     message: str = ""
     seconds: float | None = Field(default=None, exclude_if=lambda v: v is None)
     """Time the student's code ran in the sandbox for this check, by the judge's clock (absent when nothing ran)."""
+    reused_from: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Set when this verdict was not judged again but reused from an earlier grading whose inputs (every file
+    the check can read, its spec, the hidden data, the grader) were byte-identical, e.g. "upload #3" (absent
+    otherwise; nothing ran for it, so it has no `seconds`)."""
 
     @field_validator("points", "max_points", mode="before")
     @classmethod

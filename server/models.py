@@ -285,6 +285,30 @@ class Submission(Base):
         return {k: v for k, v in (r or {}).get("metrics", {}).items() if v is not None}
 
 
+class CheckVerdict(Base):
+    """A check's verdict that a later upload of the same student may reuse (server.services.reuse): the check's
+    input key (grader.reuse.keys) and the verdict as its grading's result shows it."""
+
+    __tablename__ = "check_verdicts"
+    __table_args__ = (
+        UniqueConstraint("submission_id", "check_id", name="uq_check_verdict_submission_check"),
+        Index("ix_check_verdicts_user_assignment_key", "user_id", "assignment_id", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"))
+    check_id: Mapped[str] = mapped_column(String(200))
+    origin_upload: Mapped[int] = mapped_column(Integer)
+    """The student's upload number whose grading judged it (a reused verdict kept again keeps its origin)."""
+    result_json: Mapped[str] = mapped_column(Text)
+    """grader.result.CheckResult, without `reused_from`."""
+    metrics_json: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class WorkerSeen(Base):
     __tablename__ = "workers"
 

@@ -64,6 +64,9 @@ class ServerSettings(SettingsBase):
     """Hard cap on any request body; per-assignment upload limits are checked below this."""
     max_attempts: int = 3
     """Gradings started per submission before it ends as error."""
+    reuse_verdicts: bool = True
+    """A student's upload reuses the verdicts of their own earlier uploads for checks whose inputs are
+    byte-identical (grader.reuse; AUTOGRADER_REUSE_VERDICTS=0 judges every check of every upload)."""
     lease_seconds: float = 90.0
     """A running submission whose worker has not been heard from for this long is requeued."""
     heartbeat_seconds: float = 10.0

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from grader.result import CheckResult
+from grader.reuse import Kept, Reused
 from server.security import MAX_SKEW_SECONDS, signed_headers
 
 log = logging.getLogger(__name__)
@@ -142,9 +144,18 @@ class InternalClient:
             payload["verdict"] = verdict.model_dump(mode="json")
         self._request("POST", f"/internal/submissions/{sid}/progress", payload, retry=False)
 
-    def result(self, sid: int, claim: str, result: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", f"/internal/submissions/{sid}/result",
-                              {"claim": claim, "result": result, "hostname": self.hostname})
+    def result(self, sid: int, claim: str, result: dict[str, Any],
+               kept: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"claim": claim, "result": result, "hostname": self.hostname}
+        if kept:
+            payload["kept"] = kept
+        return self._request("POST", f"/internal/submissions/{sid}/result", payload)
+
+    def reuse(self, sid: int, claim: str, keys: Mapping[str, str]) -> dict[str, Any]:
+        """Earlier verdicts of the student's under these input keys (check id -> key)."""
+        answer = self._request("POST", f"/internal/submissions/{sid}/reuse", {"claim": claim, "keys": dict(keys)})
+        verdicts = answer.get("verdicts", {})
+        return verdicts if isinstance(verdicts, dict) else {}
 
     def fail(self, sid: int, claim: str, reason: str) -> dict[str, Any]:
         return self._request("POST", f"/internal/submissions/{sid}/fail",
@@ -152,6 +163,28 @@ class InternalClient:
 
     def heartbeat(self) -> None:
         self._request("POST", "/internal/workers/heartbeat", {"hostname": self.hostname}, retry=False)
+
+
+class WebReuse:
+    """The web app as a grader.reuse.ReuseStore for one attempt: lookups go to the web app at once, the verdicts
+    to keep go with the result (`kept`)."""
+
+    def __init__(self, client: InternalClient, sid: int, claim: str) -> None:
+        self.client, self.sid, self.claim = client, sid, claim
+        self.kept: list[dict[str, Any]] = []
+
+    def lookup(self, keys: Mapping[str, str]) -> Mapping[str, Reused]:
+        out: dict[str, Reused] = {}
+        for cid, v in self.client.reuse(self.sid, self.claim, keys).items():
+            try:
+                out[cid] = Reused(result=CheckResult.model_validate(v["result"]), metrics=dict(v.get("metrics", {})),
+                                  origin=str(v.get("origin", "")))
+            except (KeyError, TypeError, ValueError) as exc:  # an offer that does not validate is not taken
+                log.warning("reuse offer for %s of submission %s: %s", cid, self.sid, exc)
+        return out
+
+    def keep(self, kept: Sequence[Kept]) -> None:
+        self.kept = [{"check": k.result.id, "key": k.key, "metrics": dict(k.metrics)} for k in kept]
 
 
 class _Heartbeat(threading.Thread):
@@ -228,13 +261,14 @@ def _grade_claimed(client: InternalClient, sid: int, info: dict[str, Any], heart
 
             from grader.api import grade_submission
 
+            store = WebReuse(client, sid, claim) if info.get("reuse") else None
             try:
                 result = grade_submission(zip_path=zip_path, assignment=info["assignment"], progress=on_progress,
-                                          on_verdict=on_verdict)
+                                          on_verdict=on_verdict, reuse=store)
             except Exception:
                 client.fail(sid, claim, "engine raised:\n" + traceback.format_exc())
                 return f"submission {sid}: engine raised"
-            out = client.result(sid, claim, result.to_dict())
+            out = client.result(sid, claim, result.to_dict(), store.kept if store else None)
             return f"submission {sid}: {out.get('status')}"
     except ClaimLost as exc:
         return f"submission {sid}: claim lost ({exc})"

@@ -206,7 +206,7 @@ def test_the_api_serves_and_describes_the_report_with_the_grader_s_model() -> No
     assert described["GradeResult"]["properties"].keys() == GradeResult.model_json_schema(
         mode="serialization")["properties"].keys()
     assert list(described["CheckResult"]["properties"]) == ["id", "target", "status", "points", "max_points",
-                                                            "message", "seconds"]
+                                                            "message", "seconds", "reused_from"]
     assert described["CheckStatus"]["enum"] == [s.value for s in CheckStatus]
     state = {"id": 1, "assignment": "rpz-cnn", "upload_number": 1, "uploaded_at": "2026-01-01T00:00:00+00:00",
              "status": "graded", "filename": "a.zip", "queue_position": None, "current_check": "", "checks_done": 1,

@@ -61,6 +61,9 @@ class Task:
     check_id: str
     plan: Plan
     budgets: tuple[float, ...] = ()
+    component: int = 0
+    """Its isolation group: tasks of different groups never share a sandbox process (grader.reuse.reads: a
+    check's verdict then depends on no student code outside its group's modules). Groups run in ascending order."""
 
     def budget(self, i: int, limits: RunLimits) -> float:
         return self.budgets[i] if i < len(self.budgets) else floor_budget(self.plan.ops[i], limits)
@@ -147,7 +150,8 @@ def run_in_sandbox(
 ) -> tuple[dict[int, GroupRun], SandboxStats]:
     """Run every task's ops against the student's code; each task gets a `GroupRun`, never an exception.
 
-    Tasks that read hidden sets run after all others (a stable order otherwise). `on_done(index, run)` is called
+    Each isolation group (`Task.component`) gets sandbox processes of its own, the groups in ascending order;
+    within a group, tasks that read hidden sets run after all others (a stable order otherwise). `on_done(index, run)` is called
     once per task as soon as its run is final (its last op answered, it failed, or it was not run), while the
     sandbox goes on with the others; what it raises ends the grading."""
     import numpy as np
@@ -161,12 +165,13 @@ def run_in_sandbox(
                  limits=limits, backend=backend, bwrap=bwrap, python=python,
                  wall_deadline=t_start + limits.wall_s, hidden=hidden, stats=SandboxStats(), progress=progress,
                  on_done=on_done)
-    pending = sorted(tasks, key=lambda t: t.hidden)
+    pending = sorted(tasks, key=lambda t: (t.component, t.hidden))
+    max_starts = MAX_STARTS + len({t.component for t in tasks}) - 1  # a restart budget; each group starts once
     while pending:
         pending = [t for t in pending if not _fail_fast(t, runs[t.index], g)]
         if not pending:
             break
-        if g.stats.starts >= MAX_STARTS or time.monotonic() >= g.wall_deadline:
+        if g.stats.starts >= max_starts or time.monotonic() >= g.wall_deadline:
             why = (f"was not run: the grading time limit of {limits.wall_s:g} s was used up"
                    if time.monotonic() >= g.wall_deadline else
                    f"was not run: your code crashed or hung the sandbox {g.stats.starts} times")
@@ -174,10 +179,11 @@ def run_in_sandbox(
                 runs[t.index].results.append(OpResult(error=Failure(Outcome.NOT_RUN, why)))
                 g.finish(t.index, runs[t.index])
             break
+        batch = [t for t in pending if t.component == pending[0].component]
         (in_dir / "request.json").write_text(json.dumps(
-            Request(groups=tuple(Group(index=t.index, ops=tuple(t.plan.ops)) for t in pending)).to_wire()))
+            Request(groups=tuple(Group(index=t.index, ops=tuple(t.plan.ops)) for t in batch)).to_wire()))
         g.stats.starts += 1
-        done = _one_process(pending, runs, g)
+        done = _one_process(batch, runs, g)
         pending = [t for t in pending if t.index not in done]
     g.flush_progress(force=True)
     g.stats.seconds = time.monotonic() - t_start

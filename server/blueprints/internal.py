@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from server import web
 from server.security import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from server.services import claims, finishing
+from server.services import claims, finishing, reuse
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 
@@ -50,7 +50,7 @@ def claim(sid: int) -> Any:
     c = claims.claim(web.db(), web.settings(), sid, hostname=str(d.get("hostname", "")),
                      task_id=str(d.get("task_id") or ""))
     return {"claim": c.token, "assignment": c.submission.assignment.name, "sha256": c.submission.sha256,
-            "size": c.submission.size_bytes, "attempt": c.submission.attempts}
+            "size": c.submission.size_bytes, "attempt": c.submission.attempts, "reuse": _reuse(c.submission)}
 
 
 @bp.post("/claim")
@@ -61,7 +61,11 @@ def claim_next() -> Any:
                           task_id=str(d.get("task_id") or ""))
     return {"submission": c.submission.id, "claim": c.token, "assignment": c.submission.assignment.name,
             "sha256": c.submission.sha256, "size": c.submission.size_bytes, "attempt": c.submission.attempts,
-            "lane": c.submission.lane}
+            "lane": c.submission.lane, "reuse": _reuse(c.submission)}
+
+
+def _reuse(sub: Any) -> bool:
+    return web.settings().reuse_verdicts and reuse.offers_reuse(sub)
 
 
 @bp.get("/submissions/<int:sid>/zip")
@@ -91,8 +95,19 @@ def result(sid: int) -> Any:
     if not isinstance(d.get("result"), dict):
         abort(400)
     status = finishing.finish(web.db(), web.settings(), sid, str(d.get("claim", "")), d["result"],
-                              hostname=str(d.get("hostname", "")))
+                              hostname=str(d.get("hostname", "")), kept=d.get("kept"))
     return {"status": status}
+
+
+@bp.post("/submissions/<int:sid>/reuse")
+def reuse_lookup(sid: int) -> Any:
+    """Earlier verdicts of this student's under the checks' input keys ({"keys": {check id: key}})."""
+    d = _json()
+    sub = claims.held(web.db(), sid, str(d.get("claim", "")))
+    keys = d.get("keys")
+    if not isinstance(keys, dict):
+        abort(400)
+    return {"verdicts": reuse.lookup(web.db(), sub, keys) if _reuse(sub) else {}}
 
 
 @bp.post("/submissions/<int:sid>/fail")

@@ -139,7 +139,8 @@ def _new_verdicts(data: dict[str, Any], told: set[str]) -> list[str]:
         told.add(cid)
         message = str(c.get("message") or "")
         why = f": {message[:200]}{'...' if len(message) > 200 else ''}" if message and c.get("status") != "passed" else ""
-        out.append(visible(f"  {c.get('status')} {cid} {c.get('points')}/{c.get('max_points')}{why} "
+        reused = f" [reused from {c.get('reused_from')}]" if c.get("reused_from") else ""
+        out.append(visible(f"  {c.get('status')} {cid} {c.get('points')}/{c.get('max_points')}{reused}{why} "
                            f"(score so far {data.get('partial_score')})"))
     return out
 

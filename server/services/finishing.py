@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.models import Submission, SubmissionStatus, utcnow
+from server.services import reuse
 from server.services.claims import held, touch_worker
 from server.services.leaderboard import bump_leaderboard
 from server.services.lifecycle import Why, move
@@ -35,9 +36,9 @@ def _leaderboard_metric(name: str) -> str | None:
 
 
 def finish(session: Session, settings: ServerSettings, submission_id: int, token: str, result: dict[str, Any], *,
-           hostname: str = "") -> str:
+           hostname: str = "", kept: Any = None) -> str:
     """Store a worker's result (validated as a GradeResult); an engine error is retried up to the bound, a
-    deterministic one is not."""
+    deterministic one is not. `kept` names the verdicts a later upload may reuse (services.reuse.keep)."""
     from grader.result import GradeResult, Status
 
     sub = held(session, submission_id, token)
@@ -62,6 +63,7 @@ def finish(session: Session, settings: ServerSettings, submission_id: int, token
     sub.lb_metrics = json.dumps({k: v for k, v in gr.to_dict()["metrics"].items() if k in wanted and v is not None}) \
         if sub.lb_value is not None else None
     bump_leaderboard(session, sub.assignment_id, sub)
+    reuse.keep(session, sub, gr, kept if gr.status is Status.GRADED else None)
     sub.message = gr.message
     touch_worker(session, hostname, None)
     session.commit()

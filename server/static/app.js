@@ -99,7 +99,8 @@ function checksTable(id, checks, rowClass) {
     const tr = el("tr", {class: "check-" + c.status + rowClass});
     tr.append(el("td", {}, c.id), el("td", {}, c.target), el("td", {}, c.status),
               el("td", {}, `${c.points} / ${c.max_points}`),
-              el("td", {class: "secs"}, c.seconds === undefined || c.seconds === null ? "" : `${c.seconds.toFixed(2)} s`),
+              el("td", {class: "secs"}, c.reused_from ? `reused from ${c.reused_from}` :
+                 c.seconds === undefined || c.seconds === null ? "" : `${c.seconds.toFixed(2)} s`),
               el("td", {class: "msg"}, c.message));
     body.append(tr);
   }
