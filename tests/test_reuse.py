@@ -19,7 +19,7 @@ from grader.api import grade_submission
 from grader.assignments import load_assignment
 from grader.harness.op_messages import ImportOp, TorchLoadOp
 from grader.result import CheckStatus, GradeResult
-from grader.reuse import Kept, MemoryStore, Reused
+from grader.reuse import Kept, MemoryStore
 from grader.reuse.keys import check_key, data_fingerprint, submission_digests
 from grader.reuse.reads import check_reads
 from grader.settings import GraderSettings
