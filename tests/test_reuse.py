@@ -72,6 +72,8 @@ def test_static_imports_give_the_closure(tmp_path: Path) -> None:
     "x = ().__class__.__base__.__subclasses__()\n",
     "from . import numpy_nn\n",
     "from numpy import *\n",
+    "f = getattr\n",
+    "def f():\n    def g():\n        return open('numpy_nn.py')\n    return g\n",
     "y = eval('1 + 1')\n",
     "from pathlib import Path\nt = Path('numpy_nn.py').read_text()\n",
     "import pickle\n",
@@ -82,6 +84,20 @@ def test_static_imports_give_the_closure(tmp_path: Path) -> None:
 def test_dynamic_reads_make_it_read_everything(tmp_path: Path, source: str) -> None:
     r = reads_of(tmp_path, {"a.py": source})
     assert r.everything, f"not flagged: {source!r}"
+
+
+@pytest.mark.parametrize("source", [
+    "def forward(self, X, eval=False):\n    return X if eval else X\n",  # nd-hw04's handout: a parameter
+    "def get(self, i):\n    input = self.X[i]\n    return input\n",  # gt-hw5's handout: a local
+    "def f(eval):\n    def g():\n        return eval('2')\n    return g\n",  # a closure over the parameter
+    "class A:\n    def __init__(self):\n        self.__h = 1\n",  # a private (name-mangled) attribute
+    "from util import *\n",  # cmu-16720's handout: a star import of a module of the submission
+    "import numpy as np\nx = getattr(np, 'float32')\n",
+])
+def test_names_that_only_look_dangerous_are_not(tmp_path: Path, source: str) -> None:
+    (tmp_path / "util.py").write_text("def f():\n    return 1\n")
+    r = reads_of(tmp_path, {"a.py": source})
+    assert not r.everything, r.why
 
 
 def test_a_main_block_does_not_run_on_import(tmp_path: Path) -> None:

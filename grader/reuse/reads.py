@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.metadata
+import symtable
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,10 +34,11 @@ from pathlib import Path
 from grader.harness.op_messages import OpRequest, TorchLoadOp
 
 READING_NAMES = frozenset({
-    "open", "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "breakpoint", "input",
-    "__builtins__", "__loader__", "__spec__", "__file__", "__path__", "memoryview",
+    "open", "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "attrgetter", "methodcaller",
+    "__builtins__", "__loader__", "__spec__", "__file__", "__path__",
 })
-"""Builtins and module globals that read files, run computed code or reach the import machinery."""
+"""Builtins and module globals that read files, run computed code or reach the import machinery: flagged where
+a name refers to them (a parameter or local called `eval` or `input` does not: see `_builtins_used`)."""
 ATTR_CALLS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
 """Allowed only with a constant (string) attribute name."""
 READING_MODULES = frozenset({
@@ -109,8 +111,11 @@ def check_reads(root: Path, ops: Iterable[OpRequest], needs: Iterable[str] = (),
         source = root / f"{name}.py"
         if not source.is_file():
             continue  # the harness reports a missing module; nothing of it can be read
-        imports, dynamic = module_imports(source)
+        imports, dynamic, stars = module_imports(source)
         why = why or (f"{name}.py: {dynamic}" if dynamic else "")
+        for star in sorted(stars):
+            if "." in star or _resolve(root, star) != "module":
+                why = why or f"{name}.py: from {star} import *"
         for imported in sorted(imports):
             kind = _resolve(root, imported)
             if kind == "module":
@@ -149,50 +154,88 @@ def _installed_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def module_imports(source: Path) -> tuple[set[str], str]:
-    """(top-level names the module imports, "") or (_, why it can read everything)."""
+def module_imports(source: Path) -> tuple[set[str], str, set[str]]:
+    """(top-level names the module imports, "" or why it can read everything, modules it star-imports)."""
     try:
         tree = ast.parse(source.read_bytes(), filename=source.name)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # it fails to import anyway
-        return set(), f"does not parse ({type(exc).__name__})"
+        return set(), f"does not parse ({type(exc).__name__})", set()
     imports: set[str] = set()
-    for node in _walk_imported(tree):
+    stars: set[str] = set()
+    nodes = list(_walk_imported(tree))
+    called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    for node in nodes:
+        why = ""
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if why := _reading_module(alias.name):
-                    return imports, why
+                why = why or _reading_module(alias.name)
                 imports.add(alias.name.split(".")[0])
         elif isinstance(node, ast.ImportFrom):
             if node.level or not node.module:
-                return imports, "a relative import"
-            if why := _reading_module(node.module):
-                return imports, why
+                return imports, "a relative import", stars
+            why = _reading_module(node.module)
             for alias in node.names:
                 if alias.name == "*":
-                    return imports, f"from {node.module} import *"
-                if alias.name in READING_ATTRS or alias.name in READING_NAMES:
-                    return imports, f"from {node.module} import {alias.name}"
-                if alias.name.startswith("__") and alias.name not in SAFE_DUNDERS:
-                    return imports, f"from {node.module} import {alias.name}"
+                    stars.add(node.module)  # fine only for a module of the submission (check_reads decides)
+                elif (alias.name in READING_ATTRS or alias.name in READING_NAMES
+                      or _dunder(alias.name) and alias.name not in SAFE_DUNDERS):
+                    why = why or f"from {node.module} import {alias.name}"
             imports.add(node.module.split(".")[0])
         elif isinstance(node, ast.Name):
             if node.id == "__name__" and not isinstance(node.ctx, ast.Load):
-                return imports, "assigns __name__"
-            if node.id in READING_NAMES or node.id in {"attrgetter", "methodcaller"}:
-                return imports, f"uses {node.id}"
-            if node.id.startswith("__") and node.id.endswith("__") and node.id not in SAFE_DUNDERS:
-                return imports, f"uses {node.id}"
+                why = "assigns __name__"
+            elif _dunder(node.id) and node.id not in SAFE_DUNDERS:
+                why = f"uses {node.id}"
+            elif node.id in ATTR_CALLS and id(node) not in called:
+                why = f"passes {node.id} around"
         elif isinstance(node, ast.Attribute):
-            if node.attr in READING_ATTRS:
-                return imports, f"uses .{node.attr}"
-            if node.attr.startswith("__") and node.attr not in SAFE_DUNDERS:
-                return imports, f"uses .{node.attr}"
+            if node.attr in READING_ATTRS or _dunder(node.attr) and node.attr not in SAFE_DUNDERS:
+                why = f"uses .{node.attr}"
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ATTR_CALLS:
             name = node.args[1] if len(node.args) > 1 else None
             if not (isinstance(name, ast.Constant) and isinstance(name.value, str)) or (
-                    name.value in READING_ATTRS or name.value.startswith("__")):
-                return imports, f"{node.func.id} with a computed or unsafe name"
-    return imports, ""
+                    name.value in READING_ATTRS or _dunder(name.value)):
+                why = f"{node.func.id} with a computed or unsafe name"
+        if why:
+            return imports, why, stars
+    if used := _builtins_used(tree):
+        return imports, f"uses {sorted(used)[0]}", stars
+    return imports, "", stars
+
+
+def _dunder(name: str) -> bool:
+    """A special name (``__x__``); a private ``__x`` is only name-mangled."""
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def _builtins_used(tree: ast.Module) -> set[str]:
+    """The READING_NAMES the module refers to as builtins (or as module globals it never binds), by its symbol
+    tables: a function's parameter or local of that name is not one."""
+    stripped = ast.Module(body=[s for s in tree.body if not _is_main_guard(s)], type_ignores=[])
+    try:
+        table = symtable.symtable(ast.unparse(stripped), "<module>", "exec")
+    except (SyntaxError, ValueError, RecursionError):
+        return set(READING_NAMES)
+    bound = {n for n in READING_NAMES if (sym := _lookup(table, n)) is not None
+             and (sym.is_assigned() or sym.is_imported() or sym.is_namespace())}
+    used: set[str] = set()
+    todo = [table]
+    while todo:
+        t = todo.pop()
+        todo.extend(t.get_children())
+        for sym in t.get_symbols():
+            name = sym.get_name()
+            if name in READING_NAMES and name not in bound and sym.is_referenced() and (
+                    t.get_type() == "module" or sym.is_global()):
+                used.add(name)
+    return used
+
+
+def _lookup(table: symtable.SymbolTable, name: str) -> symtable.Symbol | None:
+    try:
+        return table.lookup(name)
+    except KeyError:
+        return None
 
 
 def _walk_imported(tree: ast.Module) -> Iterator[ast.AST]:
