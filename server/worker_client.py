@@ -128,9 +128,10 @@ class InternalClient:
         return self._request("POST", f"/internal/submissions/{sid}/claim",
                              {"hostname": self.hostname, "task_id": task_id})
 
-    def claim_next(self, task_id: str = "") -> dict[str, Any]:
-        """A wake-up's claim: the web app picks the submission (lane, fair share); 409 (ClaimLost) if none waits."""
-        return self._request("POST", "/internal/claim", {"hostname": self.hostname, "task_id": task_id})
+    def claim_next(self, task_id: str = "", lane: str = "") -> dict[str, Any]:
+        """A wake-up's claim: the web app picks the submission (the lanes the wake-up's queue `lane` may take, fair
+        share) and says which phase and checks to grade; 409 (ClaimLost) if none waits."""
+        return self._request("POST", "/internal/claim", {"hostname": self.hostname, "task_id": task_id, "lane": lane})
 
     def download(self, sid: int, claim: str, dest: Path) -> None:
         self._request("GET", f"/internal/submissions/{sid}/zip?claim={claim}", dest=dest)
@@ -142,9 +143,10 @@ class InternalClient:
             payload["verdict"] = verdict.model_dump(mode="json")
         self._request("POST", f"/internal/submissions/{sid}/progress", payload, retry=False)
 
-    def result(self, sid: int, claim: str, result: dict[str, Any]) -> dict[str, Any]:
+    def result(self, sid: int, claim: str, result: dict[str, Any], phase: str = "") -> dict[str, Any]:
+        """The attempt's result, of the phase its claim named (services.phases; empty: a whole grading)."""
         return self._request("POST", f"/internal/submissions/{sid}/result",
-                              {"claim": claim, "result": result, "hostname": self.hostname})
+                              {"claim": claim, "result": result, "hostname": self.hostname, "phase": phase})
 
     def fail(self, sid: int, claim: str, reason: str) -> dict[str, Any]:
         return self._request("POST", f"/internal/submissions/{sid}/fail",
@@ -176,9 +178,10 @@ class _Heartbeat(threading.Thread):
 
 def run_next_job(client: InternalClient, *, heartbeat_seconds: float, task_id: str = "", sent_for: int = 0,
                  lane: str = "") -> str:
-    """A wake-up: one grading attempt of the submission the web app chooses (fair share, quick lane first)."""
+    """A wake-up: one grading attempt of the submission the web app chooses (fair share, quick lane first), of the
+    phase it names (its quick or slow checks, or all)."""
     try:
-        info = client.claim_next(task_id)
+        info = client.claim_next(task_id, lane)
     except ClaimLost as exc:
         return f"wake-up for submission {sent_for} ({lane}): nothing to do ({exc})"
     from server.worker_logging import now_grading
@@ -228,14 +231,16 @@ def _grade_claimed(client: InternalClient, sid: int, info: dict[str, Any], heart
 
             from grader.api import grade_submission
 
+            only = info.get("only")  # a phase's checks (server/services/phases.py); None: all
+            phase = str(info.get("phase") or "") if only is not None else ""
             try:
                 result = grade_submission(zip_path=zip_path, assignment=info["assignment"], progress=on_progress,
-                                          on_verdict=on_verdict)
+                                          on_verdict=on_verdict, only=only)
             except Exception:
                 client.fail(sid, claim, "engine raised:\n" + traceback.format_exc())
                 return f"submission {sid}: engine raised"
-            out = client.result(sid, claim, result.to_dict())
-            return f"submission {sid}: {out.get('status')}"
+            out = client.result(sid, claim, result.to_dict(), phase)
+            return f"submission {sid}{f' ({phase} phase)' if phase else ''}: {out.get('status')}"
     except ClaimLost as exc:
         return f"submission {sid}: claim lost ({exc})"
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -12,6 +12,9 @@ from server.services.claims import held, touch_worker
 from server.services.leaderboard import bump_leaderboard
 from server.services.lifecycle import Why, move
 from server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from server.services.dispatch import Dispatch
 
 GAVE_UP_MESSAGE = "The grader failed on this submission (not your fault); the instructors have been told."
 
@@ -35,10 +38,17 @@ def _leaderboard_metric(name: str) -> str | None:
 
 
 def finish(session: Session, settings: ServerSettings, submission_id: int, token: str, result: dict[str, Any], *,
-           hostname: str = "") -> str:
+           hostname: str = "", phase: str = "", dispatch: Dispatch | None = None) -> str:
     """Store a worker's result (validated as a GradeResult); an engine error is retried up to the bound, a
-    deterministic one is not."""
+    deterministic one is not.
+
+    `phase` is the one the worker was told with its claim (services.phases): a graded quick phase queues the row
+    again in the slow lane (its wake-up sent with `dispatch`, else by the sweeper), a slow phase's result is merged
+    with the kept quick one; a result without a phase is a whole grading."""
     from grader.result import GradeResult, Status
+    from server.services.dispatch import send
+    from server.services.lanes import Lane
+    from server.services.phases import Phase, merge
 
     sub = held(session, submission_id, token)
     try:
@@ -50,6 +60,15 @@ def finish(session: Session, settings: ServerSettings, submission_id: int, token
         return sub.status
     if gr.status is Status.ERROR:
         return fail(session, settings, submission_id, token, reason=f"grader error: {gr.message}")
+    if gr.status is Status.GRADED and phase == Phase.QUICK.value and sub.lane == Lane.QUICK.value:
+        move(sub, SubmissionStatus.QUEUED, reason=Why.NEXT_PHASE, lane=Lane.SLOW.value, result_json=gr.to_json())
+        touch_worker(session, hostname, None)
+        session.commit()
+        if dispatch is not None:
+            send(session, dispatch, sub.id, lane=Lane.SLOW.value)
+        return sub.status
+    if gr.status is Status.GRADED and sub.lane == Lane.SLOW.value:
+        gr = merge(sub, gr)
     metric = _leaderboard_metric(sub.assignment.name)
     move(sub, SubmissionStatus(gr.status.value), reason=Why.FINISHED)
     sub.result_json = gr.to_json()
