@@ -157,14 +157,21 @@ class GradeResult(BaseModel):
                required: frozenset[str] | None = None) -> GradeResult:
         """One graded result of a grading done in parts (the server's quick and slow phases, each a graded result of
         some of the checks): each check from the last part that has it, in `order` (the spec's; checks it does not
-        name go last), metrics united (a later part's value wins), timings summed per key, notices united in order."""
+        name go last), metrics united (the engine's counts, `sandbox.starts` and `sandbox.kills.*`, summed; its peaks,
+        `*peak_memory_mb` and `*retained_mb`, the larger; any other a later part's), timings summed per key, notices
+        united in order."""
         checks: dict[str, CheckResult] = {}
         metrics: dict[str, float] = {}
         timings: dict[str, float] = {}
         notices: dict[str, None] = {}
         for part in parts:
             checks.update((c.id, c) for c in part.checks)
-            metrics.update(part.metrics)
+            for k, v in part.metrics.items():
+                if k in metrics and (k == "sandbox.starts" or k.startswith("sandbox.kills.")):
+                    v = metrics[k] + v
+                elif k in metrics and k.endswith(("peak_memory_mb", "retained_mb")):
+                    v = max(metrics[k], v)
+                metrics[k] = v
             for k, v in part.timings.items():
                 timings[k] = round(timings.get(k, 0.0) + v, 3)
             notices.update(dict.fromkeys(part.notices))
