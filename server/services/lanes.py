@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Select, and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from server.models import Submission, SubmissionStatus, WorkerSeen, utcnow
 
@@ -85,6 +85,7 @@ def _ranked(lane: Lane, where) -> Select:  # type: ignore[no-untyped-def,type-ar
     other = aliased(Submission)
     busy = exists().where(other.user_id == rows.c.user_id, other.status == R)
     final = other.status.in_(FINAL)
+    at: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None]
     if lane is Lane.QUICK:  # a quick phase's verdicts count: a slow row not yet final got them at its queued_at
         verdict = or_(and_(final, other.lane.in_([Lane.QUICK.value, Lane.SLOW.value])),
                       and_(~final, other.lane == Lane.SLOW.value))
