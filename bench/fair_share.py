@@ -7,7 +7,9 @@ numpy checks, the judge). Two rounds, each with 20 fresh students, one after the
   without the burst: the "burster" uploads once, then the 19 upload once each;
   with the burst:    the burster uploads 20 times in a row, then the 19 upload once each.
 
-For each of the 19: time to first verdict = the row's finished_at - created_at (read from the database).
+For each of the 19: time to first verdict = the row's finished_at - created_at (read from the database); for a
+grading in two phases (server/services/phases.py) the end of its quick phase instead (its slow phase's queued_at);
+"started" is then its slow phase's start.
 Prints both distributions, the median grading time, the fair-share positions the 19 saw right after their
 uploads (the submission JSON), and whether each of the 19 got their verdict no later than without the burst
 plus one grading (the target of issue 13).
@@ -82,7 +84,7 @@ def round_(stack: Stack, data: bytes, tokens: list[str], burst: int, timeout: fl
     t2 = time.monotonic()
     seen = [api(stack, t, f"/api/v1/submissions/{sid}") for t, sid in zip(tokens[1:], singles, strict=True)]
     rows = {r["id"]: r for r in stack.wait_final(burster + singles, timeout, every=0.5)}
-    wait = {sid: (rows[sid]["finished"] - rows[sid]["created"]).total_seconds() for sid in burster + singles}
+    wait = {sid: (rows[sid]["first_verdicts"] - rows[sid]["created"]).total_seconds() for sid in burster + singles}
     grading = [(r["finished"] - r["started"]).total_seconds() for r in rows.values()]
     # Fairness itself: burster gradings that started after a single was uploaded and before its grading started.
     jumped = [sum(rows[s]["created"] < rows[x]["started"] < rows[s]["started"] for x in burster) for s in singles]

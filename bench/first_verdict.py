@@ -4,8 +4,9 @@ rpz-cnn to the first verdict visible over HTTP (the submission's JSON, `partial_
 A real stack (bench/stack.py: redis-server, `autograder web` under gunicorn, one `autograder worker`). The
 reference zip (numpy part, MyNet, FinetuneNet) is uploaded N times, one after the other (each once the previous
 is final, so the worker picks it up at once); the bench polls the submission's JSON every `--poll` seconds.
-Pickup = the row's started_at (the claim, stamped by the web app on this machine's clock); first verdict = the
-first poll whose JSON shows a verdict while running; full report = the first poll that shows it graded.
+Pickup = the row's started_at (the claim, stamped by the web app on this machine's clock) as it is at the first
+verdict (the quick phase's claim: the slow phase's claim stamps it again); first verdict = the first poll whose
+JSON shows a verdict while running; full report = the first poll that shows it graded (both phases).
 
     .venv/bin/python bench/first_verdict.py [-n 20] [--warmup 1] [--poll 0.02] [--limits cpus=2]
 
@@ -53,13 +54,16 @@ def one(stack: Stack, data: bytes, poll: float, timeout: float) -> dict:
         now = datetime.now(UTC)
         if first is None and d["status"] == "running" and d.get("partial_checks"):
             first, first_id = now, d["partial_checks"][0]["id"]
+            # Pickup of the first attempt: read now, as the slow phase's claim (services.phases) stamps it again.
+            started = stack.rows([sid])[0]["started"]
         if d["status"] in FINAL:
             break
         if time.monotonic() > end:
             raise TimeoutError(f"submission {sid} not final after {timeout:.0f} s; logs in {stack.tmp}")
         time.sleep(poll)
-    row = stack.rows([sid])[0]
-    started = row["started"].replace(tzinfo=UTC) if row["started"].tzinfo is None else row["started"]
+    if first is None:
+        started = stack.rows([sid])[0]["started"]
+    started = started.replace(tzinfo=UTC) if started.tzinfo is None else started
     return {"id": sid, "status": d["status"], "score": d.get("score"), "max_score": d.get("max_score"),
             "first_s": (first - started).total_seconds() if first else None, "first_id": first_id,
             "full_s": (now - started).total_seconds()}

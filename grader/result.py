@@ -158,6 +158,34 @@ class GradeResult(BaseModel):
         )
 
     @classmethod
+    def merged(cls, parts: list[GradeResult], *, order: tuple[str, ...],
+               required: frozenset[str] | None = None) -> GradeResult:
+        """One graded result of a grading done in parts (the server's quick and slow phases, each a graded result of
+        some of the checks): each check from the last part that has it, in `order` (the spec's; checks it does not
+        name go last), metrics united (the engine's counts, `sandbox.starts` and `sandbox.kills.*`, summed; its peaks,
+        `*peak_memory_mb` and `*retained_mb`, the larger; any other a later part's), timings summed per key, notices
+        united in order."""
+        checks: dict[str, CheckResult] = {}
+        metrics: dict[str, float] = {}
+        timings: dict[str, float] = {}
+        notices: dict[str, None] = {}
+        for part in parts:
+            checks.update((c.id, c) for c in part.checks)
+            for k, v in part.metrics.items():
+                if k in metrics and (k == "sandbox.starts" or k.startswith("sandbox.kills.")):
+                    v = metrics[k] + v
+                elif k in metrics and k.endswith(("peak_memory_mb", "retained_mb")):
+                    v = max(metrics[k], v)
+                metrics[k] = v
+            for k, v in part.timings.items():
+                timings[k] = round(timings.get(k, 0.0) + v, 3)
+            notices.update(dict.fromkeys(part.notices))
+        rank = {cid: i for i, cid in enumerate(order)}
+        ordered = sorted(checks.values(), key=lambda c: rank.get(c.id, len(rank)))
+        return cls.from_checks(assignment=parts[0].assignment if parts else "", checks=ordered, metrics=metrics,
+                               timings=timings, notices=list(notices), required=required)
+
+    @classmethod
     def rejected(cls, *, assignment: str, message: str, max_score: float,
                  timings: dict[str, float] | None = None) -> GradeResult:
         return cls(assignment=assignment, status=Status.REJECTED, message=message,

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 TASK_NAME = "autograder.grade"
 QUEUE = "quick"
 """The default queue: students' uploads. The lanes (server.services.lanes) are queues of the same names."""
-QUEUES = ("quick", "rerun")
+QUEUES = ("quick", "slow", "rerun")
+"""quick: uploads' quick phase (and whole gradings of one submission); slow: their slow phase (hidden-set accuracy);
+rerun: an instructor's regrade of many (server.services.lanes, server.services.phases)."""
 HARD_AFTER_SOFT_SECONDS = 120.0
 """The hard time limit of the grading task comes this long after the soft one (time to report the failure)."""
 

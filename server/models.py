@@ -226,8 +226,9 @@ class Submission(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     """When the grading message was last handed to the broker (None: to be sent by the sweeper)."""
     lane: Mapped[str] = mapped_column(String(10), default="quick", server_default="quick")
-    """Which lane grades it (server.services.lanes): "quick" (students' uploads), "rerun" (an instructor's
-    regrade of many); a wake-up of any lane claims quick rows first."""
+    """Which lane grades it (server.services.lanes): "quick" (students' uploads: their quick phase or whole grading),
+    "slow" (the slow phase of a two-phase grading, server.services.phases; its result_json holds the quick phase's
+    result until the merge), "rerun" (an instructor's regrade of many); claimed in that order."""
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     """A queued retry is not sent (nor claimed) before this time: the backoff after a failed attempt."""
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -55,8 +55,13 @@ class Submission(_Body):
     checks_total: int
     partial_checks: list[CheckResult] = Field(default_factory=list, description=(
         "while running: the verdicts judged so far, in the order they came (the final result may still add to a "
-        "message); empty otherwise"))
-    partial_score: float | None = Field(default=None, description="while running: the points of partial_checks")
+        "message); in a slow phase (queued or running) the quick phase's verdicts first; empty otherwise"))
+    partial_score: float | None = Field(default=None, description="while running or in a slow phase: the points "
+                                        "of partial_checks")
+    phase: Literal["quick", "slow"] | None = Field(default=None, description=(
+        "while queued or running, in a grading done in two phases: quick (interfaces, layers, gradients, builds, "
+        "checkpoints) or slow (hidden-set accuracy, after the quick verdicts are in); null for a grading in one "
+        "run and once finished"))
     score: float | None
     max_score: float | None
     passed: bool | None

@@ -78,9 +78,10 @@ class ServerSettings(SettingsBase):
     login_max_failures: int = 5
     login_window_seconds: int = 900
     worker_concurrency: int = 1
-    worker_queues: str = "quick,rerun"
-    """`autograder worker`: the lanes' queues this worker takes wake-ups from (comma separated; quick, rerun).
-    A wake-up of either lane grades a quick row first, so a pool serving only "rerun" still helps students."""
+    worker_queues: str = "quick,slow,rerun"
+    """`autograder worker`: the lanes' queues this worker takes wake-ups from (comma separated; quick, slow, rerun).
+    A wake-up of the quick queue grades quick rows only (a pool serving only "quick" keeps its capacity for students'
+    first verdicts); one of the slow or rerun queue grades a quick row first, then a slow one, then a rerun one."""
     task_soft_time_limit: float = 1200.0
     """Seconds a grading task may run before Celery stops it (soft; the hard limit is 2 minutes later); above the
     longest grading: 600 s of sandbox wall time (rpz-cnn), 120 s of follow-up round, the reference runs."""
@@ -126,9 +127,9 @@ class ServerSettings(SettingsBase):
     @classmethod
     def _known_queues(cls, value: str) -> str:
         names = [q.strip() for q in value.split(",") if q.strip()]
-        bad = [q for q in names if q not in ("quick", "rerun")]
+        bad = [q for q in names if q not in ("quick", "slow", "rerun")]
         if bad or not names:
-            raise ValueError(f"queues are quick and/or rerun, comma separated (not {value!r})")
+            raise ValueError(f"queues are quick, slow and/or rerun, comma separated (not {value!r})")
         return ",".join(dict.fromkeys(names))
 
     @field_validator("internal_url")

@@ -130,9 +130,10 @@ class InternalClient:
         return self._request("POST", f"/internal/submissions/{sid}/claim",
                              {"hostname": self.hostname, "task_id": task_id})
 
-    def claim_next(self, task_id: str = "") -> dict[str, Any]:
-        """A wake-up's claim: the web app picks the submission (lane, fair share); 409 (ClaimLost) if none waits."""
-        return self._request("POST", "/internal/claim", {"hostname": self.hostname, "task_id": task_id})
+    def claim_next(self, task_id: str = "", lane: str = "") -> dict[str, Any]:
+        """A wake-up's claim: the web app picks the submission (the lanes the wake-up's queue `lane` may take, fair
+        share) and says which phase and checks to grade; 409 (ClaimLost) if none waits."""
+        return self._request("POST", "/internal/claim", {"hostname": self.hostname, "task_id": task_id, "lane": lane})
 
     def download(self, sid: int, claim: str, dest: Path) -> None:
         self._request("GET", f"/internal/submissions/{sid}/zip?claim={claim}", dest=dest)
@@ -144,9 +145,11 @@ class InternalClient:
             payload["verdict"] = verdict.model_dump(mode="json")
         self._request("POST", f"/internal/submissions/{sid}/progress", payload, retry=False)
 
-    def result(self, sid: int, claim: str, result: dict[str, Any],
+    def result(self, sid: int, claim: str, result: dict[str, Any], phase: str = "",
                kept: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        payload: dict[str, Any] = {"claim": claim, "result": result, "hostname": self.hostname}
+        """The attempt's result, of the phase its claim named (services.phases; empty: a whole grading), and the
+        verdicts of it a later upload may reuse."""
+        payload: dict[str, Any] = {"claim": claim, "result": result, "hostname": self.hostname, "phase": phase}
         if kept:
             payload["kept"] = kept
         return self._request("POST", f"/internal/submissions/{sid}/result", payload)
@@ -209,9 +212,10 @@ class _Heartbeat(threading.Thread):
 
 def run_next_job(client: InternalClient, *, heartbeat_seconds: float, task_id: str = "", sent_for: int = 0,
                  lane: str = "") -> str:
-    """A wake-up: one grading attempt of the submission the web app chooses (fair share, quick lane first)."""
+    """A wake-up: one grading attempt of the submission the web app chooses (fair share, quick lane first), of the
+    phase it names (its quick or slow checks, or all)."""
     try:
-        info = client.claim_next(task_id)
+        info = client.claim_next(task_id, lane)
     except ClaimLost as exc:
         return f"wake-up for submission {sent_for} ({lane}): nothing to do ({exc})"
     from server.worker_logging import now_grading
@@ -261,15 +265,17 @@ def _grade_claimed(client: InternalClient, sid: int, info: dict[str, Any], heart
 
             from grader.api import grade_submission
 
+            only = info.get("only")  # a phase's checks (server/services/phases.py); None: all
+            phase = str(info.get("phase") or "") if only is not None else ""
             store = WebReuse(client, sid, claim) if info.get("reuse") else None
             try:
                 result = grade_submission(zip_path=zip_path, assignment=info["assignment"], progress=on_progress,
-                                          on_verdict=on_verdict, reuse=store)
+                                          on_verdict=on_verdict, only=only, reuse=store)
             except Exception:
                 client.fail(sid, claim, "engine raised:\n" + traceback.format_exc())
                 return f"submission {sid}: engine raised"
-            out = client.result(sid, claim, result.to_dict(), store.kept if store else None)
-            return f"submission {sid}: {out.get('status')}"
+            out = client.result(sid, claim, result.to_dict(), phase, store.kept if store else None)
+            return f"submission {sid}{f' ({phase} phase)' if phase else ''}: {out.get('status')}"
     except ClaimLost as exc:
         return f"submission {sid}: claim lost ({exc})"
     finally:

@@ -71,6 +71,9 @@ class CheckSpec:
     """Whether the lab counts as passed only if this check passes."""
     params: Params = field(default_factory=Params)
     """The kind's typed params (grader.judge.params), validated when the spec loaded."""
+    slow: bool = False
+    """Graded in the slow phase (hidden-set accuracy), after the quick checks: the kind's default
+    (grader.judge.kinds.slow_kind), or the check's own ``slow = true|false`` in assignment.toml."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,21 @@ class AssignmentSpec:
     @property
     def required_checks(self) -> frozenset[str]:
         return frozenset(c.id for c in self.checks if c.required)
+
+    @property
+    def quick_ids(self) -> tuple[str, ...]:
+        """The quick checks' ids (interfaces, layers, gradients, builds, checkpoints), in spec order."""
+        return tuple(c.id for c in self.checks if not c.slow)
+
+    @property
+    def slow_ids(self) -> tuple[str, ...]:
+        """The slow checks' ids (hidden-set accuracy), in spec order."""
+        return tuple(c.id for c in self.checks if c.slow)
+
+    @property
+    def two_phases(self) -> bool:
+        """Whether a grading can be split into a quick and a slow phase (the spec has checks of both)."""
+        return bool(self.quick_ids) and bool(self.slow_ids)
 
     def check(self, check_id: str) -> CheckSpec:
         for c in self.checks:
@@ -245,6 +263,18 @@ def _params(check: dict[str, Any], assignment: str, layers: set[str]) -> Params:
         raise InvalidSpec(f"assignment {assignment!r}, check {check['id']!r} (kind {check['kind']!r}): {exc}") from None
 
 
+def _slow(check: dict[str, Any], assignment: str) -> bool:
+    """The check's own ``slow`` (a bool), else its kind's default (grader.judge.kinds.slow_kind)."""
+    if "slow" in check:
+        if not isinstance(check["slow"], bool):
+            raise InvalidSpec(f"assignment {assignment!r}, check {check['id']!r}: slow is true or false, "
+                              f"not {check['slow']!r}")
+        return check["slow"]
+    from grader.judge.kinds import slow_kind  # the kinds import this module
+
+    return slow_kind(check["kind"])
+
+
 def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:
     a = raw["assignment"]
     layers = set(raw.get("layers", {}))
@@ -253,6 +283,7 @@ def parse_spec(raw: dict[str, Any], *, path: Path) -> AssignmentSpec:
             id=c["id"], kind=c["kind"], target=c["target"], points=float(c.get("points", 0.0)),
             module=c.get("module", ""), needs=tuple(c.get("needs", ())),
             required=bool(c.get("required", True)), params=_params(c, a["name"], layers),
+            slow=_slow(c, a["name"]),
         )
         for c in raw.get("checks", [])
     )

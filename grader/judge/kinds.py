@@ -1,7 +1,12 @@
 """The closed set of check kinds an assignment spec can name.
 
 Each kind's params are typed by its model in grader.judge.params.PARAMS (same keys as KINDS, which a test holds
-to), validated when the spec loads; the kinds read them through params_as."""
+to), validated when the spec loads; the kinds read them through params_as.
+
+A kind whose checks evaluate a hidden set (accuracy on hidden test images) says so with the class attribute
+``slow = True``: the server grades those checks in the slow phase of a grading, after the quick ones (interfaces,
+layers, gradients, builds, checkpoints), in a lane of their own (server.services.lanes). A check may override its
+kind's default with ``slow = true|false`` in assignment.toml (grader.assignments.spec.CheckSpec.slow)."""
 
 from __future__ import annotations
 
@@ -60,3 +65,8 @@ KINDS: dict[str, Kind] = {
     "classifier.logsoftmax": ClassifierLogSoftmax(),
     "torch.param_shapes": TorchParamShapes(),
 }
+
+
+def slow_kind(kind: str) -> bool:
+    """Whether checks of `kind` are slow by default (they evaluate a hidden set); False for an unknown kind."""
+    return bool(getattr(KINDS.get(kind), "slow", False))

@@ -71,6 +71,9 @@ class PredictionsFollowUp:
 
 
 class Predictions:
+    slow = True
+    """It classifies a hidden set: graded in the slow phase (see grader.judge.kinds.slow_kind)."""
+
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         script = self._script(check, assignment, inputs, rng)
         part = script.hidden[-1]

@@ -329,6 +329,9 @@ def _class_indices(fn: str, preds: Any, batch: int) -> str | None:
 class TorchAccuracy:
     """Predictions of fn(model, x) on hidden test sets; the judge holds the labels and computes accuracy."""
 
+    slow = True
+    """It classifies hidden sets: graded in the slow phase (see grader.judge.kinds.slow_kind)."""
+
     def plan(self, check: CheckSpec, assignment: AssignmentSpec, inputs: Inputs, rng: np.random.Generator) -> Plan:
         from grader.data import load_hidden
 

@@ -49,19 +49,18 @@ def claim(sid: int) -> Any:
     d = _json()
     c = claims.claim(web.db(), web.settings(), sid, hostname=str(d.get("hostname", "")),
                      task_id=str(d.get("task_id") or ""))
-    return {"claim": c.token, "assignment": c.submission.assignment.name, "sha256": c.submission.sha256,
-            "size": c.submission.size_bytes, "attempt": c.submission.attempts, "reuse": _reuse(c.submission)}
+    return {**c.info(), "reuse": _reuse(c.submission)}
 
 
 @bp.post("/claim")
 def claim_next() -> Any:
-    """A wake-up: the best waiting submission by lane and fair share (409 when none waits)."""
+    """A wake-up of a lane's queue: the best waiting submission that queue may take, by lane and fair share (409
+    when none waits), with the phase and checks to grade."""
     d = _json()
     c = claims.claim_next(web.db(), web.settings(), hostname=str(d.get("hostname", "")),
-                          task_id=str(d.get("task_id") or ""))
-    return {"submission": c.submission.id, "claim": c.token, "assignment": c.submission.assignment.name,
-            "sha256": c.submission.sha256, "size": c.submission.size_bytes, "attempt": c.submission.attempts,
-            "lane": c.submission.lane, "reuse": _reuse(c.submission)}
+                          task_id=str(d.get("task_id") or ""), lane=str(d.get("lane") or ""),
+                          dispatch=web.dispatch())
+    return {**c.info(), "reuse": _reuse(c.submission)}
 
 
 def _reuse(sub: Any) -> bool:
@@ -95,7 +94,8 @@ def result(sid: int) -> Any:
     if not isinstance(d.get("result"), dict):
         abort(400)
     status = finishing.finish(web.db(), web.settings(), sid, str(d.get("claim", "")), d["result"],
-                              hostname=str(d.get("hostname", "")), kept=d.get("kept"))
+                              hostname=str(d.get("hostname", "")), phase=str(d.get("phase") or ""),
+                              dispatch=web.dispatch(), kept=d.get("kept"))
     return {"status": status}
 
 

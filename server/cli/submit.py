@@ -112,12 +112,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
             code, data = 0, {}
         if code == 200:
             status = data["status"]
-            note = (f"queued (position {data.get('queue_position')})" if status == "queued"
+            slow = " (quick checks done, accuracy checks waiting)" if data.get("phase") == "slow" else ""
+            note = (f"queued{slow} (position {data.get('queue_position')})" if status == "queued"
                     else f"running {data.get('current_check') or ''}".strip() if status == "running" else status)
             if note != last:
                 print(visible(note), file=sys.stderr)
                 last = note
-            if status == "running":
+            if status in ("running", "queued"):  # queued between a grading's two phases: the quick verdicts
                 for line in _new_verdicts(data, told):
                     print(line, file=sys.stderr)
             if status in FINAL:

@@ -7,10 +7,11 @@ are harmless, and requests of a superseded attempt are refused (`Conflict`).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,10 @@ from server.security import new_token
 from server.services.lifecycle import Why, move_where
 from server.settings import ServerSettings
 
+if TYPE_CHECKING:
+    from server.services.dispatch import Dispatch
+
+log = logging.getLogger(__name__)
 R = SubmissionStatus.RUNNING
 
 
@@ -32,6 +37,16 @@ class Conflict(Exception):
 class Claim:
     token: str
     submission: Submission
+
+    def info(self) -> dict[str, Any]:
+        """What the worker is told: the row, its attempt, and which phase and checks to grade (services.phases)."""
+        from server.services.phases import checks_of, phase_of
+
+        sub = self.submission
+        phase = phase_of(sub)
+        return {"submission": sub.id, "claim": self.token, "assignment": sub.assignment.name, "sha256": sub.sha256,
+                "size": sub.size_bytes, "attempt": sub.attempts, "lane": sub.lane, "phase": phase.value,
+                "only": checks_of(sub, phase)}
 
 
 def touch_worker(session: Session, hostname: str, submission_id: int | None) -> None:
@@ -75,7 +90,8 @@ def claim(session: Session, settings: ServerSettings, submission_id: int, *, hos
     moved = move_where(session, R, reason=Why.CLAIMED, now=now,
                        where=[Submission.id == sub.id, Submission.attempts == sub.attempts, Submission.claim.is_(None)],
                        claim=token, attempts=sub.attempts + 1, worker=hostname[:200], task_id=task_id[:64],
-                       lease_expires_at=now + timedelta(seconds=settings.lease_seconds))
+                       lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
+                       checks_done=_checks_done(sub))
     if moved != 1:
         session.rollback()
         raise Conflict("busy")
@@ -86,16 +102,23 @@ def claim(session: Session, settings: ServerSettings, submission_id: int, *, hos
 
 
 def claim_next(session: Session, settings: ServerSettings, *, hostname: str, task_id: str = "",
-               tries: int = 5) -> Claim:
-    """A wake-up: start an attempt of the best claimable submission by lane and fair share (services.lanes);
+               tries: int = 5, lane: str = "", dispatch: Dispatch | None = None) -> Claim:
+    """A wake-up of the `lane` queue: start an attempt of the best claimable submission of the lanes that queue may
+    claim from (services.lanes.CLAIMS_FROM; an unknown or empty lane: every lane), by lane and fair share;
     Conflict("nothing to do") when none waits. Each try is the same compare-and-swap as `claim`, so two workers
-    never hold one row; losing a race moves on to the next candidate."""
-    from server.services.finishing import give_up
-    from server.services.lanes import claim_order, claimable
+    never hold one row; losing a race moves on to the next candidate.
 
+    A slow or rerun wake-up that takes a quick row sends its own queue a replacement wake-up through `dispatch`
+    (the quick row's wake-up stays in the quick queue, where it cannot claim the slow or rerun row this one was
+    sent for)."""
+    from server.services.finishing import give_up
+    from server.services.lanes import CLAIMS_FROM, LANES, Lane, claim_order, claimable
+
+    woke = Lane(lane) if lane in tuple(Lane) else None
+    lanes = CLAIMS_FROM[woke] if woke is not None else LANES
     for _ in range(tries):
         now = utcnow()
-        candidates = claim_order(session, now=now)
+        candidates = claim_order(session, now=now, lanes=lanes)
         if not candidates:
             break
         for sid in candidates:
@@ -111,16 +134,34 @@ def claim_next(session: Session, settings: ServerSettings, *, hostname: str, tas
                                where=[Submission.id == sid, Submission.attempts == sub.attempts,
                                       Submission.claim.is_(None), claimable(now)],
                                claim=token, attempts=sub.attempts + 1, worker=hostname[:200], task_id=task_id[:64],
-                               lease_expires_at=now + timedelta(seconds=settings.lease_seconds))
+                               lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
+                               checks_done=_checks_done(sub))
             if moved != 1:
                 session.rollback()
                 continue
             touch_worker(session, hostname, sid)
             session.commit()
             session.refresh(sub)
+            if woke is not None and woke is not Lane.QUICK and sub.lane == Lane.QUICK.value and dispatch is not None:
+                _replace_wakeup(dispatch, sid, woke)
             return Claim(token, sub)
         session.expire_all()
     raise Conflict("nothing to do")
+
+
+def _checks_done(sub: Submission) -> int:
+    """Where a new attempt's check counter starts: after the kept quick checks in a slow phase, else at 0."""
+    from server.services.phases import quick_result
+
+    kept = quick_result(sub)
+    return len(kept.checks) if kept is not None else 0
+
+
+def _replace_wakeup(dispatch: Dispatch, sid: int, lane: str) -> None:
+    try:
+        dispatch(sid, 0.0, lane)
+    except Exception:  # the broker is down: the sweeper resends rows whose wake-up went missing
+        log.exception("could not send a replacement wake-up to the %s queue", lane)
 
 
 def held(session: Session, submission_id: int, token: str) -> Submission:

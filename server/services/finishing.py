@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -13,6 +13,9 @@ from server.services.claims import held, touch_worker
 from server.services.leaderboard import bump_leaderboard
 from server.services.lifecycle import Why, move
 from server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from server.services.dispatch import Dispatch
 
 GAVE_UP_MESSAGE = "The grader failed on this submission (not your fault); the instructors have been told."
 
@@ -36,10 +39,18 @@ def _leaderboard_metric(name: str) -> str | None:
 
 
 def finish(session: Session, settings: ServerSettings, submission_id: int, token: str, result: dict[str, Any], *,
-           hostname: str = "", kept: Any = None) -> str:
+           hostname: str = "", phase: str = "", dispatch: Dispatch | None = None, kept: Any = None) -> str:
     """Store a worker's result (validated as a GradeResult); an engine error is retried up to the bound, a
-    deterministic one is not. `kept` names the verdicts a later upload may reuse (services.reuse.keep)."""
+    deterministic one is not.
+
+    `phase` is the one the worker was told with its claim (services.phases): a graded quick phase queues the row
+    again in the slow lane (its wake-up sent with `dispatch`, else by the sweeper), a slow phase's result is merged
+    with the kept quick one; a result without a phase is a whole grading. `kept` names the verdicts of this
+    result a later upload may reuse (services.reuse.keep)."""
     from grader.result import GradeResult, Status
+    from server.services.dispatch import send
+    from server.services.lanes import Lane
+    from server.services.phases import Phase, merge
 
     sub = held(session, submission_id, token)
     try:
@@ -51,6 +62,17 @@ def finish(session: Session, settings: ServerSettings, submission_id: int, token
         return sub.status
     if gr.status is Status.ERROR:
         return fail(session, settings, submission_id, token, reason=f"grader error: {gr.message}")
+    if gr.status is Status.GRADED and phase == Phase.QUICK.value and sub.lane == Lane.QUICK.value:
+        move(sub, SubmissionStatus.QUEUED, reason=Why.NEXT_PHASE, lane=Lane.SLOW.value, result_json=gr.to_json())
+        reuse.keep(session, sub, gr, kept)
+        touch_worker(session, hostname, None)
+        session.commit()
+        if dispatch is not None:
+            send(session, dispatch, sub.id, lane=Lane.SLOW.value)
+        return sub.status
+    own = gr  # this attempt's checks (a slow phase's: the slow ones only)
+    if gr.status is Status.GRADED and sub.lane == Lane.SLOW.value:
+        gr = merge(sub, gr)
     metric = _leaderboard_metric(sub.assignment.name)
     move(sub, SubmissionStatus(gr.status.value), reason=Why.FINISHED)
     sub.result_json = gr.to_json()
@@ -63,7 +85,7 @@ def finish(session: Session, settings: ServerSettings, submission_id: int, token
     sub.lb_metrics = json.dumps({k: v for k, v in gr.to_dict()["metrics"].items() if k in wanted and v is not None}) \
         if sub.lb_value is not None else None
     bump_leaderboard(session, sub.assignment_id, sub)
-    reuse.keep(session, sub, gr, kept if gr.status is Status.GRADED else None)
+    reuse.keep(session, sub, own, kept if gr.status is Status.GRADED else None)
     sub.message = gr.message
     touch_worker(session, hostname, None)
     session.commit()

@@ -5,16 +5,24 @@ one claims the first row of `claim_order()` (a compare-and-swap, services.claims
 
 The order (one worker's claim sequence):
 
-1. Lanes: every quick row (students' uploads, an instructor's regrade of one submission) before any rerun row (an
-   instructor's regrade of many), whichever queue carried the wake-up: a regrade-all never delays students.
+1. Lanes: every quick row (students' uploads and the quick phase of their grading, an instructor's regrade of one
+   submission) before any slow row (the slow phase of a student's grading: the hidden-set accuracy checks, after
+   the quick verdicts are in), before any rerun row (an instructor's regrade of many): a regrade-all never delays
+   students, and a student's accuracy checks never delay another student's first verdicts.
 2. Within a lane, fair share per student: each student's candidate is their oldest waiting row (queued_at, id);
    students are ranked by
    - whether they have a submission running now (students with none first),
    - then the time since which they have waited for a verdict: the later of their candidate's queued_at and their
-     last verdict in this lane (a student graded a moment ago has waited since that moment),
+     last verdict in this lane (a student graded a moment ago has waited since that moment; in the quick lane a
+     quick phase's verdicts count, i.e. a slow row's queued_at, which is when its quick phase ended),
    - then the candidate's queued_at and id.
    So a burst of 20 uploads by one student gets one slot per round: each of the other students is served
    before the burster's second.
+3. Which lanes a wake-up may claim from (`CLAIMS_FROM`): a wake-up of the quick queue claims quick rows only, so a
+   pool serving only `quick` never runs a slow phase or a regrade (its capacity stays with students' first
+   verdicts); a wake-up of the slow or rerun queue claims from every lane in the order above (a quick row first).
+   When such a wake-up takes a quick row, the web app sends its queue a replacement wake-up (services.claims), as
+   the quick row's own wake-up is left in the quick queue, where it cannot claim slow or rerun rows.
 
 Only due rows (retry_at over) whose wake-up was sent (enqueued_at set) are claimed: every claim consumes one
 wake-up and one sent row, so the count of wake-ups in the broker never falls below the count of sent rows; a row
@@ -28,8 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Select, and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from server.models import Submission, SubmissionStatus, WorkerSeen, utcnow
 
@@ -39,13 +47,20 @@ FINAL = (SubmissionStatus.GRADED, SubmissionStatus.REJECTED, SubmissionStatus.ER
 
 class Lane(StrEnum):
     QUICK = "quick"
-    """Students' uploads (and an instructor's regrade of one submission)."""
+    """Students' uploads (their grading's quick phase, or the whole grading: services.phases) and an instructor's
+    regrade of one submission."""
+    SLOW = "slow"
+    """The slow phase of a student's grading (hidden-set accuracy), queued when its quick phase ended: taken only
+    when no quick row waits."""
     RERUN = "rerun"
-    """An instructor's regrade of many: taken only when no quick row waits."""
+    """An instructor's regrade of many: taken only when no quick or slow row waits."""
 
 
-LANES: tuple[Lane, ...] = (Lane.QUICK, Lane.RERUN)
+LANES: tuple[Lane, ...] = (Lane.QUICK, Lane.SLOW, Lane.RERUN)
 """In claim order."""
+
+CLAIMS_FROM: dict[Lane, tuple[Lane, ...]] = {Lane.QUICK: (Lane.QUICK,), Lane.SLOW: LANES, Lane.RERUN: LANES}
+"""The lanes a wake-up of each queue may claim from (in claim order)."""
 
 
 def lane_of(value: str) -> Lane:
@@ -69,19 +84,27 @@ def _ranked(lane: Lane, where) -> Select:  # type: ignore[no-untyped-def,type-ar
             .where(where, Submission.lane == lane.value).subquery())
     other = aliased(Submission)
     busy = exists().where(other.user_id == rows.c.user_id, other.status == R)
-    last_verdict = (select(func.max(other.finished_at))
-                    .where(other.user_id == rows.c.user_id, other.lane == lane.value, other.status.in_(FINAL))
-                    .scalar_subquery())
+    final = other.status.in_(FINAL)
+    at: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None]
+    if lane is Lane.QUICK:  # a quick phase's verdicts count: a slow row not yet final got them at its queued_at
+        verdict = or_(and_(final, other.lane.in_([Lane.QUICK.value, Lane.SLOW.value])),
+                      and_(~final, other.lane == Lane.SLOW.value))
+        at = case((final, other.finished_at), else_=other.queued_at)
+    else:
+        verdict, at = and_(final, other.lane == lane.value), other.finished_at
+    last_verdict = (select(func.max(at)).where(other.user_id == rows.c.user_id, verdict).scalar_subquery())
     since = case((last_verdict > rows.c.queued_at, last_verdict), else_=rows.c.queued_at)
     return (select(rows.c.id).where(rows.c.rn == 1)
             .order_by(case((busy, 1), else_=0), since, rows.c.queued_at, rows.c.id))
 
 
-def claim_order(session: Session, *, now: datetime | None = None, limit: int = 5) -> list[int]:
-    """The ids a wake-up should try to claim, best first (at most `limit`: the next ones if others win the race)."""
+def claim_order(session: Session, *, now: datetime | None = None, limit: int = 5,
+                lanes: tuple[Lane, ...] = LANES) -> list[int]:
+    """The ids a wake-up should try to claim, best first (at most `limit`: the next ones if others win the race),
+    from `lanes` (in claim order; see CLAIMS_FROM)."""
     now = now or utcnow()
     out: list[int] = []
-    for lane in LANES:
+    for lane in lanes:
         out += list(session.scalars(_ranked(lane, claimable(now)).limit(limit - len(out))))
         if len(out) >= limit:
             break
@@ -133,6 +156,16 @@ def positions(session: Session) -> dict[int, int]:
         select(Submission.user_id, Submission.lane, func.max(Submission.finished_at))
         .where(Submission.user_id.in_(users), Submission.status.in_(FINAL))
         .group_by(Submission.user_id, Submission.lane)) if t is not None}
+    # In the quick lane, a quick phase's verdicts count too: the slow rows' last verdict, and the queued_at of a
+    # slow row not yet final (when its quick phase ended), as in _ranked.
+    pending = dict(session.execute(
+        select(Submission.user_id, func.max(Submission.queued_at))
+        .where(Submission.user_id.in_(users), Submission.lane == Lane.SLOW.value, Submission.status.in_([Q, R]))
+        .group_by(Submission.user_id)).all())
+    for u in users:
+        times = [t for t in (last.get((u, Lane.QUICK)), last.get((u, Lane.SLOW)), pending.get(u)) if t is not None]
+        if times:
+            last[(u, Lane.QUICK)] = max(times)
     return {sid: i + 1 for i, sid in enumerate(fair_sequence(waiting, busy, last))}
 
 

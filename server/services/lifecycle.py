@@ -4,8 +4,8 @@
       ^  \\                 |  \
       |   gave up          |   gave up --> error
       |    (out of         |
-      |     attempts)      retry (attempt failed, not the student's fault)
-      +--------------------+
+      |     attempts)      retry (attempt failed, not the student's fault),
+      +--------------------+ next phase (quick checks judged, the slow ones wait: services.phases)
     graded | rejected | error | queued | running --regrade--> queued
 
 `move(sub, to, reason=...)` changes one loaded row, `move_where(session, to, reason=..., where=...)` is the
@@ -43,13 +43,16 @@ class Why(StrEnum):
     """Out of attempts, or a grader error another attempt would repeat."""
     REGRADE = "regrade"
     """An instructor queued it again (results kept until the new ones arrive)."""
+    NEXT_PHASE = "next phase"
+    """The quick phase of a two-phase grading ended graded: queued again in the slow lane for the slow checks
+    (services.phases), with a fresh count of attempts."""
 
 
 TRANSITIONS: Mapping[tuple[SubmissionStatus, SubmissionStatus], frozenset[Why]] = {
     (S.QUEUED, S.RUNNING): frozenset({Why.CLAIMED}),
     (S.RUNNING, S.GRADED): frozenset({Why.FINISHED}),
     (S.RUNNING, S.REJECTED): frozenset({Why.FINISHED}),
-    (S.RUNNING, S.QUEUED): frozenset({Why.RETRY, Why.REGRADE}),
+    (S.RUNNING, S.QUEUED): frozenset({Why.RETRY, Why.REGRADE, Why.NEXT_PHASE}),
     (S.RUNNING, S.ERROR): frozenset({Why.GAVE_UP}),
     (S.QUEUED, S.ERROR): frozenset({Why.GAVE_UP}),
     (S.QUEUED, S.QUEUED): frozenset({Why.REGRADE}),
@@ -87,7 +90,7 @@ def stamps(to: SubmissionStatus, reason: Why, now: datetime) -> dict[str, Any]:
         out["finished_at"] = now
     elif to is S.QUEUED:
         out["enqueued_at"] = None  # to be handed to the broker (now, or by the sweeper)
-        if reason is Why.REGRADE:
+        if reason in (Why.REGRADE, Why.NEXT_PHASE):  # a new wait (its lane's fair share), a new attempt count
             out.update(queued_at=now, attempts=0, checks_done=0)
     return out
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from server.models import Assignment, Regrade, Submission, SubmissionStatus, User, utcnow
 from server.services.dispatch import Dispatch, send
 from server.services.lanes import Lane
 from server.services.lifecycle import Why, move_where
+from server.services.phases import HOLDS_QUICK_RESULT
 
 INLINE_SENDS = 50
 """A regrade sends this many messages in the request; the sweeper sends the rest."""
@@ -19,7 +20,8 @@ INLINE_SENDS = 50
 def regrade(session: Session, dispatch: Dispatch, *, assignment: Assignment, requested_by: User,
             submission_ids: list[int], scope: str, lane: Lane | None = None) -> Regrade:
     """Queue the given submissions again (results are kept until the new ones arrive), in `lane`: by default the
-    quick lane for one submission (an instructor waits for it), the rerun lane for more (never delays students)."""
+    quick lane for one submission (an instructor waits for it), the rerun lane for more (never delays students).
+    Either is one whole grading, not two phases (services.phases)."""
     lane = lane or (Lane.QUICK if len(submission_ids) == 1 else Lane.RERUN)
     rg = Regrade(assignment_id=assignment.id, requested_by=requested_by.id, scope=scope[:200],
                  total=len(submission_ids))
@@ -28,8 +30,11 @@ def regrade(session: Session, dispatch: Dispatch, *, assignment: Assignment, req
     now = utcnow()
     for i in range(0, len(submission_ids), 500):
         chunk = submission_ids[i:i + 500]
+        # A row in its slow phase holds its quick phase's result, not a report to keep: dropped (the SET reads the
+        # row's old lane and status).
         move_where(session, SubmissionStatus.QUEUED, reason=Why.REGRADE, now=now,
-                   where=[Submission.id.in_(chunk)], regrade_id=rg.id, lane=lane.value)
+                   where=[Submission.id.in_(chunk)], regrade_id=rg.id, lane=lane.value,
+                   result_json=case((HOLDS_QUICK_RESULT, None), else_=Submission.result_json))
     session.commit()
     for sid in submission_ids[:INLINE_SENDS]:
         send(session, dispatch, sid, lane=lane.value)

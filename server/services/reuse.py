@@ -57,13 +57,15 @@ def lookup(session: Session, sub: Submission, keys: Mapping[str, str]) -> dict[s
 
 
 def keep(session: Session, sub: Submission, result: GradeResult, kept: Any) -> int:
-    """Replace the submission's kept verdicts with those the worker named (`kept`: a list of {"check", "key",
-    "metrics"}) that are checks of `result`, passed or failed; returns how many were kept. Malformed entries are
-    skipped (a verdict not kept is only judged again next time)."""
-    session.execute(delete(CheckVerdict).where(CheckVerdict.submission_id == sub.id))
+    """Replace the submission's kept verdicts of the checks of `result` (an attempt's: a phase's checks, or all)
+    with those the worker named (`kept`: a list of {"check", "key", "metrics"}) that are checks of `result`, passed
+    or failed; returns how many were kept. Malformed entries are skipped (a verdict not kept is only judged again
+    next time)."""
+    checks = {c.id: c for c in result.checks}
+    session.execute(delete(CheckVerdict).where(CheckVerdict.submission_id == sub.id,
+                                               CheckVerdict.check_id.in_(set(checks))))
     if not isinstance(kept, list):
         return 0
-    checks = {c.id: c for c in result.checks}
     n = 0
     seen: set[str] = set()
     for entry in kept[:MAX_KEYS]:

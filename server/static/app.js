@@ -122,10 +122,12 @@ function initSubmission() {
     status.className = "status status-" + s.status;
     let d = "";
     if (s.status === "queued" && s.queue_position) d = `position ${s.queue_position} in the queue` + (s.eta_s != null ? ` · about ${eta(s.eta_s)} to go` : "");
+    if (s.status === "queued" && s.phase === "slow") d = "quick checks done, accuracy checks waiting" + (d ? " · " + d : "");
     if (s.status === "running") d = `running ${s.current_check || "(starting)"}` + (s.checks_total ? ` · check ${Math.min(s.checks_done, s.checks_total)} of ${s.checks_total}` : "");
+    if (s.status === "running" && s.phase) d = (s.phase === "slow" ? "accuracy checks: " : "quick checks: ") + d;
     if (s.status === "graded") d = `score ${s.score} of ${s.max_score}`;
     detail.textContent = d;
-    if (s.status === "running" && (s.partial_checks || []).length) renderPartial(report, s);
+    if ((s.status === "running" || s.status === "queued") && (s.partial_checks || []).length) renderPartial(report, s);
     else renderReport(report, s);
   }, 1500, (s) => ["graded", "rejected", "error"].includes(s.status));
 }

@@ -186,7 +186,7 @@ def test_which_queues_a_worker_serves_is_a_setting(tmp_path):
     from server.worker import worker_argv
 
     env = {"AUTOGRADER_INSTANCE_DIR": str(tmp_path)}
-    assert ServerSettings.from_env(env).worker_queues == "quick,rerun" == ",".join(QUEUES)
+    assert ServerSettings.from_env(env).worker_queues == "quick,slow,rerun" == ",".join(QUEUES)
     only = ServerSettings.from_env({**env, "AUTOGRADER_WORKER_QUEUES": " rerun "})
     argv = worker_argv(None, None, "info", only.worker_queues)
     assert argv[argv.index("-Q") + 1] == "rerun"

@@ -139,3 +139,25 @@ def test_an_identical_reupload_is_reused_through_the_real_stack(tmp_path, h, pro
     assert second["result"]["score"] == first["result"]["score"]
     assert second["result"]["metrics"]["finetune.weighted"] == first["result"]["metrics"]["finetune.weighted"]
     assert took < first["result"]["timings"]["total_s"], (took, first["result"]["timings"])
+
+
+def test_the_slow_phase_keeps_its_verdicts_beside_the_quick_phases(db, settings, h):
+    """Each phase's result names its own checks: keeping the slow phase's verdicts leaves the quick phase's."""
+    from tests.server.test_phases import QUICK, SLOW, SPEC, Wakeups
+
+    wake = Wakeups()
+    alice = h.get_user(db, "alice")
+    sub = svc.submit_upload(db, settings, wake, user=alice, assignment=h.get_assignment(db),
+                            stream=io.BytesIO(h.tiny_zip()), filename="a.zip")
+    quick_id, slow_id = QUICK["checks"][0]["id"], SLOW["checks"][0]["id"]
+    c = claims.claim(db, settings, sub.id, hostname="w1")
+    finishing.finish(db, settings, sub.id, c.token, QUICK, phase="quick", dispatch=wake,
+                     kept=[keep_entry(check=quick_id)])
+    c = claims.claim(db, settings, sub.id, hostname="w1")
+    assert c.info()["only"] == list(SPEC.slow_ids)
+    finishing.finish(db, settings, sub.id, c.token, SLOW, phase="slow", dispatch=wake,
+                     kept=[keep_entry(key=OTHER, check=slow_id)])
+    rows = {r.check_id: r.key for r in db.query(CheckVerdict).filter_by(submission_id=sub.id)}
+    assert rows == {quick_id: KEY, slow_id: OTHER}
+    later = waiting(db, settings, h, alice)
+    assert set(reuse.lookup(db, later, {quick_id: KEY, slow_id: OTHER})) == {quick_id, slow_id}

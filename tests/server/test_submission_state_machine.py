@@ -35,7 +35,7 @@ def test_the_table_is_the_life_cycle():
     assert {(f.value, t.value, w.value) for f, t, w in LEGAL} == {
         ("queued", "running", "claimed"),
         ("running", "graded", "finished"), ("running", "rejected", "finished"),
-        ("running", "queued", "retry"), ("running", "queued", "regrade"),
+        ("running", "queued", "retry"), ("running", "queued", "regrade"), ("running", "queued", "next phase"),
         ("running", "error", "gave up"), ("queued", "error", "gave up"),
         ("queued", "queued", "regrade"), ("graded", "queued", "regrade"), ("rejected", "queued", "regrade"),
         ("error", "queued", "regrade"),
@@ -67,7 +67,7 @@ def test_legal_moves_stamp_the_row_consistently(frm, to, why):
     assert (sub.finished_at == now) == to.final
     if to is S.QUEUED:
         assert sub.enqueued_at is None
-        assert (sub.attempts == 0 and sub.queued_at == now) == (why is Why.REGRADE)
+        assert (sub.attempts == 0 and sub.queued_at == now) == (why in (Why.REGRADE, Why.NEXT_PHASE))
 
 
 def test_a_retry_and_only_a_retry_says_when_it_may_run():
