@@ -1,4 +1,5 @@
-"""Server commands of the `autograder` CLI: serve, web, worker, db, users, token, submit.
+"""Server commands of the `autograder` CLI: serve, web, worker, db, users, token, submit,
+similarity.
 
 Registered by grader.cli (`register`); Flask, Celery, SQLAlchemy and requests are imported inside the commands
 only. By concern:
@@ -9,6 +10,7 @@ only. By concern:
 - web.py: `autograder web` (the gunicorn application);
 - serve.py: `autograder serve` (the embedded web app, sweeper and a supervised worker process);
 - submit.py: `autograder submit` (the HTTP client of the JSON API);
+- similarity.py: `autograder similarity` (similar pairs of submitted code, CSV export);
 - common.py: what they share (settings, a database session, error lines).
 
 Text that users or students control (user names, the server's messages, grading reports) is printed through

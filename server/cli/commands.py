@@ -6,6 +6,7 @@ from typing import Any
 
 from server.cli.accounts import cmd_db_upgrade, cmd_token_create, cmd_users_add, cmd_users_import
 from server.cli.serve import cmd_serve
+from server.cli.similarity import cmd_similarity
 from server.cli.submit import cmd_submit
 from server.cli.web import cmd_web
 from server.cli.worker import cmd_worker
@@ -69,6 +70,14 @@ def register(sub: Any) -> None:
     p.add_argument("--no-wait", action="store_true", help="print the submission id and exit")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("similarity", help="pairs of students whose submitted code is similar (winnowing)")
+    p.add_argument("assignment", help="assignment name, e.g. rpz-cnn")
+    p.add_argument("--csv", default=None, help="write every pair to this CSV file")
+    p.add_argument("--threshold", type=float, default=0.7, help="lowest score reported (default 0.7)")
+    p.add_argument("--top", type=int, default=20, help="pairs printed (default 20)")
+    p.add_argument("--progress", action="store_true", help="print progress on stderr")
+    p.set_defaults(func=cmd_similarity)
 
 
 __all__ = ["register"]
