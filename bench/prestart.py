@@ -17,6 +17,10 @@ starts of a grading from its metrics (`sandbox.starts`).
 Prints the start-up stages (median), the grading time (median) and
 `prestart would save: X s of Y s (Z %)` (numpy + torch imported; the issue builds it only above 10 %), and the
 same with torchvision imported as well.
+
+Figures (2026-12-02, load 0.78-1.36): 1 sandbox start per grading; torch imported 1.00 s, torchvision 1.97 s after
+the start (median of 5); grading median 14.94 s: prestart would save 1.00 s of 14.94 s (6.7 %), so it is not built;
+1.97 s (13.2 %) with torchvision imported too.
 """
 
 from __future__ import annotations
