@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -43,6 +44,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("AUTOGRADER_REUSE_VERDICTS", "0")  # every upload is the same zip: grade each one (no reuse)
 sys.path.insert(0, str(ROOT))
 from bench.stack import Stack  # noqa: E402
 

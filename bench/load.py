@@ -40,6 +40,7 @@ Figures (idle 2-core VM, 2026-11-23; cpus=1 per grading, 4 viewers thinking 0.25
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -53,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("AUTOGRADER_REUSE_VERDICTS", "0")  # every upload is the same zip: grade each one (no reuse)
 sys.path.insert(0, str(ROOT))
 from bench.stack import Stack  # noqa: E402
 from tests.server.browser import HttpSession  # noqa: E402
