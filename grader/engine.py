@@ -283,7 +283,7 @@ def _follow_up(spec: AssignmentSpec, tasks: list[Task], runs: dict[int, GroupRun
             log.exception("planning the follow-up of %s failed", check.id)
             plan = None
         if plan is not None:
-            asked.append(Task(index=t.index, check_id=check.id, plan=plan))
+            asked.append(Task(index=t.index, check_id=check.id, plan=plan, component=t.component))
     if not asked:
         return None
     t0 = time.perf_counter()
