@@ -40,6 +40,7 @@ SERVER_VARS: dict[str, tuple[str, str, Any]] = {
     "AUTOGRADER_SECURE_COOKIES": ("no", "secure_cookies", False),
     "AUTOGRADER_MAX_CONTENT_LENGTH": ("1000", "max_content_length", 1000),
     "AUTOGRADER_MAX_ATTEMPTS": ("7", "max_attempts", 7),
+    "AUTOGRADER_REUSE_VERDICTS": ("0", "reuse_verdicts", False),
     "AUTOGRADER_LEASE_SECONDS": ("1.5", "lease_seconds", 1.5),
     "AUTOGRADER_HEARTBEAT_SECONDS": ("2", "heartbeat_seconds", 2.0),
     "AUTOGRADER_REQUEUE_AFTER_SECONDS": ("60", "requeue_after_seconds", 60.0),

@@ -20,6 +20,7 @@ from server import storage
 from server.models import Submission, SubmissionStatus, WorkerSeen, utcnow
 from server.security import new_token
 from server.services.lifecycle import Why, move_where
+from server.services.phases import out_of_attempts
 from server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def claim(session: Session, settings: ServerSettings, submission_id: int, *, hos
         raise Conflict("busy")
     if sub.retry_at is not None and sub.retry_at > now:
         raise Conflict("not due")
-    if sub.attempts >= settings.max_attempts:
+    if out_of_attempts(sub, settings.max_attempts):
         give_up(session, sub, "")
         raise Conflict("out of attempts")
     token = new_token()
@@ -125,7 +126,7 @@ def claim_next(session: Session, settings: ServerSettings, *, hostname: str, tas
             sub = session.get(Submission, sid)
             if sub is None or sub.status != SubmissionStatus.QUEUED:
                 continue
-            if sub.attempts >= settings.max_attempts:
+            if out_of_attempts(sub, settings.max_attempts):
                 give_up(session, sub, "")
                 session.commit()
                 continue

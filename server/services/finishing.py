@@ -12,6 +12,7 @@ from server.services import reuse
 from server.services.claims import held, touch_worker
 from server.services.leaderboard import bump_leaderboard
 from server.services.lifecycle import Why, move
+from server.services.phases import out_of_attempts
 from server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def fail(session: Session, settings: ServerSettings, submission_id: int, token: 
 
     sub = held(session, submission_id, token)
     sub.error_reason = append_reason(sub.error_reason, f"attempt {sub.attempts}: {reason}")
-    if sub.attempts >= settings.max_attempts:
+    if out_of_attempts(sub, settings.max_attempts):
         give_up(session, sub, "")
         return sub.status
     now = utcnow()

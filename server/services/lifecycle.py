@@ -90,8 +90,10 @@ def stamps(to: SubmissionStatus, reason: Why, now: datetime) -> dict[str, Any]:
         out["finished_at"] = now
     elif to is S.QUEUED:
         out["enqueued_at"] = None  # to be handed to the broker (now, or by the sweeper)
-        if reason in (Why.REGRADE, Why.NEXT_PHASE):  # a new wait (its lane's fair share), a new attempt count
+        if reason is Why.REGRADE:  # a new wait (its lane's fair share), a new attempt count
             out.update(queued_at=now, attempts=0, checks_done=0)
+        elif reason is Why.NEXT_PHASE:  # a new wait; the attempts go on counting (services.phases.out_of_attempts)
+            out.update(queued_at=now, checks_done=0)
     return out
 
 

@@ -6,7 +6,9 @@ a hidden set, or the check's own `slow`). The row's lane says which phase it is 
 - `quick` lane, an upload (no regrade) of an assignment with quick and slow checks: the quick phase, only the quick
   checks (the engine's `only=`). When it ends graded, the row is queued again (lifecycle Why.NEXT_PHASE) in the
   `slow` lane with the quick phase's result kept in `result_json` (shown as `partial_checks`, not as the result,
-  until the merge) and a fresh count of attempts; ended rejected or error, it is final (or retried) as any grading.
+  until the merge); its attempts go on counting (attempt 3 may be the slow phase's first), so that what the
+  instructors read ("attempt 1: worker went silent") names one attempt; ended rejected or error, it is final (or
+  retried) as any grading. `out_of_attempts` gives each phase `max_attempts`: a slow phase may go on to twice that.
 - `slow` lane: the slow phase, only the slow checks; its result is merged with the kept one into one schema-1
   GradeResult of every check (GradeResult.merged: spec order, metrics united, timings summed). A failed attempt is
   retried in the slow lane (services.retries), so only the slow checks run again and the quick result stays.
@@ -31,6 +33,12 @@ from server.services.lanes import Lane
 if TYPE_CHECKING:
     from grader.assignments import AssignmentSpec
     from grader.result import GradeResult
+
+
+def out_of_attempts(sub: Submission, max_attempts: int) -> bool:
+    """Whether the row has used up its attempts: `max_attempts` per phase (the slow lane's count includes its
+    quick phase's)."""
+    return sub.attempts >= max_attempts * (2 if sub.lane == Lane.SLOW.value else 1)
 
 
 class Phase(StrEnum):

@@ -21,6 +21,7 @@ from server.models import Submission, SubmissionStatus, utcnow
 from server.services.dispatch import Dispatch
 from server.services.finishing import append_reason, give_up
 from server.services.lifecycle import Why, move_where
+from server.services.phases import out_of_attempts
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def sweep(session: Session, settings: ServerSettings, dispatch: Dispatch, *, now
     stale = list(session.scalars(select(Submission).where(Submission.status == R, Submission.lease_expires_at < now)))
     for sub in stale:
         reason = f"attempt {sub.attempts}: worker {sub.worker or '?'} went silent (lease expired)"
-        if sub.attempts >= settings.max_attempts:
+        if out_of_attempts(sub, settings.max_attempts):
             give_up(session, sub, reason)
             counts["errored"] += 1
             continue

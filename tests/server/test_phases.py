@@ -77,7 +77,7 @@ def test_an_upload_is_graded_in_two_phases_and_merged_into_one_result(db, settin
     sid = upload(db, settings, wake, "alice", h).id
     quick_phase(db, settings, wake, sid)
     row = db.get(Submission, sid)
-    assert (row.status, row.lane, row.attempts, row.score) == (SubmissionStatus.QUEUED, "slow", 0, None)
+    assert (row.status, row.lane, row.attempts, row.score) == (SubmissionStatus.QUEUED, "slow", 1, None)  # counting on
     assert wake.sent[-1] == (sid, "slow")  # the slow phase's wake-up, in the slow queue
 
     j = as_user("alice").get(f"/submissions/{sid}.json").json
@@ -144,12 +144,12 @@ def test_a_failed_slow_phase_is_retried_as_a_slow_phase_keeping_the_quick_result
     c = claims.claim_next(db, settings, hostname="w1")
     assert finishing.fail(db, settings, sid, c.token, reason="worker crashed") == "queued"
     row = db.get(Submission, sid)
-    assert row.lane == "slow" and row.retry_at is not None and row.attempts == 1
+    assert row.lane == "slow" and row.retry_at is not None and row.attempts == 2
     row.retry_at = utcnow() - timedelta(seconds=1)
     row.enqueued_at = utcnow()
     db.commit()
     again = claims.claim_next(db, settings, hostname="w2")
-    assert again.info()["phase"] == "slow" and again.info()["only"] == list(SPEC.slow_ids) and again.submission.attempts == 2
+    assert again.info()["phase"] == "slow" and again.info()["only"] == list(SPEC.slow_ids) and again.submission.attempts == 3
     assert finishing.finish(db, settings, sid, again.token, SLOW, phase="slow") == "graded"
     db.expire_all()
     assert len(db.get(Submission, sid).result["checks"]) == len(SPEC.checks)
@@ -179,3 +179,21 @@ def test_rejected_quick_phase_is_final_and_regrades_are_whole_gradings(db, setti
     assert waiting.lane == "rerun" and waiting.result_json is None  # a quick phase's result is no report to keep
     c = claims.claim_next(db, settings, hostname="w1")
     assert c.info()["phase"] == "all"
+
+
+def test_each_phase_gets_max_attempts_and_attempt_numbers_name_one_attempt(db, settings, h):
+    """The quick phase's attempts count on into the slow phase (an instructor reads "attempt 2: ..." of one attempt);
+    the slow phase still gets max_attempts of its own before the row gives up."""
+    wake = Wakeups()
+    sid = upload(db, settings, wake, "alice", h).id
+    quick_phase(db, settings, wake, sid)  # attempt 1
+    for n in range(settings.max_attempts):  # attempts 2..1+max: each fails in the slow phase
+        row = db.get(Submission, sid)
+        row.retry_at, row.enqueued_at = None, utcnow()
+        db.commit()
+        c = claims.claim_next(db, settings, hostname="w1")
+        assert c.submission.attempts == 2 + n and c.info()["phase"] == "slow"
+        finishing.fail(db, settings, sid, c.token, reason=f"crash {n}")
+    row = db.get(Submission, sid)
+    assert row.status is SubmissionStatus.QUEUED and row.lane == "slow"  # 1 + max attempts: not spent yet
+    assert "attempt 1" not in row.error_reason and f"attempt {1 + settings.max_attempts}: crash" in row.error_reason
