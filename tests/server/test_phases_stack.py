@@ -123,9 +123,9 @@ def test_a_grading_process_killed_in_the_slow_phase_retries_the_slow_checks_only
     final = stack.wait_status(sid, {"graded", "error", "rejected"}, timeout=240)
     assert final["status"] == "graded", final
     row = _rows(stack, sid)[sid]
-    assert row["lane"] == "slow" and row["attempts"] == 2, row  # the slow phase's second attempt
+    assert row["lane"] == "slow" and row["attempts"] == 3, row  # the quick phase's, then the slow phase's two
     (reason,) = row["error_reason"].splitlines()
-    assert reason.startswith("attempt 1: worker ") and reason.endswith(" went silent (lease expired)")
+    assert reason.startswith("attempt 2: worker ") and reason.endswith(" went silent (lease expired)")
     checks = {c["id"]: c for c in final["result"]["checks"]}
     assert len(checks) == 8 and checks["q3.accuracy"]["status"] == "passed"
     for cid, c in quick.items():
