@@ -219,7 +219,7 @@ def main() -> int:
             stack.stop()
 
     graded = [r for r in rows if r["status"] == "graded"]
-    once = [r for r in graded if r["attempts"] == 1 and r["result"] is not None]
+    once = [r for r in graded if not r["lost"] and r["result"] is not None]  # no attempt lost (one per phase)
     first = min(r["created"] for r in rows)
     last = max(r["finished"] for r in rows)
     makespan = (last - first).total_seconds()

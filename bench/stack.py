@@ -164,7 +164,7 @@ class Stack:
         try:
             with Session(engine) as s:
                 return [{"id": x.id, "status": x.status, "created": x.created_at, "started": x.started_at,
-                         "finished": x.finished_at, "attempts": x.attempts, "result": x.result,
+                         "finished": x.finished_at, "attempts": x.attempts, "lost": bool(x.error_reason), "result": x.result,
                          # when its first verdicts came: a two-phase grading's quick phase ended when its slow
                          # phase was queued (server/services/phases.py)
                          "first_verdicts": x.queued_at if x.lane == "slow" else x.finished_at}
