@@ -9,7 +9,6 @@ signature is still fresh (`MAX_SKEW_SECONDS`), so none of them is refused as sta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import socket
@@ -27,6 +26,7 @@ from urllib3.util.retry import Retry
 
 from grader.result import CheckResult
 from grader.reuse import Kept, Reused
+from grader.reuse.keys import file_digest
 from server.security import MAX_SKEW_SECONDS, signed_headers
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ def _grade_claimed(client: InternalClient, sid: int, info: dict[str, Any], heart
         with tempfile.TemporaryDirectory(prefix=f"autograder-{sid}-") as tmp:
             zip_path = Path(tmp) / "submission.zip"
             client.download(sid, claim, zip_path)
-            digest = _sha256(zip_path)
+            digest = file_digest(zip_path)
             if digest != info.get("sha256", digest):
                 client.fail(sid, claim, "downloaded zip does not match its checksum")
                 return f"submission {sid}: checksum mismatch"
@@ -280,14 +280,6 @@ def _grade_claimed(client: InternalClient, sid: int, info: dict[str, Any], heart
         return f"submission {sid}: claim lost ({exc})"
     finally:
         beat.stop.set()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def worker_heartbeat_loop(client: InternalClient, every: float, stop: threading.Event) -> None:
